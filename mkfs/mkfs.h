@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/* mkfs.tslabfs internals shared by its translation units and unit tests. */
+#ifndef TSLAB_MKFS_H
+#define TSLAB_MKFS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Smallest device: 2 superblock + 2 journal + 4 data zones. */
+#define MKFS_MIN_ZONES 8u
+
+int mkfs_parse_size(const char *s, uint64_t *out);
+
+/* Name of a filesystem or container whose signature is in BUF (the first
+ * LEN bytes of a target), or NULL. */
+const char *mkfs_signature(const uint8_t *buf, size_t len);
+
+/*
+ * Refuse (-EEXIST, after telling the user why) to format TARGET when it holds
+ * tslabfs or another recognisable filesystem, unless FORCE.
+ */
+int mkfs_refuse_existing(const char *target, bool force);
+
+void mkfs_uuid_str(const uint8_t uuid[16], char out[37]);
+
+#endif /* TSLAB_MKFS_H */
