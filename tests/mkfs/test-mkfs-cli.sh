@@ -1,0 +1,77 @@
+#!/bin/bash
+# mkfs.tslabfs as a user runs it: formats an image, prints its geometry,
+# refuses to overwrite tslabfs or another filesystem without -f, rejects bad
+# arguments with exit 16, and leaves a refused target untouched.
+set -u
+mkfs=$1
+dir=$(mktemp -d /var/tmp/tslab-mkfs.XXXXXX)
+trap 'rm -rf "$dir"' EXIT
+fails=0 checks=0
+
+check() { # description, expected exit code, command...
+	local what=$1 want=$2
+	shift 2
+	"$@" >"$dir/out" 2>&1
+	local got=$?
+	checks=$((checks + 1))
+	if [ "$got" -ne "$want" ]; then
+		echo "FAIL: $what: exit $got, expected $want"
+		sed 's/^/    /' "$dir/out"
+		fails=$((fails + 1))
+	else
+		echo "ok: $what"
+	fi
+}
+
+expect_out() { # description, pattern
+	checks=$((checks + 1))
+	if grep -qE "$2" "$dir/out"; then
+		echo "ok: $1"
+	else
+		echo "FAIL: $1: output lacks /$2/"
+		sed 's/^/    /' "$dir/out"
+		fails=$((fails + 1))
+	fi
+}
+
+img=$dir/a.img
+check "format a new image" 0 "$mkfs" --size 1G -L test "$img"
+expect_out "geometry printed" "zones +16 x 64 MiB"
+expect_out "label printed" "label +test"
+check "image is sparse-created at --size" 0 test "$(stat -c %s "$img")" -eq $((1 << 30))
+check "refuse an existing tslabfs without -f" 1 "$mkfs" "$img"
+expect_out "refusal says why" "already contains tslabfs"
+check "format again with -f" 0 "$mkfs" -f -q "$img"
+check "quiet prints nothing" 0 test ! -s "$dir/out"
+
+check "512-byte blocks, capacity < zone size" 0 \
+	"$mkfs" --size 512M -z 32M -c 24M -b 512 "$dir/b.img"
+expect_out "capacity printed" "capacity 24 MiB"
+expect_out "block size printed" "block size +512"
+
+truncate -s 256M "$dir/ext4.img"
+if command -v mkfs.ext4 >/dev/null && mkfs.ext4 -q -F "$dir/ext4.img" >/dev/null 2>&1; then
+	sum=$(md5sum <"$dir/ext4.img")
+	check "refuse an ext4 image without -f" 1 "$mkfs" "$dir/ext4.img"
+	expect_out "names ext4" "ext2/ext3/ext4"
+	check "refused image untouched" 0 test "$(md5sum <"$dir/ext4.img")" = "$sum"
+	check "overwrite ext4 with -f" 0 "$mkfs" -f -q "$dir/ext4.img"
+fi
+
+check "no target" 16 "$mkfs"
+check "two targets" 16 "$mkfs" "$dir/x" "$dir/y"
+check "bad size" 16 "$mkfs" --size 12Q "$dir/c.img"
+check "bad block size" 16 "$mkfs" -b 1024 "$dir/c.img"
+check "capacity above zone size" 16 "$mkfs" -z 64M -c 128M "$dir/c.img"
+check "image too small for the layout" 16 "$mkfs" --size 64M "$dir/c.img"
+check "unknown option" 16 "$mkfs" --frobnicate "$dir/c.img"
+check "label too long" 16 "$mkfs" -L 0123456789012345678901234567890123 "$dir/c.img"
+check "nothing created by refused runs" 0 test ! -e "$dir/c.img"
+check "unusable target (a directory)" 1 "$mkfs" "$dir"
+check "--help" 0 "$mkfs" --help
+expect_out "help lists --force" "--force"
+check "--version" 0 "$mkfs" --version
+expect_out "version printed" "^mkfs.tslabfs [0-9]"
+
+echo "$((checks - fails)) passed, $fails failed"
+[ "$fails" -eq 0 ]
