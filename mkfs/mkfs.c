@@ -279,6 +279,20 @@ static void mkfs_print_geometry(const struct mkfs_opts *o, struct zns_dev *dev)
 	       (uint64_t)(g->nr_zones - sb.first_data_zone) * g->zone_capacity >> 20);
 }
 
+static int mkfs_emul_create(const struct mkfs_opts *o)
+{
+	int ret = zns_emul_create(o->target, &o->emul);
+
+	if (ret)
+		fprintf(stderr, "mkfs.tslabfs: cannot set up emulated zones on %s: %s\n",
+			o->target, strerror(-ret));
+	return ret;
+}
+
+/*
+ * Make TARGET ready for slab_format(). Every failure is reported here;
+ * -EINVAL means a usage error.
+ */
 static int mkfs_prepare_target(struct mkfs_opts *o, int kind)
 {
 	int ret;
@@ -289,11 +303,11 @@ static int mkfs_prepare_target(struct mkfs_opts *o, int kind)
 		ret = mkfs_check_emul_params(o, true);
 		if (ret)
 			return ret;
-		return zns_emul_create(o->target, &o->emul);
+		return mkfs_emul_create(o);
 	}
 	if (kind < 0) {
 		fprintf(stderr, "mkfs.tslabfs: cannot use %s: %s\n", o->target, strerror(-kind));
-		return kind;
+		return -ENODEV;
 	}
 	ret = mkfs_refuse_existing(o->target, o->force);
 	if (ret)
@@ -311,7 +325,7 @@ static int mkfs_prepare_target(struct mkfs_opts *o, int kind)
 	ret = mkfs_check_emul_params(o, kind == ZNS_BACKEND_EMUL_FILE);
 	if (ret)
 		return ret;
-	return zns_emul_create(o->target, &o->emul);
+	return mkfs_emul_create(o);
 }
 
 int main(int argc, char **argv)
@@ -331,14 +345,8 @@ int main(int argc, char **argv)
 		o.emul.zone_capacity = o.emul.zone_size;
 
 	ret = mkfs_prepare_target(&o, zns_probe(o.target));
-	if (ret == -EINVAL)
-		return MKFS_EXIT_USAGE;
-	if (ret) {
-		if (ret != -EEXIST)
-			fprintf(stderr, "mkfs.tslabfs: cannot prepare %s: %s\n", o.target,
-				strerror(-ret));
-		return MKFS_EXIT_ERROR;
-	}
+	if (ret)
+		return ret == -EINVAL ? MKFS_EXIT_USAGE : MKFS_EXIT_ERROR;
 	ret = zns_open(o.target, ZNS_OPEN_EXCL, &dev);
 	if (ret) {
 		fprintf(stderr, "mkfs.tslabfs: cannot open %s: %s%s\n", o.target, strerror(-ret),
