@@ -212,6 +212,10 @@ ln -sf /proc/mounts /etc/mtab
 
 finish() { # rc, reason
 	echo "TSLAB-VM-RESULT rc=$1${2:+ ($2)}"
+	if [ "$1" -ne 0 ]; then
+		echo "TSLAB-VM: kernel log tail:"
+		dmesg | tail -n 30
+	fi
 	if [ -b /dev/nvme0n2 ]; then
 		echo "TSLAB-VM: zbd report /dev/nvme0n2 (after)"
 		zbd report /dev/nvme0n2
