@@ -27,22 +27,30 @@
 # files of S bytes for each S in --sizes; with T threads, for each T in
 # --threads, all threads write into the current directory together.
 #
+# "sync" below is fs_bench's durability point: syncfs() of the filesystem,
+# then fsync() of every top-level directory and of the root. The fsyncs are
+# there for tslabfs: the kernel never passes syncfs() to a /dev/fuse daemon
+# (FUSE_SYNCFS goes to virtiofs only), while FSYNCDIR does reach it, and a
+# directory fsync must make the files created in it durable. On ext4, xfs and
+# btrfs they find nothing left to write after syncfs().
+#
 # Rows (per file size S; ingest per S and T; everything else with the first T):
-#   ingest         create+write+close N files, then syncfs, files/s (syncfs
+#   ingest         create+write+close N files, then sync, files/s (sync
 #                  included).
-#   space          device bytes used per file after ingest+syncfs, as a
+#   space          device bytes used per file after ingest+sync, as a
 #                  multiple of the payload S, by two independent methods:
 #                  "alloc": growth of the image file's allocated bytes
 #                  (du --block-size=1 of the sparse image, after mkfs+mount vs
-#                  after ingest+syncfs) — everything the filesystem wrote,
+#                  after ingest+sync) — everything the filesystem wrote,
 #                  metadata and log/journal growth included, measured outside
 #                  the filesystem, the same way for all four; this is the
 #                  primary number. "df": growth of statfs() used bytes
 #                  (f_blocks - f_bfree), i.e. what the filesystem says.
 #                  ext4 and xfs preallocate their inode tables / log at mkfs,
 #                  which therefore sits in the baseline of "alloc".
-#   tslabfs RSS    VmRSS and VmHWM of the daemon after ingest, scaled to MiB
-#                  per million files (plus the RSS right after mount).
+#   tslabfs RSS    VmRSS and VmHWM of the daemon (/proc/PID/status) after
+#                  ingest+sync, in MiB; the VmRSS growth since mount and
+#                  VmHWM, each scaled to MiB per million files.
 #   cold read      sync; echo 3 > /proc/sys/vm/drop_caches (tslabfs is also
 #                  unmounted and mounted again first, which drops its state;
 #                  the time that mount took is reported), then open/read/close
@@ -52,11 +60,11 @@
 #   statwalk       after dropping caches again (and remounting tslabfs): nftw
 #                  stat of every entry, files/s.
 #   overwrite      10% of the files, random, open(O_WRONLY|O_TRUNC), write a
-#                  few bytes (a counter), close; then syncfs; files/s.
+#                  few bytes (a counter), close; then sync; files/s.
 #   expire         remove window w0000 (N/D files): rm -rf style on ext4/xfs/
 #                  btrfs (nftw, unlink, rmdir, timed in process), a single
 #                  rmdir() on tslabfs (epoch drop); seconds, and seconds
-#                  including the following syncfs.
+#                  including the following sync.
 #   expire all N   a separate configuration: N files of 100 B in ONE
 #                  directory, then the same removal of that directory
 #                  (--files 1000000 gives the million-file epoch drop).
@@ -180,14 +188,25 @@ metric() { # key label unit: declare a row (first declaration fixes its position
 put() { # key fs value
 	printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$values"
 }
+put_space() { # key fs value method
+	if [ -n "$3" ]; then
+		put "$1" "$2" "$3"
+	else
+		echo "$1 $2: $4 did not grow during ingest; space not measurable this way" >>"$notes"
+	fi
+}
 kv() { # file key
 	sed -n "s/^$2=//p" "$1" | head -n1
 }
 alloc_bytes() {
 	du --block-size=1 "$1" | cut -f1
 }
-per_payload() { # before after size: growth per file as a multiple of the payload
-	awk -v a="$1" -v b="$2" -v s="$3" -v n="$files" 'BEGIN { printf "%.4f", (b - a) / (n * s) }'
+# Growth per file as a multiple of the payload; empty (n/a) when nothing grew,
+# which means the measurement cannot see this filesystem's writes (e.g. a
+# preallocated image), not that the files are free.
+per_payload() { # before after size
+	awk -v a="$1" -v b="$2" -v s="$3" -v n="$files" \
+		'BEGIN { if (b > a) printf "%.4f", (b - a) / (n * s) }'
 }
 drop_caches() {
 	sync
@@ -288,25 +307,30 @@ do_ingest() { # fs tag size nthreads ndirs
 	a0=$(alloc_bytes "$cur_img")
 	run_bench "$tag-$fs-statfs0" statfs "$cur_mnt" || return 1
 	d0=$(kv "$res/$tag-$fs-statfs0.txt" used_bytes)
-	if [ "$fs" = tslabfs ]; then
-		put "rss_mount" tslabfs "$(awk '/VmRSS/ {print $2/1024}' /proc/$cur_pid/status)"
-	fi
+	[ "$fs" = tslabfs ] && rss0=$(awk '/VmRSS/ {print $2}' "/proc/$cur_pid/status")
 	run_bench "$tag-$fs-ingest" -n "$files" -s "$size" -d "$nd" -t "$nt" ingest "$cur_mnt" ||
 		return 1
 	o=$res/$tag-$fs-ingest.txt
 	put "ingest_$tag" "$fs" "$(kv "$o" files_per_s)"
-	log "$tag $fs: ingest $(kv "$o" files_per_s) files/s (create $(kv "$o" create_s) s, syncfs $(kv "$o" sync_s) s)"
+	log "$tag $fs: ingest $(kv "$o" files_per_s) files/s (create $(kv "$o" create_s) s, sync $(kv "$o" sync_s) s)"
 	a1=$(alloc_bytes "$cur_img")
 	run_bench "$tag-$fs-statfs1" statfs "$cur_mnt" || return 1
 	d1=$(kv "$res/$tag-$fs-statfs1.txt" used_bytes)
 	if [ "$size" -gt 0 ]; then
-		put "space_alloc_$tag" "$fs" "$(per_payload "$a0" "$a1" "$size")"
-		put "space_df_$tag" "$fs" "$(per_payload "$d0" "$d1" "$size")"
+		put_space "space_alloc_$tag" "$fs" "$(per_payload "$a0" "$a1" "$size")" "image allocation"
+		put_space "space_df_$tag" "$fs" "$(per_payload "$d0" "$d1" "$size")" "statfs used"
 	fi
 	if [ "$fs" = tslabfs ]; then
-		local st=/proc/$cur_pid/status
-		put "rss_$tag" tslabfs "$(awk -v n="$files" '/VmRSS/ {print $2/1024*1e6/n}' $st)"
-		put "hwm_$tag" tslabfs "$(awk -v n="$files" '/VmHWM/ {print $2/1024*1e6/n}' $st)"
+		local rss1 hwm1
+		rss1=$(awk '/VmRSS/ {print $2}' "/proc/$cur_pid/status")
+		hwm1=$(awk '/VmHWM/ {print $2}' "/proc/$cur_pid/status")
+		put "rss_$tag" tslabfs "$(awk -v k="$rss1" 'BEGIN { print k / 1024 }')"
+		put "hwm_$tag" tslabfs "$(awk -v k="$hwm1" 'BEGIN { print k / 1024 }')"
+		put "rssper_$tag" tslabfs "$(awk -v a="$rss0" -v b="$rss1" -v n="$files" \
+			'BEGIN { print (b - a) / 1024 * 1e6 / n }')"
+		put "hwmper_$tag" tslabfs "$(awk -v b="$hwm1" -v n="$files" \
+			'BEGIN { print b / 1024 * 1e6 / n }')"
+		log "$tag tslabfs: VmRSS $rss0 kB at mount, $rss1 kB after ingest, VmHWM $hwm1 kB"
 	fi
 	ok=1
 }
@@ -352,20 +376,21 @@ do_rest() { # fs tag size nthreads ndirs
 # Declares every row up front, grouped by metric, so the table reads by metric.
 declare_rows() {
 	local s t tag k=$(((files + dirs - 1) / dirs)) g
-	metric rss_mount "tslabfs VmRSS right after mount" MiB
-	for g in ingest space_alloc space_df rss hwm remount cold_p50 cold_p99 cold_rate \
+	for g in ingest space_alloc space_df rss hwm rssper hwmper remount cold_p50 cold_p99 cold_rate \
 		warm_p50 warm_p99 warm_rate statwalk overwrite expire expire_sync; do
 		for s in $sizes; do
 			tag=S${s}T$first_t
 			case $g in
 			ingest)
 				for t in $threads; do
-					metric "ingest_S${s}T$t" "ingest (+syncfs) S=$s T=$t" files/s
+					metric "ingest_S${s}T$t" "ingest (+sync) S=$s T=$t" files/s
 				done ;;
 			space_alloc) metric "${g}_$tag" "space S=$s: image alloc / payload" x ;;
 			space_df) metric "${g}_$tag" "space S=$s: statfs used / payload" x ;;
-			rss) metric "${g}_$tag" "tslabfs VmRSS per 1M files, S=$s" MiB ;;
-			hwm) metric "${g}_$tag" "tslabfs VmHWM per 1M files, S=$s" MiB ;;
+			rss) metric "${g}_$tag" "tslabfs VmRSS after ingest, S=$s" MiB ;;
+			hwm) metric "${g}_$tag" "tslabfs VmHWM after ingest, S=$s" MiB ;;
+			rssper) metric "${g}_$tag" "tslabfs VmRSS growth per 1M files, S=$s" MiB ;;
+			hwmper) metric "${g}_$tag" "tslabfs VmHWM per 1M files, S=$s" MiB ;;
 			remount) metric "${g}_$tag" "tslabfs mount after ingest, S=$s" s ;;
 			cold_p50) metric "${g}_$tag" "cold read p50, S=$s" us ;;
 			cold_p99) metric "${g}_$tag" "cold read p99, S=$s" us ;;
@@ -374,15 +399,15 @@ declare_rows() {
 			warm_p99) metric "${g}_$tag" "warm read p99, S=$s" us ;;
 			warm_rate) metric "${g}_$tag" "warm read, S=$s" files/s ;;
 			statwalk) metric "${g}_$tag" "statwalk (cold), S=$s" files/s ;;
-			overwrite) metric "${g}_$tag" "overwrite 10% (+syncfs), S=$s" files/s ;;
+			overwrite) metric "${g}_$tag" "overwrite 10% (+sync), S=$s" files/s ;;
 			expire) metric "${g}_$tag" "expire 1 dir of $k files, S=$s" s ;;
-			expire_sync) metric "${g}_$tag" "expire $k files +syncfs, S=$s" s ;;
+			expire_sync) metric "${g}_$tag" "expire $k files +sync, S=$s" s ;;
 			esac
 		done
 	done
-	metric ingest_big "ingest (+syncfs) S=100 T=$first_t, 1 dir" files/s
+	metric ingest_big "ingest (+sync) S=100 T=$first_t, 1 dir" files/s
 	metric expire_big "expire 1 dir of $files files" s
-	metric expire_sync_big "expire 1 dir of $files files +syncfs" s
+	metric expire_sync_big "expire 1 dir of $files files +sync" s
 }
 
 run_config() { # size nthreads ndirs full tag
