@@ -83,7 +83,7 @@ scratch=/var/tmp/tslab-bench
 image_size=16G
 fslist="ext4 xfs btrfs tslabfs"
 tslab_opts=""
-step_timeout=1800
+step_timeout=600
 big_expire=1
 
 usage() {
@@ -100,7 +100,7 @@ Options:
   --fs "LIST"        filesystems (default "ext4 xfs btrfs tslabfs")
   --tslabfs-opts O   extra -o options for the tslabfs daemon
   --no-big-expire    skip the N-files-in-one-directory expiry configuration
-  --step-timeout S   kill a step that runs longer (default 1800 s)
+  --step-timeout S   kill a step that runs longer (default 600 s)
 EOF
 }
 
@@ -237,6 +237,7 @@ wait_mounted() { # mnt pid: 0 when mounted, 1 when the daemon died or 60 s passe
 tslab_start() { # img mnt; sets cur_pid and tslab_mount_s
 	local t0 t1 opts=()
 	[ -n "$tslab_opts" ] && opts=(-o "$tslab_opts")
+	echo "== $(date +%T) tslabfs -f ${opts[*]} $*" >>"$res/tslabfs-daemon.log"
 	t0=$(date +%s.%N)
 	"$tslabfs_bin" -f "${opts[@]}" "$1" "$2" >>"$res/tslabfs-daemon.log" 2>&1 &
 	cur_pid=$!
@@ -251,6 +252,16 @@ tslab_start() { # img mnt; sets cur_pid and tslab_mount_s
 }
 
 tslab_stop() { # waits for the daemon to finish writing back and exit
+	local st
+	if ! kill -0 "$cur_pid" 2>/dev/null; then
+		wait "$cur_pid" 2>/dev/null
+		st=$?
+		echo "tslabfs daemon $cur_pid had exited (status $st) before unmount" >>"$notes"
+		log "tslabfs daemon died (status $st), see $res/tslabfs-daemon.log"
+		cur_pid=""
+		fusermount3 -u "$cur_mnt" 2>/dev/null || fusermount3 -uz "$cur_mnt" 2>/dev/null
+		return 1
+	fi
 	fusermount3 -u "$cur_mnt" || return 1
 	for _ in $(seq 600); do
 		kill -0 "$cur_pid" 2>/dev/null || { wait "$cur_pid" 2>/dev/null; cur_pid=""; return 0; }
