@@ -1,0 +1,319 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fs: file data and attributes — open, read, write, release, flush, fsync,
+ * setattr.
+ *
+ * A file's content is brought into a DRAM buffer (tslab_ext.buf) when it
+ * is written or its attributes change, and written back as ONE
+ * slab_obj_put() at the last release, at fsync, or by the commit thread —
+ * never one put per write(). Reads of a file that is not buffered go to
+ * slab_obj_read() (the kernel's page cache answers most of them).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs/fs_int.h"
+
+/* Largest file: the whole content is buffered in DRAM while written. */
+#define TSLAB_FILE_MAX (1ull << 30)
+
+void tslab_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct tslab_fs *fs = tslab_fs_of(req);
+	struct tslab_epoch *ep;
+	struct tslab_inode *ip;
+	int err;
+
+	pthread_rwlock_rdlock(&fs->drop_lock);
+	err = tslab_get_locked(fs, ino, &ep, &ip);
+	if (err)
+		goto unlock_drop;
+	if (S_ISDIR(ip->mode))
+		err = -EISDIR;
+	else if ((fi->flags & O_ACCMODE) != O_RDONLY && tslab_is_ro(fs))
+		err = -EROFS;
+	else if (!tslab_ext_get(ep, ip))
+		err = -ENOMEM;
+	else
+		ip->ext->open++;
+	pthread_mutex_unlock(&ep->lock);
+unlock_drop:
+	pthread_rwlock_unlock(&fs->drop_lock);
+	if (err) {
+		fuse_reply_err(req, -err);
+		return;
+	}
+	/* Every write goes through this mount: cached pages stay valid, and
+	 * close needs no FLUSH round trip (data is put at release). */
+	fi->keep_cache = 1;
+	fi->noflush = 1;
+	fuse_reply_open(req, fi);
+}
+
+static int read_locked(struct tslab_fs *fs, struct tslab_inode *ip, size_t size, off_t off,
+		       void **out, size_t *outlen)
+{
+	struct tslab_ext *x = ip->ext;
+	size_t n;
+	void *buf;
+	ssize_t r;
+
+	*out = NULL;
+	*outlen = 0;
+	if (S_ISDIR(ip->mode))
+		return -EISDIR;
+	if (off < 0)
+		return -EINVAL;
+	if ((uint64_t)off >= ip->size)
+		return 0;
+	n = ip->size - (uint64_t)off < size ? (size_t)(ip->size - (uint64_t)off) : size;
+	buf = malloc(n);
+	if (!buf)
+		return -ENOMEM;
+	if (x && x->loaded) {
+		memcpy(buf, x->buf + off, n);
+	} else {
+		r = slab_obj_read(fs->st, ip->ino, (uint64_t)off, buf, n);
+		if (r < 0) {
+			free(buf);
+			return tslab_err(fs, (int)r, "reading a file");
+		}
+		n = (size_t)r;
+	}
+	*out = buf;
+	*outlen = n;
+	return 0;
+}
+
+void tslab_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		   struct fuse_file_info *fi)
+{
+	struct tslab_fs *fs = tslab_fs_of(req);
+	struct tslab_epoch *ep;
+	struct tslab_inode *ip;
+	void *buf = NULL;
+	size_t n = 0;
+	int err;
+
+	pthread_rwlock_rdlock(&fs->drop_lock);
+	err = tslab_get_locked(fs, ino, &ep, &ip);
+	if (!err) {
+		err = read_locked(fs, ip, size, off, &buf, &n);
+		pthread_mutex_unlock(&ep->lock);
+	}
+	pthread_rwlock_unlock(&fs->drop_lock);
+	if (err)
+		fuse_reply_err(req, -err);
+	else
+		fuse_reply_buf(req, buf, n);
+	free(buf);
+}
+
+static int write_locked(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_inode *ip,
+			const char *data, size_t size, off_t off)
+{
+	struct tslab_ext *x;
+	uint64_t end = (uint64_t)off + size;
+	int err;
+
+	if (!S_ISREG(ip->mode))
+		return S_ISDIR(ip->mode) ? -EISDIR : -EINVAL;
+	if (off < 0)
+		return -EINVAL;
+	if (end > TSLAB_FILE_MAX)
+		return -EFBIG;
+	err = tslab_data_load(fs, ep, ip);
+	if (err)
+		return err;
+	x = ip->ext;
+	err = tslab_data_reserve(x, end);
+	if (err)
+		return err;
+	if ((uint64_t)off > ip->size)
+		memset(x->buf + ip->size, 0, (size_t)((uint64_t)off - ip->size));
+	memcpy(x->buf + off, data, size);
+	if (end > ip->size)
+		ip->size = end;
+	ip->mtime = ip->ctime = tslab_now();
+	x->dirty = true;
+	return 0;
+}
+
+void tslab_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct tslab_fs *fs = tslab_fs_of(req);
+	struct tslab_epoch *ep;
+	struct tslab_inode *ip;
+	int err = tslab_is_ro(fs) ? -EROFS : 0;
+
+	if (err)
+		goto out;
+	pthread_rwlock_rdlock(&fs->drop_lock);
+	err = tslab_get_locked(fs, ino, &ep, &ip);
+	if (!err) {
+		err = write_locked(fs, ep, ip, buf, size, off);
+		pthread_mutex_unlock(&ep->lock);
+	}
+	pthread_rwlock_unlock(&fs->drop_lock);
+out:
+	if (err)
+		fuse_reply_err(req, -err);
+	else
+		fuse_reply_write(req, size);
+}
+
+/* Put IP if dirty; with SYNC also make it durable. */
+static int file_commit(struct tslab_fs *fs, fuse_ino_t ino, bool sync)
+{
+	struct tslab_epoch *ep;
+	struct tslab_inode *ip;
+	int err;
+
+	pthread_rwlock_rdlock(&fs->drop_lock);
+	err = tslab_get_locked(fs, ino, &ep, &ip);
+	if (!err) {
+		if (ip->ext && ip->ext->dirty && !ip->orphan)
+			err = tslab_inode_put(fs, ip);
+		pthread_mutex_unlock(&ep->lock);
+	}
+	pthread_rwlock_unlock(&fs->drop_lock);
+	if (!err && sync) {
+		err = slab_sync(fs->st);
+		if (err)
+			err = tslab_err(fs, err, "syncing");
+	}
+	return err;
+}
+
+void tslab_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, -file_commit(tslab_fs_of(req), ino, false));
+}
+
+void tslab_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, -file_commit(tslab_fs_of(req), ino, true));
+}
+
+void tslab_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct tslab_fs *fs = tslab_fs_of(req);
+	struct tslab_epoch *ep;
+	struct tslab_inode *ip;
+	int err;
+
+	pthread_rwlock_rdlock(&fs->drop_lock);
+	/* A stale handle (dropped epoch) has nothing left to release. */
+	err = tslab_get_locked(fs, ino, &ep, &ip);
+	if (err)
+		goto unlock_drop;
+	if (ip->ext && ip->ext->open)
+		ip->ext->open--;
+	if (!ip->ext || ip->ext->open)
+		goto unlock;
+	if (ip->orphan) {
+		err = tslab_unlink_inode(fs, ep, ip);
+		goto unlock;
+	}
+	if (ip->ext->dirty)
+		err = tslab_inode_put(fs, ip);
+	tslab_ext_trim(ep, ip);
+unlock:
+	pthread_mutex_unlock(&ep->lock);
+unlock_drop:
+	pthread_rwlock_unlock(&fs->drop_lock);
+	fuse_reply_err(req, 0);
+}
+
+static int truncate_locked(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_inode *ip,
+			   uint64_t size)
+{
+	int err;
+
+	if (S_ISDIR(ip->mode))
+		return -EISDIR;
+	if (!S_ISREG(ip->mode))
+		return -EINVAL;
+	if (size > TSLAB_FILE_MAX)
+		return -EFBIG;
+	err = tslab_data_load(fs, ep, ip);
+	if (!err)
+		err = tslab_data_reserve(ip->ext, size);
+	if (err)
+		return err;
+	if (size > ip->size)
+		memset(ip->ext->buf + ip->size, 0, (size_t)(size - ip->size));
+	ip->size = size;
+	ip->mtime = tslab_now();
+	return 0;
+}
+
+static int64_t ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+static int setattr_locked(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_inode *ip,
+			  const struct stat *a, int to_set)
+{
+	int64_t now = tslab_now();
+	int err = 0;
+
+	if (to_set & FUSE_SET_ATTR_SIZE)
+		err = truncate_locked(fs, ep, ip, (uint64_t)a->st_size);
+	if (err)
+		return err;
+	if (to_set & FUSE_SET_ATTR_MODE)
+		ip->mode = (ip->mode & S_IFMT) | (a->st_mode & 07777);
+	if (to_set & FUSE_SET_ATTR_UID)
+		ip->uid = a->st_uid;
+	if (to_set & FUSE_SET_ATTR_GID)
+		ip->gid = a->st_gid;
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+		ip->atime = now;
+	else if (to_set & FUSE_SET_ATTR_ATIME)
+		ip->atime = ts_ns(&a->st_atim);
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		ip->mtime = now;
+	else if (to_set & FUSE_SET_ATTR_MTIME)
+		ip->mtime = ts_ns(&a->st_mtim);
+	if (to_set & FUSE_SET_ATTR_CTIME)
+		ip->ctime = ts_ns(&a->st_ctim);
+	else
+		ip->ctime = now;
+	return tslab_inode_dirty(fs, ep, ip);
+}
+
+void tslab_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		      struct fuse_file_info *fi)
+{
+	struct tslab_fs *fs = tslab_fs_of(req);
+	struct tslab_epoch *ep;
+	struct tslab_inode *ip;
+	struct stat st;
+	int err = tslab_is_ro(fs) ? -EROFS : 0;
+
+	if (err)
+		goto out;
+	pthread_rwlock_rdlock(&fs->drop_lock);
+	err = tslab_get_locked(fs, ino, &ep, &ip);
+	if (!err) {
+		err = setattr_locked(fs, ep, ip, attr, to_set);
+		tslab_inode_stat(ip, &st);
+		/* A closed file's change is put now: it has no release. */
+		if (!err && ip->ext && !ip->ext->open && !ip->orphan) {
+			err = tslab_inode_put(fs, ip);
+			tslab_ext_trim(ep, ip);
+		}
+		pthread_mutex_unlock(&ep->lock);
+	}
+	pthread_rwlock_unlock(&fs->drop_lock);
+out:
+	if (err)
+		fuse_reply_err(req, -err);
+	else
+		fuse_reply_attr(req, &st, TSLAB_TIMEOUT);
+}

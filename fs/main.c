@@ -1,0 +1,458 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tslabfs: the FUSE daemon. Command line, options, daemonizing, mount,
+ * request loop and the orderly shutdown that flushes everything.
+ *
+ *   tslabfs [options] DEVICE MOUNTPOINT
+ *
+ * Exit status: 0 after a clean unmount, 1 on any error (a usage error, a
+ * device that cannot be used, a failed mount).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "fs/fs_int.h"
+
+struct tslab_opts {
+	unsigned epoch_depth;
+	unsigned commit;
+	int ro;
+	int allow_other;
+	char *device;
+	int nonopts;
+};
+
+enum { KEY_RO, KEY_ALLOW_OTHER };
+
+static const struct fuse_opt tslab_opt_spec[] = {
+	{ "epoch_depth=%u", offsetof(struct tslab_opts, epoch_depth), 0 },
+	{ "commit=%u", offsetof(struct tslab_opts, commit), 0 },
+	FUSE_OPT_KEY("ro", KEY_RO),
+	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+	FUSE_OPT_END
+};
+
+/* ---- logging ------------------------------------------------------------ */
+
+static bool log_stderr = true;
+
+void tslab_log_init(bool to_stderr)
+{
+	log_stderr = to_stderr;
+	if (!to_stderr)
+		openlog("tslabfs", LOG_PID, LOG_DAEMON);
+}
+
+void tslab_log(int prio, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (log_stderr) {
+		fputs("tslabfs: ", stderr);
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
+	} else {
+		vsyslog(prio, fmt, ap);
+	}
+	va_end(ap);
+}
+
+/* ---- command line --------------------------------------------------------- */
+
+static void usage(const char *prog)
+{
+	printf("Usage: %s [options] DEVICE MOUNTPOINT\n"
+	       "\n"
+	       "Mount the tslabfs filesystem on DEVICE (a zoned block device, or an image\n"
+	       "file or block device formatted by mkfs.tslabfs) at MOUNTPOINT.\n"
+	       "\n"
+	       "tslabfs options:\n"
+	       "    -o epoch_depth=N       directories at depth N below the root are\n"
+	       "                           epochs (default 1; 0 = no epochs)\n"
+	       "    -o commit=SECONDS      longest time unsynced data waits before it\n"
+	       "                           is written (default 5)\n"
+	       "    -o ro                  mount read-only\n"
+	       "    -o allow_other         let every user access the filesystem\n"
+	       "                           (permissions are checked by the kernel,\n"
+	       "                           default_permissions is always on)\n"
+	       "\n",
+	       prog);
+}
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct tslab_opts *o = data;
+
+	switch (key) {
+	case KEY_RO:
+		o->ro = 1;
+		return 1;
+	case KEY_ALLOW_OTHER:
+		o->allow_other = 1;
+		return 1;
+	case FUSE_OPT_KEY_NONOPT:
+		if (!o->device) {
+			o->device = strdup(arg);
+			return o->device ? 0 : -1;
+		}
+		o->nonopts++;
+		return 1;
+	default:
+		return 1;
+	}
+}
+
+static int add_opts(struct fuse_args *args, const struct tslab_opts *o)
+{
+	char *s = NULL;
+	int err;
+
+	err = fuse_opt_add_opt(&s, "subtype=tslabfs,default_permissions");
+	if (!err)
+		err = fuse_opt_add_opt(&s, "fsname=");
+	if (!err) {
+		/* fsname= must take the device, escaped (commas, backslashes). */
+		char *t = NULL;
+
+		err = fuse_opt_add_opt_escaped(&t, o->device);
+		if (!err) {
+			size_t l = strlen(s);
+			char *n = realloc(s, l + strlen(t) + 1);
+
+			if (n) {
+				strcpy(n + l, t);
+				s = n;
+			} else {
+				err = -1;
+			}
+		}
+		free(t);
+	}
+	if (!err)
+		err = fuse_opt_add_arg(args, "-o");
+	if (!err)
+		err = fuse_opt_add_arg(args, s);
+	free(s);
+	return err;
+}
+
+/* ---- signals: sync the kernel's dirty pages, then leave the loop --------- */
+
+static sem_t sig_sem;
+static volatile sig_atomic_t sig_seen;
+
+static void on_term(int sig)
+{
+	sig_seen = sig;
+	sem_post(&sig_sem);
+}
+
+static void on_wake(int sig)
+{
+}
+
+struct sig_ctx {
+	struct tslab_fs *fs;
+	const char *mountpoint;
+	pthread_t main_thread;
+};
+
+static void *sig_main(void *arg)
+{
+	struct sig_ctx *c = arg;
+	int fd;
+
+	while (sem_wait(&sig_sem) < 0)
+		;
+	if (sig_seen == SIGUSR2)
+		return NULL; /* shutdown from the loop's own exit */
+	tslab_log(LOG_INFO, "%s: signal %d: flushing and unmounting", c->fs->device,
+		  (int)sig_seen);
+	/* The loop still serves requests: the kernel writes back its dirty
+	 * pages through us before the session stops. */
+	fd = open(c->mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		syncfs(fd);
+		close(fd);
+	}
+	fuse_session_exit(c->fs->se);
+	pthread_kill(c->main_thread, SIGUSR1);
+	return NULL;
+}
+
+static int install_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_term };
+
+	if (sem_init(&sig_sem, 0, 0))
+		return -errno;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGTERM, &sa, NULL) || sigaction(SIGINT, &sa, NULL) ||
+	    sigaction(SIGHUP, &sa, NULL))
+		return -errno;
+	sa.sa_handler = on_wake;
+	if (sigaction(SIGUSR1, &sa, NULL))
+		return -errno;
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	return 0;
+}
+
+/* ---- daemonizing -------------------------------------------------------------- */
+
+/* Fork; the parent waits for the child's status byte and exits with it, so
+ * that errors while opening the device or mounting reach the caller. */
+static int daemon_start(int *status_fd)
+{
+	int pfd[2];
+	pid_t pid;
+	char st = 1;
+
+	if (pipe(pfd))
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		close(pfd[1]);
+		if (read(pfd[0], &st, 1) != 1)
+			st = 1;
+		_exit(st);
+	}
+	close(pfd[0]);
+	setsid();
+	*status_fd = pfd[1];
+	return 0;
+}
+
+static void daemon_ready(int status_fd, char st)
+{
+	int nfd;
+
+	if (status_fd < 0)
+		return;
+	if (!st) {
+		(void)!chdir("/");
+		nfd = open("/dev/null", O_RDWR);
+		if (nfd >= 0) {
+			dup2(nfd, 0);
+			dup2(nfd, 1);
+			dup2(nfd, 2);
+			if (nfd > 2)
+				close(nfd);
+		}
+		tslab_log_init(false);
+	}
+	(void)!write(status_fd, &st, 1);
+	close(status_fd);
+}
+
+/* ---- device --------------------------------------------------------------------- */
+
+static int open_device(struct tslab_fs *fs)
+{
+	unsigned flags = ZNS_OPEN_EXCL | (fs->read_only ? ZNS_OPEN_RDONLY : 0);
+	struct slab_sb_info sb;
+	int err = zns_open(fs->device, flags, &fs->dev);
+
+	if (err == -EBUSY) {
+		tslab_log(LOG_ERR, "%s is in use (already mounted by another tslabfs daemon?)",
+			  fs->device);
+		return err;
+	}
+	if (err == -EMEDIUMTYPE) {
+		tslab_log(LOG_ERR, "%s is neither a zoned device nor a tslabfs image "
+				   "(format it with mkfs.tslabfs)", fs->device);
+		return err;
+	}
+	if (err) {
+		tslab_log(LOG_ERR, "cannot open %s: %s", fs->device, strerror(-err));
+		return err;
+	}
+	err = slab_sb_read(fs->dev, &sb);
+	if (err) {
+		tslab_log(LOG_ERR, "%s: %s", fs->device,
+			  err == -ENODATA ? "no tslabfs filesystem (format it with mkfs.tslabfs)"
+			  : err == -EOPNOTSUPP ? "filesystem of a newer or unknown format"
+			  : strerror(-err));
+		goto close_dev;
+	}
+	err = tslab_mount_store(fs);
+	if (err) {
+		tslab_log(LOG_ERR, "%s: mounting the store failed: %s", fs->device,
+			  strerror(-err));
+		goto close_dev;
+	}
+	return 0;
+
+close_dev:
+	zns_close(fs->dev);
+	fs->dev = NULL;
+	return err;
+}
+
+static int close_device(struct tslab_fs *fs)
+{
+	int err = tslab_flush_all(fs, true);
+	int r = slab_unmount(fs->st);
+
+	if (!err)
+		err = r;
+	zns_close(fs->dev);
+	if (err)
+		tslab_log(LOG_ERR, "%s: unmount: %s", fs->device, strerror(-err));
+	else
+		tslab_log(LOG_INFO, "%s: unmounted, everything written", fs->device);
+	return err;
+}
+
+/* ---- main ------------------------------------------------------------------------ */
+
+static struct tslab_fs *fs_new(const struct tslab_opts *o, bool foreground)
+{
+	struct tslab_fs *fs = calloc(1, sizeof(*fs));
+
+	if (!fs)
+		return NULL;
+	fs->device = o->device;
+	fs->epoch_depth = o->epoch_depth;
+	fs->commit_s = o->commit;
+	fs->read_only = o->ro;
+	fs->foreground = foreground;
+	pthread_rwlock_init(&fs->drop_lock, NULL);
+	pthread_mutex_init(&fs->epochs_lock, NULL);
+	pthread_mutex_init(&fs->commit_mu, NULL);
+	pthread_cond_init(&fs->commit_cv, NULL);
+	pthread_mutex_init(&fs->notify_mu, NULL);
+	pthread_cond_init(&fs->notify_cv, NULL);
+	return fs;
+}
+
+static int run_loop(struct tslab_fs *fs, const struct fuse_cmdline_opts *cmd)
+{
+	struct fuse_loop_config cfg = { .clone_fd = cmd->clone_fd,
+					.max_idle_threads = cmd->max_idle_threads };
+	struct sig_ctx sc = { .fs = fs, .mountpoint = cmd->mountpoint,
+			      .main_thread = pthread_self() };
+	pthread_t sig_thread;
+	int ret;
+
+	if (pthread_create(&sig_thread, NULL, sig_main, &sc))
+		return -1;
+	ret = cmd->singlethread ? fuse_session_loop(fs->se) : fuse_session_loop_mt(fs->se, &cfg);
+	if (!sig_seen) {
+		sig_seen = SIGUSR2;
+		sem_post(&sig_sem);
+	}
+	pthread_join(sig_thread, NULL);
+	return ret;
+}
+
+static int check_opts(const struct tslab_opts *o, const struct fuse_cmdline_opts *cmd)
+{
+	if (!o->device || !cmd->mountpoint) {
+		fprintf(stderr, "tslabfs: missing %s (see tslabfs --help)\n",
+			o->device ? "MOUNTPOINT" : "DEVICE and MOUNTPOINT");
+		return -1;
+	}
+	if (o->commit < 1 || o->commit > 86400) {
+		fprintf(stderr, "tslabfs: commit=%u: must be 1..86400 seconds\n", o->commit);
+		return -1;
+	}
+	if (o->epoch_depth > 64) {
+		fprintf(stderr, "tslabfs: epoch_depth=%u: must be 0..64\n", o->epoch_depth);
+		return -1;
+	}
+	return 0;
+}
+
+static int mount_and_serve(struct tslab_fs *fs, struct fuse_cmdline_opts *cmd)
+{
+	int status_fd = -1, ret = 1;
+
+	if (!cmd->foreground && daemon_start(&status_fd)) {
+		perror("tslabfs: fork");
+		return 1;
+	}
+	if (install_signals() || open_device(fs))
+		goto fail;
+	if (fuse_session_mount(fs->se, cmd->mountpoint)) {
+		tslab_log(LOG_ERR, "%s: cannot mount at %s", fs->device, cmd->mountpoint);
+		goto close_dev;
+	}
+	if (tslab_threads_start(fs)) {
+		tslab_log(LOG_ERR, "cannot start threads");
+		goto unmount;
+	}
+	tslab_log(LOG_INFO, "%s mounted at %s (epoch_depth=%u, commit=%u%s)", fs->device,
+		  cmd->mountpoint, fs->epoch_depth, fs->commit_s, fs->read_only ? ", ro" : "");
+	daemon_ready(status_fd, 0);
+	status_fd = -1;
+	ret = run_loop(fs, cmd) ? 1 : 0;
+	tslab_threads_stop(fs);
+unmount:
+	fuse_session_unmount(fs->se);
+close_dev:
+	if (close_device(fs))
+		ret = 1;
+	tslab_threads_stop(fs);
+fail:
+	daemon_ready(status_fd, 1);
+	return ret;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct tslab_opts o = { .epoch_depth = 1, .commit = 5 };
+	struct fuse_cmdline_opts cmd = { 0 };
+	struct tslab_fs *fs = NULL;
+	int ret = 1;
+
+	if (fuse_opt_parse(&args, &o, tslab_opt_spec, opt_proc))
+		goto free_args;
+	if (fuse_parse_cmdline(&args, &cmd))
+		goto free_args;
+	if (cmd.show_help) {
+		usage(argv[0]);
+		fuse_cmdline_help();
+		fuse_lowlevel_help();
+		ret = 0;
+		goto free_args;
+	}
+	if (cmd.show_version) {
+		printf("tslabfs version %s\n", TSLAB_VERSION);
+		printf("FUSE library version %s\n", fuse_pkgversion());
+		fuse_lowlevel_version();
+		ret = 0;
+		goto free_args;
+	}
+	if (check_opts(&o, &cmd) || add_opts(&args, &o))
+		goto free_args;
+	fs = fs_new(&o, cmd.foreground);
+	if (!fs)
+		goto free_args;
+	tslab_log_init(true);
+	fs->se = fuse_session_new(&args, &tslab_ops, sizeof(tslab_ops), fs);
+	if (!fs->se)
+		goto free_fs; /* libfuse printed why (e.g. an unknown option) */
+	ret = mount_and_serve(fs, &cmd);
+	fuse_session_destroy(fs->se);
+free_fs:
+	free(fs);
+free_args:
+	free(cmd.mountpoint);
+	free(o.device);
+	fuse_opt_free_args(&args);
+	return ret;
+}

@@ -1,0 +1,523 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fs namespace: epochs, the per-epoch dentry hash, inodes and their
+ * on-demand extension (open state, file content, xattrs, children), and the
+ * conversion of an inode into a slab object.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include <xxhash.h>
+
+#include "fs/fs_int.h"
+
+#define TSLAB_BUCKETS_MIN 64u
+
+int64_t tslab_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Device-level failures switch the mount to read-only; the error is logged
+ * once with what was being done. */
+int tslab_err(struct tslab_fs *fs, int err, const char *what)
+{
+	if (err == -EIO || err == -EROFS || err == -EUCLEAN) {
+		if (!atomic_exchange(&fs->went_ro, true))
+			tslab_log(LOG_ERR, "%s: %s: %s; the filesystem is now read-only",
+				  fs->device, what, strerror(-err));
+		return err == -EUCLEAN ? -EIO : err;
+	}
+	if (err != -ENOSPC && err != -ESTALE && err != -ENOENT)
+		tslab_log(LOG_WARNING, "%s: %s: %s", fs->device, what, strerror(-err));
+	return err;
+}
+
+/* ---- epochs -------------------------------------------------------------- */
+
+static uint32_t epoch_slot(uint32_t id)
+{
+	return (id >> 8) % TSLAB_EPOCH_SLOTS;
+}
+
+int tslab_epoch_add(struct tslab_fs *fs, uint32_t id, struct tslab_epoch **out)
+{
+	struct tslab_epoch *ep = calloc(1, sizeof(*ep));
+	int err = -ENOMEM;
+
+	if (!ep)
+		return -ENOMEM;
+	ep->id = id;
+	ep->arena = slab_epoch_arena(fs->st, id);
+	if (!ep->arena) {
+		err = -ESTALE;
+		goto free_ep;
+	}
+	ep->nbuckets = TSLAB_BUCKETS_MIN;
+	ep->buckets = calloc(ep->nbuckets, sizeof(*ep->buckets));
+	if (!ep->buckets)
+		goto free_ep;
+	pthread_mutex_init(&ep->lock, NULL);
+
+	pthread_mutex_lock(&fs->epochs_lock);
+	if (fs->epochs[epoch_slot(id)]) {
+		pthread_mutex_unlock(&fs->epochs_lock);
+		err = -EEXIST;
+		goto free_buckets;
+	}
+	ep->next = fs->epoch_list;
+	if (ep->next)
+		ep->next->prev = ep;
+	fs->epoch_list = ep;
+	__atomic_store_n(&fs->epochs[epoch_slot(id)], ep, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&fs->epochs_lock);
+	*out = ep;
+	return 0;
+
+free_buckets:
+	pthread_mutex_destroy(&ep->lock);
+	free(ep->buckets);
+free_ep:
+	free(ep);
+	return err;
+}
+
+struct tslab_epoch *tslab_epoch_get(struct tslab_fs *fs, uint32_t id)
+{
+	struct tslab_epoch *ep = __atomic_load_n(&fs->epochs[epoch_slot(id)], __ATOMIC_ACQUIRE);
+
+	return ep && ep->id == id ? ep : NULL;
+}
+
+void tslab_epoch_unlist(struct tslab_fs *fs, struct tslab_epoch *ep)
+{
+	pthread_mutex_lock(&fs->epochs_lock);
+	if (ep->prev)
+		ep->prev->next = ep->next;
+	else
+		fs->epoch_list = ep->next;
+	if (ep->next)
+		ep->next->prev = ep->prev;
+	__atomic_store_n(&fs->epochs[epoch_slot(ep->id)], NULL, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&fs->epochs_lock);
+}
+
+/* Frees what the epoch holds outside its arena; the arena itself belongs
+ * to slab and goes with slab_epoch_drop() or slab_unmount(). */
+void tslab_epoch_destroy(struct tslab_epoch *ep)
+{
+	pthread_mutex_destroy(&ep->lock);
+	free(ep->buckets);
+	free(ep);
+}
+
+/* File contents are malloc'd: O(open or dirty files of the epoch). */
+void tslab_epoch_free_buffers(struct tslab_epoch *ep)
+{
+	for (struct tslab_ext *x = ep->exts; x; x = x->next) {
+		free(x->buf);
+		x->buf = NULL;
+	}
+}
+
+/* ---- dentries ------------------------------------------------------------ */
+
+uint32_t tslab_name_hash(slab_handle_t parent, const char *name, size_t len)
+{
+	uint64_t h = XXH3_64bits_withSeed(name, len, parent);
+
+	return (uint32_t)(h ^ (h >> 32));
+}
+
+struct tslab_dent *tslab_ns_find(struct tslab_epoch *pep, slab_handle_t parent,
+				 const char *name, size_t len)
+{
+	uint32_t hash = tslab_name_hash(parent, name, len);
+
+	for (struct tslab_dent *d = pep->buckets[hash & (pep->nbuckets - 1)]; d; d = d->hnext)
+		if (d->hash == hash && d->parent == parent && d->name_len == len &&
+		    !memcmp(d->name, name, len))
+			return d;
+	return NULL;
+}
+
+static void ns_grow(struct tslab_epoch *ep)
+{
+	uint32_t n = ep->nbuckets * 2;
+	struct tslab_dent **b = calloc(n, sizeof(*b));
+
+	if (!b)
+		return; /* longer chains, still correct */
+	for (uint32_t i = 0; i < ep->nbuckets; i++) {
+		struct tslab_dent *d = ep->buckets[i], *next;
+
+		for (; d; d = next) {
+			next = d->hnext;
+			d->hnext = b[d->hash & (n - 1)];
+			b[d->hash & (n - 1)] = d;
+		}
+	}
+	free(ep->buckets);
+	ep->buckets = b;
+	ep->nbuckets = n;
+}
+
+/* D carries parent, name and hash; insert it into PEP's hash and into the
+ * directory DIR's entry list. */
+int tslab_ns_insert(struct tslab_epoch *pep, struct tslab_ext *dir, struct tslab_dent *d)
+{
+	struct tslab_dent **b;
+
+	if (pep->nentries >= pep->nbuckets * 2u)
+		ns_grow(pep);
+	b = &pep->buckets[d->hash & (pep->nbuckets - 1)];
+	d->hnext = *b;
+	*b = d;
+	pep->nentries++;
+	d->sib_prev = NULL;
+	d->sib_next = dir->children;
+	if (dir->children)
+		dir->children->sib_prev = d;
+	dir->children = d;
+	dir->nchildren++;
+	return 0;
+}
+
+void tslab_ns_remove(struct tslab_epoch *pep, struct tslab_ext *dir, struct tslab_dent *d)
+{
+	struct tslab_dent **pp = &pep->buckets[d->hash & (pep->nbuckets - 1)];
+
+	while (*pp && *pp != d)
+		pp = &(*pp)->hnext;
+	if (*pp) {
+		*pp = d->hnext;
+		pep->nentries--;
+	}
+	if (d->sib_prev)
+		d->sib_prev->sib_next = d->sib_next;
+	else if (dir->children == d)
+		dir->children = d->sib_next;
+	if (d->sib_next)
+		d->sib_next->sib_prev = d->sib_prev;
+	d->hnext = d->sib_prev = d->sib_next = NULL;
+	dir->nchildren--;
+}
+
+/* The name lives in EP, the arena of the object owning the dentry. */
+int tslab_dent_set_name(struct tslab_epoch *ep, struct tslab_dent *d, slab_handle_t parent,
+			const char *name, size_t len)
+{
+	char *n = NULL;
+
+	if (len > SLAB_NAME_MAX)
+		return -ENAMETOOLONG;
+	if (len) {
+		n = slab_arena_alloc(ep->arena, len);
+		if (!n)
+			return -ENOMEM;
+		memcpy(n, name, len);
+	}
+	tslab_dent_free_name(ep, d);
+	d->name = n;
+	d->name_len = (uint8_t)len;
+	d->parent = parent;
+	d->hash = tslab_name_hash(parent, name, len);
+	return 0;
+}
+
+void tslab_dent_free_name(struct tslab_epoch *ep, struct tslab_dent *d)
+{
+	if (d->name)
+		slab_arena_free(ep->arena, d->name, d->name_len);
+	d->name = NULL;
+	d->name_len = 0;
+}
+
+/* ---- inodes -------------------------------------------------------------- */
+
+struct tslab_inode *tslab_inode_new(struct tslab_epoch *ep, slab_handle_t h)
+{
+	struct tslab_inode *ip = slab_arena_alloc(ep->arena, sizeof(*ip));
+
+	if (!ip)
+		return NULL;
+	memset(ip, 0, sizeof(*ip));
+	ip->ino = h;
+	return ip;
+}
+
+/* Releases the DRAM of IP (not its slab object). */
+void tslab_inode_free(struct tslab_epoch *ep, struct tslab_inode *ip)
+{
+	struct tslab_ext *x = ip->ext;
+
+	if (x) {
+		for (struct tslab_xattr *a = x->xattrs, *n; a; a = n) {
+			n = a->next;
+			slab_arena_free(ep->arena, a, sizeof(*a) + a->name_len);
+		}
+		free(x->buf);
+		if (x->prev)
+			x->prev->next = x->next;
+		else
+			ep->exts = x->next;
+		if (x->next)
+			x->next->prev = x->prev;
+		slab_arena_free(ep->arena, x, sizeof(*x));
+	}
+	tslab_dent_free_name(ep, &ip->d);
+	slab_arena_free(ep->arena, ip, sizeof(*ip));
+}
+
+/* Unlocked lookup: the caller holds the inode's epoch lock or drop_lock for
+ * writing. NULL for stale handles and for objects that are not inodes. */
+struct tslab_inode *tslab_inode_lookup(struct tslab_fs *fs, slab_handle_t h)
+{
+	void *p = NULL;
+
+	if (!h || slab_obj_get_priv(fs->st, h, &p) < 0)
+		return NULL;
+	return p;
+}
+
+int tslab_get_locked(struct tslab_fs *fs, fuse_ino_t ino, struct tslab_epoch **ep,
+		     struct tslab_inode **ip)
+{
+	struct tslab_epoch *e = tslab_epoch_get(fs, tslab_epoch_of(ino));
+
+	if (!e)
+		return -ESTALE;
+	pthread_mutex_lock(&e->lock);
+	*ip = tslab_inode_lookup(fs, ino);
+	if (!*ip) {
+		pthread_mutex_unlock(&e->lock);
+		return -ESTALE;
+	}
+	*ep = e;
+	return 0;
+}
+
+struct tslab_ext *tslab_ext_get(struct tslab_epoch *ep, struct tslab_inode *ip)
+{
+	struct tslab_ext *x = ip->ext;
+
+	if (x)
+		return x;
+	x = slab_arena_alloc(ep->arena, sizeof(*x));
+	if (!x)
+		return NULL;
+	memset(x, 0, sizeof(*x));
+	x->ip = ip;
+	x->next = ep->exts;
+	if (x->next)
+		x->next->prev = x;
+	ep->exts = x;
+	ip->ext = x;
+	return x;
+}
+
+/* Drop the extension when it holds nothing worth keeping. */
+void tslab_ext_trim(struct tslab_epoch *ep, struct tslab_inode *ip)
+{
+	struct tslab_ext *x = ip->ext;
+
+	if (!x || x->dirty || x->open)
+		return;
+	free(x->buf);
+	x->buf = NULL;
+	x->cap = 0;
+	x->loaded = false;
+	if (x->xattrs || x->links || x->children || S_ISDIR(ip->mode) || x->rdev)
+		return;
+	if (x->prev)
+		x->prev->next = x->next;
+	else
+		ep->exts = x->next;
+	if (x->next)
+		x->next->prev = x->prev;
+	slab_arena_free(ep->arena, x, sizeof(*x));
+	ip->ext = NULL;
+}
+
+int tslab_data_reserve(struct tslab_ext *x, size_t len)
+{
+	size_t cap;
+	uint8_t *b;
+
+	if (len <= x->cap)
+		return 0;
+	cap = x->cap ? x->cap : 64;
+	while (cap < len)
+		cap *= 2;
+	b = realloc(x->buf, cap);
+	if (!b)
+		return -ENOMEM;
+	x->buf = b;
+	x->cap = cap;
+	return 0;
+}
+
+static bool has_data(const struct tslab_inode *ip)
+{
+	return S_ISREG(ip->mode) || S_ISLNK(ip->mode);
+}
+
+/* Bring the content of IP into its ext buffer (once). */
+int tslab_data_load(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_inode *ip)
+{
+	struct tslab_ext *x = tslab_ext_get(ep, ip);
+	ssize_t n;
+	int err;
+
+	if (!x)
+		return -ENOMEM;
+	if (x->loaded)
+		return 0;
+	if (has_data(ip) && ip->size) {
+		err = tslab_data_reserve(x, ip->size);
+		if (err)
+			return err;
+		n = slab_obj_read(fs->st, ip->ino, 0, x->buf, ip->size);
+		if (n < 0)
+			return tslab_err(fs, (int)n, "reading a file");
+		if ((uint64_t)n != ip->size) {
+			tslab_log(LOG_ERR, "%s: object %#llx holds %zd bytes, expected %llu",
+				  fs->device, (unsigned long long)ip->ino, n,
+				  (unsigned long long)ip->size);
+			return -EIO;
+		}
+	}
+	x->loaded = true;
+	return 0;
+}
+
+/* Mark IP changed in DRAM; its object is put at release, fsync or commit. */
+int tslab_inode_dirty(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_inode *ip)
+{
+	int err = tslab_data_load(fs, ep, ip);
+
+	if (err)
+		return err;
+	ip->ext->dirty = true;
+	return 0;
+}
+
+/* Write the newest version of IP (loaded when it has content). */
+int tslab_inode_put(struct tslab_fs *fs, struct tslab_inode *ip)
+{
+	struct tslab_ext *x = ip->ext;
+	struct slab_obj o = {
+		.kind = TSLAB_KIND_INODE,
+		.attr = {
+			.mode = ip->mode,
+			.uid = ip->uid,
+			.gid = ip->gid,
+			.nlink = ip->nlink,
+			.rdev = x ? x->rdev : 0,
+			.size = ip->size,
+			.atime_ns = ip->atime,
+			.mtime_ns = ip->mtime,
+			.ctime_ns = ip->ctime,
+		},
+		.parent = ip->d.parent,
+		.name = ip->d.name,
+		.name_len = ip->d.name_len,
+	};
+	int err;
+
+	if (has_data(ip)) {
+		if (ip->size && (!x || !x->loaded))
+			return -EINVAL;
+		o.data = x ? x->buf : NULL;
+		o.data_len = ip->size;
+	}
+	err = slab_obj_put(fs->st, ip->ino, &o);
+	if (err)
+		return tslab_err(fs, err, "writing an object");
+	if (x)
+		x->dirty = false;
+	return 0;
+}
+
+void tslab_inode_stat(const struct tslab_inode *ip, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ip->ino;
+	st->st_mode = ip->mode;
+	st->st_nlink = ip->nlink;
+	st->st_uid = ip->uid;
+	st->st_gid = ip->gid;
+	st->st_rdev = ip->ext ? ip->ext->rdev : 0;
+	st->st_size = (off_t)ip->size;
+	st->st_blksize = 4096;
+	st->st_blocks = (blkcnt_t)((ip->size + 511) / 512);
+	st->st_atim.tv_sec = ip->atime / 1000000000;
+	st->st_atim.tv_nsec = ip->atime % 1000000000;
+	st->st_mtim.tv_sec = ip->mtime / 1000000000;
+	st->st_mtim.tv_nsec = ip->mtime % 1000000000;
+	st->st_ctim.tv_sec = ip->ctime / 1000000000;
+	st->st_ctim.tv_nsec = ip->ctime % 1000000000;
+}
+
+/* Put every dirty inode of EP; with TRIM, also release the buffers of
+ * closed files. Caller holds drop_lock (read) and EP's lock. */
+int tslab_flush_epoch(struct tslab_fs *fs, struct tslab_epoch *ep, bool trim)
+{
+	struct tslab_ext *x, *next;
+	int err = 0, r;
+
+	for (x = ep->exts; x; x = next) {
+		next = x->next;
+		if (x->dirty && !x->ip->orphan) {
+			r = tslab_inode_put(fs, x->ip);
+			if (r && !err)
+				err = r;
+		}
+		if (trim)
+			tslab_ext_trim(ep, x->ip);
+	}
+	return err;
+}
+
+/* Caller holds drop_lock. */
+int tslab_flush_all(struct tslab_fs *fs, bool trim)
+{
+	uint32_t *ids = NULL;
+	size_t n = 0, cap = 0;
+	int err = 0, r;
+
+	pthread_mutex_lock(&fs->epochs_lock);
+	for (struct tslab_epoch *ep = fs->epoch_list; ep; ep = ep->next) {
+		if (n == cap) {
+			uint32_t *p = realloc(ids, (cap = cap ? cap * 2 : 64) * sizeof(*ids));
+
+			if (!p) {
+				err = -ENOMEM;
+				break;
+			}
+			ids = p;
+		}
+		ids[n++] = ep->id;
+	}
+	pthread_mutex_unlock(&fs->epochs_lock);
+
+	for (size_t i = 0; i < n; i++) {
+		struct tslab_epoch *ep = tslab_epoch_get(fs, ids[i]);
+
+		if (!ep)
+			continue;
+		pthread_mutex_lock(&ep->lock);
+		r = tslab_flush_epoch(fs, ep, trim);
+		pthread_mutex_unlock(&ep->lock);
+		if (r && !err)
+			err = r;
+	}
+	free(ids);
+	return err;
+}
