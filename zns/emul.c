@@ -815,6 +815,7 @@ int zns_emul_open_dev(const char *path, unsigned flags, int backend, struct zns_
 		.max_active = e->h.max_active,
 		.first_zone_off = e->h.first_zone_off,
 	};
+	dev->write_async = !e->is_blk && dev->direct;
 	ret = zns_dev_setup(dev);
 	if (ret < 0)
 		goto out_free;
