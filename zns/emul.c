@@ -56,15 +56,17 @@
  *   opened longest ago is closed first (ZNS zone resource management, as
  *   QEMU and null_blk do). Close of an EMPTY or FULL zone, open/finish/
  *   reset of READ_ONLY or OFFLINE, open of FULL: -EIO.
- *   Close of an open zone with wp 0 returns it to EMPTY (null_blk).
+ *   Close of an open zone gives CLOSED even at wp 0 (NVMe ZNS and QEMU;
+ *   unlike ZBC / null_blk, which return it to EMPTY): it stays active.
  *   Active = IMP_OPEN + EXP_OPEN + CLOSED. A FULL zone reports wp = capacity.
  *
  * FAULT INJECTION. fail_write/fail_reset: the Nth call fails with -EIO and
  * changes nothing (no byte written, wp unchanged). set_cond: persisted.
  * power_cut: per zone, bytes written since the last zns_flush() beyond a
  * kept prefix are overwritten with zeroes and the wp rolls back to the end
- * of the prefix; open zones become CLOSED (EMPTY at wp 0), like a device
- * after power-on; zone management already completed stays done.
+ * of the prefix; open zones become CLOSED like a device after power-on,
+ * except that a zone rolled back to wp 0 is EMPTY (nothing of it survived);
+ * zone management already completed stays done.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -310,8 +312,7 @@ static int close_implicit_victim(struct emul *e, uint32_t except)
 	}
 	if (victim == UINT32_MAX)
 		return -ETOOMANYREFS;
-	zone_set(e, victim, e->zones[victim].wp ? ZNS_COND_CLOSED : ZNS_COND_EMPTY,
-		 e->zones[victim].wp);
+	zone_set(e, victim, ZNS_COND_CLOSED, e->zones[victim].wp);
 	return 0;
 }
 
@@ -491,7 +492,7 @@ static int mgmt_locked(struct emul *e, uint32_t z, enum zns_mgmt_op op)
 		return zone_make_open(e, z, true);
 	case ZNS_MGMT_CLOSE:
 		if (cond_is_open(ez->cond))
-			zone_set(e, z, ez->wp ? ZNS_COND_CLOSED : ZNS_COND_EMPTY, ez->wp);
+			zone_set(e, z, ZNS_COND_CLOSED, ez->wp);
 		else if (ez->cond != ZNS_COND_CLOSED)
 			return -EIO;
 		return 0;

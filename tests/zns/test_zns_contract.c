@@ -380,9 +380,14 @@ static void test_max_open_explicit(void **state)
 	assert_int_equal(zns_zone_open(C.dev, open), want);
 	fill(b, lba, open, 0);
 	assert_int_equal(zns_zone_write(C.dev, open, 0, b, lba), want);
+	/* NVMe ZNS: an open zone closes to CLOSED even at wp 0, and stays active */
 	assert_int_equal(zns_zone_close(C.dev, 0), 0);
-	/* closed at wp 0: EMPTY (ZBC, null_blk, the emulator) or CLOSED */
-	assert_true(report1(0).cond == ZNS_COND_EMPTY || report1(0).cond == ZNS_COND_CLOSED);
+	assert_int_equal(report1(0).cond, ZNS_COND_CLOSED);
+	assert_int_equal(report1(0).wp, 0);
+	if (want == -EOVERFLOW) {
+		assert_int_equal(zns_zone_write(C.dev, open, 0, b, lba), -EOVERFLOW);
+		assert_int_equal(zns_zone_reset(C.dev, 0), 0);
+	}
 	assert_int_equal(zns_zone_write(C.dev, open, 0, b, lba), lba);
 	assert_int_equal(report1(open).cond, ZNS_COND_IMP_OPEN);
 	zns_buf_free(b);
