@@ -82,19 +82,20 @@
 
 #include "zns/zns_int.h"
 
-#define EMUL_MAGIC	   "TSLABZNS"
-#define EMUL_VERSION	   1u
-#define EMUL_HDR_REGION	   4096u
-#define EMUL_HDR_BYTES	   128u
+#define EMUL_MAGIC         "TSLABZNS"
+#define EMUL_VERSION       1u
+#define EMUL_HDR_REGION    4096u
+#define EMUL_HDR_BYTES     128u
 #define EMUL_HDR_CSUM_OFF  120u
-#define EMUL_TABLE_OFF	   4096u
+#define EMUL_TABLE_OFF     4096u
 #define EMUL_ENTRY_BYTES   8u
-#define EMUL_DATA_ALIGN	   (1u << 20)
-#define EMUL_WP_BITS	   40
+#define EMUL_DATA_ALIGN    (1u << 20)
+#define EMUL_WP_BITS       40
 #define EMUL_DEF_ZONE_SIZE (64ull << 20)
 #define EMUL_DEF_MAX_OPEN  14u
 
-_Static_assert(EMUL_HDR_CSUM_OFF + 8 == EMUL_HDR_BYTES, "header checksum is its last field");
+_Static_assert(EMUL_HDR_CSUM_OFF + 8 == EMUL_HDR_BYTES,
+               "header checksum is its last field");
 _Static_assert(EMUL_HDR_BYTES <= EMUL_HDR_REGION, "header fits its region");
 _Static_assert(EMUL_TABLE_OFF % 4096 == 0, "table is page aligned");
 _Static_assert(sizeof(uint64_t) == EMUL_ENTRY_BYTES, "zone entry is one le64");
@@ -107,13 +108,13 @@ struct emul_hdr {
 
 /* In-memory zone state; all fields protected by emul.lock. */
 struct emul_zone {
-	uint64_t wp;         /* bytes; == capacity when FULL */
-	uint64_t data_end;   /* end of bytes actually written (<= wp after finish) */
-	uint64_t flushed;    /* data_end at the last zns_flush() */
-	uint64_t open_seq;   /* when it was last opened (implicit-close order) */
-	uint64_t gen;        /* bumped by every reset */
+	uint64_t wp;       /* bytes; == capacity when FULL */
+	uint64_t data_end; /* end of bytes actually written (<= wp after finish) */
+	uint64_t flushed;  /* data_end at the last zns_flush() */
+	uint64_t open_seq; /* when it was last opened (implicit-close order) */
+	uint64_t gen;      /* bumped by every reset */
 	enum zns_cond cond;
-	bool busy;           /* a write is in flight (zone lock held) */
+	bool busy; /* a write is in flight (zone lock held) */
 };
 
 struct emul {
@@ -229,7 +230,7 @@ static int hdr_decode(const uint8_t *b, struct emul_hdr *h)
 static uint64_t entry_encode(uint32_t z, uint64_t wp_lbas, enum zns_cond cond)
 {
 	uint64_t v = (wp_lbas & ((1ull << EMUL_WP_BITS) - 1)) |
-		     ((uint64_t)(cond & 0xff) << EMUL_WP_BITS);
+	             ((uint64_t)(cond & 0xff) << EMUL_WP_BITS);
 	uint8_t le[8];
 
 	put_le64(le, v);
@@ -241,7 +242,7 @@ static int entry_decode(uint32_t z, uint64_t v, uint64_t *wp_lbas, enum zns_cond
 	uint64_t low = v & ((1ull << 48) - 1);
 
 	if (entry_encode(z, low & ((1ull << EMUL_WP_BITS) - 1),
-			 (enum zns_cond)(low >> EMUL_WP_BITS)) != v)
+	                 (enum zns_cond)(low >> EMUL_WP_BITS)) != v)
 		return -EUCLEAN;
 	*wp_lbas = low & ((1ull << EMUL_WP_BITS) - 1);
 	*cond = (enum zns_cond)(low >> EMUL_WP_BITS);
@@ -354,7 +355,8 @@ static uint64_t zone_pos(const struct emul *e, uint32_t z, uint64_t off)
 	return e->h.first_zone_off + (uint64_t)z * e->h.zone_size + off;
 }
 
-static int emul_report(struct zns_dev *dev, uint32_t first, uint32_t n, struct zns_zone *out)
+static int emul_report(struct zns_dev *dev, uint32_t first, uint32_t n,
+                       struct zns_zone *out)
 {
 	struct emul *e = dev->priv;
 
@@ -392,7 +394,7 @@ static int write_begin(struct emul *e, uint32_t z, uint64_t off, size_t len)
 }
 
 static ssize_t emul_write(struct zns_dev *dev, uint32_t z, uint64_t off, const void *buf,
-			  size_t len)
+                          size_t len)
 {
 	struct emul *e = dev->priv;
 	struct emul_zone *ez = &e->zones[z];
@@ -422,7 +424,8 @@ static ssize_t emul_write(struct zns_dev *dev, uint32_t z, uint64_t off, const v
 	return ret;
 }
 
-static ssize_t emul_read(struct zns_dev *dev, uint32_t z, uint64_t off, void *buf, size_t len)
+static ssize_t emul_read(struct zns_dev *dev, uint32_t z, uint64_t off, void *buf,
+                         size_t len)
 {
 	struct emul *e = dev->priv;
 	enum zns_cond c;
@@ -440,7 +443,7 @@ static ssize_t emul_read(struct zns_dev *dev, uint32_t z, uint64_t off, void *bu
 static int punch(struct zns_dev *dev, uint64_t pos, uint64_t len)
 {
 	if (fallocate(dev->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)pos,
-		      (off_t)len) < 0)
+	              (off_t)len) < 0)
 		return -errno;
 	return 0;
 }
@@ -605,7 +608,7 @@ static int emul_set_cond(struct zns_dev *dev, uint32_t z, enum zns_cond cond)
 
 /* Rolls zone z back to its flushed data plus a kept prefix; e->lock held. */
 static int cut_zone(struct zns_dev *dev, struct emul *e, uint32_t z, long keep_lbas,
-		    unsigned *rs)
+                    unsigned *rs)
 {
 	struct emul_zone *ez = &e->zones[z];
 	uint64_t lba = e->h.lba_size, end = ez->data_end;
@@ -615,14 +618,16 @@ static int cut_zone(struct zns_dev *dev, struct emul *e, uint32_t z, long keep_l
 
 	if (end > ez->flushed) {
 		uint64_t lost = (end - ez->flushed) / lba;
-		uint64_t keep = keep_lbas < 0 ? (uint64_t)rand_r(rs) % (lost + 1)
-					      : ((uint64_t)keep_lbas < lost ? (uint64_t)keep_lbas
-									    : lost);
+		uint64_t keep =
+		    keep_lbas < 0
+		        ? (uint64_t)rand_r(rs) % (lost + 1)
+		        : ((uint64_t)keep_lbas < lost ? (uint64_t)keep_lbas : lost);
 
 		end = ez->flushed + keep * lba;
 		ret = zero_range(dev, zone_pos(e, z, end), ez->data_end - end);
 		ez->data_end = end;
-		if (c != ZNS_COND_FULL && c != ZNS_COND_READ_ONLY && c != ZNS_COND_OFFLINE)
+		if (c != ZNS_COND_FULL && c != ZNS_COND_READ_ONLY &&
+		    c != ZNS_COND_OFFLINE)
 			wp = end;
 	}
 	ez->flushed = ez->data_end;
@@ -660,17 +665,17 @@ static int emul_power_cut(struct zns_dev *dev, long keep_lbas, unsigned seed)
 }
 
 static const struct zns_ops emul_ops = {
-	.name = "emulated",
-	.report = emul_report,
-	.mgmt = emul_mgmt,
-	.write = emul_write,
-	.read = emul_read,
-	.flush = emul_flush,
-	.close = emul_close,
-	.fault_fail_write = emul_fail_write,
-	.fault_fail_reset = emul_fail_reset,
-	.fault_set_cond = emul_set_cond,
-	.fault_power_cut = emul_power_cut,
+    .name = "emulated",
+    .report = emul_report,
+    .mgmt = emul_mgmt,
+    .write = emul_write,
+    .read = emul_read,
+    .flush = emul_flush,
+    .close = emul_close,
+    .fault_fail_write = emul_fail_write,
+    .fault_fail_reset = emul_fail_reset,
+    .fault_set_cond = emul_set_cond,
+    .fault_power_cut = emul_power_cut,
 };
 
 /* ---- open ------------------------------------------------------------------ */
@@ -690,12 +695,13 @@ static int backing_size(int fd, bool is_blk, uint64_t *size)
 /* Replaces dev->fd by a buffered descriptor, saying why on stderr. */
 static int reopen_buffered(struct zns_dev *dev, const char *why)
 {
-	int fd = open(dev->path, ((dev->flags & ZNS_OPEN_RDONLY) ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	int fd = open(dev->path,
+	              ((dev->flags & ZNS_OPEN_RDONLY) ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 
 	if (fd < 0)
 		return -errno;
-	fprintf(stderr, "zns: %s: O_DIRECT unusable (%s); using buffered I/O\n", dev->path,
-		why);
+	fprintf(stderr, "zns: %s: O_DIRECT unusable (%s); using buffered I/O\n",
+	        dev->path, why);
 	if (dev->fd >= 0)
 		close(dev->fd);
 	dev->fd = fd;
@@ -745,8 +751,10 @@ static int open_backing(struct zns_dev *dev, struct emul *e)
 		ret = -EUCLEAN;
 	/* O_DIRECT must work at the emulated LBA granularity. */
 	if (ret == 0 && dev->direct &&
-	    pread(dev->fd, buf, e->h.lba_size, (off_t)e->h.first_zone_off) < 0 && errno == EINVAL) {
-		ret = reopen_buffered(dev, "direct I/O alignment is larger than the LBA size");
+	    pread(dev->fd, buf, e->h.lba_size, (off_t)e->h.first_zone_off) < 0 &&
+	    errno == EINVAL) {
+		ret = reopen_buffered(dev,
+		                      "direct I/O alignment is larger than the LBA size");
 		if (ret == 0)
 			ret = zns_lock_excl(dev->fd, dev->flags);
 	}
@@ -807,14 +815,14 @@ int zns_emul_open_dev(const char *path, unsigned flags, int backend, struct zns_
 	if (ret < 0)
 		goto out_free;
 	dev->geo = (struct zns_geometry){
-		.backend = (enum zns_backend)backend,
-		.lba_size = e->h.lba_size,
-		.nr_zones = e->h.nr_zones,
-		.zone_size = e->h.zone_size,
-		.zone_capacity = e->h.zone_capacity,
-		.max_open = e->h.max_open,
-		.max_active = e->h.max_active,
-		.first_zone_off = e->h.first_zone_off,
+	    .backend = (enum zns_backend)backend,
+	    .lba_size = e->h.lba_size,
+	    .nr_zones = e->h.nr_zones,
+	    .zone_size = e->h.zone_size,
+	    .zone_capacity = e->h.zone_capacity,
+	    .max_open = e->h.max_open,
+	    .max_active = e->h.max_active,
+	    .first_zone_off = e->h.first_zone_off,
 	};
 	dev->write_async = !e->is_blk && dev->direct;
 	ret = zns_dev_setup(dev);
@@ -840,9 +848,10 @@ static int params_to_hdr(const struct zns_emul_params *p, struct emul_hdr *h)
 	h->zone_size = p->zone_size ? p->zone_size : EMUL_DEF_ZONE_SIZE;
 	h->zone_capacity = p->zone_capacity ? p->zone_capacity : h->zone_size;
 	h->max_active = p->max_active ? p->max_active : EMUL_DEF_MAX_OPEN;
-	h->max_open = p->max_open ? p->max_open
-				  : (h->max_active < EMUL_DEF_MAX_OPEN ? h->max_active
-								       : EMUL_DEF_MAX_OPEN);
+	h->max_open =
+	    p->max_open
+	        ? p->max_open
+	        : (h->max_active < EMUL_DEF_MAX_OPEN ? h->max_active : EMUL_DEF_MAX_OPEN);
 	h->table_off = EMUL_TABLE_OFF;
 	if ((h->lba_size != 512 && h->lba_size != 4096) || h->zone_size % h->lba_size ||
 	    h->zone_capacity > h->zone_size || h->zone_capacity % h->lba_size ||
@@ -891,7 +900,7 @@ static int write_meta(int fd, const struct emul_hdr *h)
 	hdr_encode(h, b);
 	for (uint32_t z = 0; z < h->nr_zones; z++)
 		put_le64(b + h->table_off + (uint64_t)z * EMUL_ENTRY_BYTES,
-			 entry_encode(z, 0, ZNS_COND_EMPTY));
+		         entry_encode(z, 0, ZNS_COND_EMPTY));
 	for (size_t done = 0; done < len && ret == 0;) {
 		ssize_t w = pwrite(fd, b + done, len - done, (off_t)done);
 
@@ -920,12 +929,13 @@ int zns_emul_create(const char *path, const struct zns_emul_params *p)
 	if (!is_blk && stat(path, &st) == 0 && !S_ISREG(st.st_mode))
 		return -EMEDIUMTYPE;
 	fd = is_blk ? open(path, O_RDWR | O_EXCL | O_CLOEXEC)
-		    : open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	            : open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
 	if (is_blk) {
 		ret = backing_size(fd, true, &size);
-		if (ret == 0 && ioctl(fd, BLKSSZGET, &sect) == 0 && (uint32_t)sect > h.lba_size)
+		if (ret == 0 && ioctl(fd, BLKSSZGET, &sect) == 0 &&
+		    (uint32_t)sect > h.lba_size)
 			ret = -EINVAL;
 	} else if (!size && p->nr_zones) {
 		layout_for(&h, p->nr_zones);

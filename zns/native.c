@@ -70,7 +70,7 @@ static uint64_t zone_start(const struct zns_dev *dev, uint32_t z)
 }
 
 static int native_report(struct zns_dev *dev, uint32_t first, uint32_t n,
-			 struct zns_zone *out)
+                         struct zns_zone *out)
 {
 	struct native *nd = dev->priv;
 	unsigned int nr = n;
@@ -78,7 +78,8 @@ static int native_report(struct zns_dev *dev, uint32_t first, uint32_t n,
 
 	pthread_mutex_lock(&nd->rep_lock);
 	ret = zbd_report_zones(dev->fd, (off_t)zone_start(dev, first),
-			       (off_t)((uint64_t)n * dev->geo.zone_size), ZBD_RO_ALL, nd->rep, &nr);
+	                       (off_t)((uint64_t)n * dev->geo.zone_size), ZBD_RO_ALL,
+	                       nd->rep, &nr);
 	if (ret != 0) {
 		ret = neg_errno(ret);
 		goto out_unlock;
@@ -89,7 +90,8 @@ static int native_report(struct zns_dev *dev, uint32_t first, uint32_t n,
 		out[i].start = zz->start;
 		out[i].capacity = zz->capacity;
 		out[i].cond = map_cond(zz->cond);
-		out[i].wp = out[i].cond == ZNS_COND_FULL ? zz->capacity : zz->wp - zz->start;
+		out[i].wp =
+		    out[i].cond == ZNS_COND_FULL ? zz->capacity : zz->wp - zz->start;
 	}
 	ret = nr < n ? -EIO : (int)n;
 out_unlock:
@@ -100,27 +102,27 @@ out_unlock:
 static int native_mgmt(struct zns_dev *dev, uint32_t z, enum zns_mgmt_op op)
 {
 	static const enum zbd_zone_op map[] = {
-		[ZNS_MGMT_RESET] = ZBD_OP_RESET,
-		[ZNS_MGMT_FINISH] = ZBD_OP_FINISH,
-		[ZNS_MGMT_OPEN] = ZBD_OP_OPEN,
-		[ZNS_MGMT_CLOSE] = ZBD_OP_CLOSE,
+	    [ZNS_MGMT_RESET] = ZBD_OP_RESET,
+	    [ZNS_MGMT_FINISH] = ZBD_OP_FINISH,
+	    [ZNS_MGMT_OPEN] = ZBD_OP_OPEN,
+	    [ZNS_MGMT_CLOSE] = ZBD_OP_CLOSE,
 	};
 	int ret;
 
 	errno = 0;
 	ret = zbd_zones_operation(dev->fd, map[op], (off_t)zone_start(dev, z),
-				  (off_t)dev->geo.zone_size);
+	                          (off_t)dev->geo.zone_size);
 	return ret == 0 ? 0 : neg_errno(ret);
 }
 
-static ssize_t native_write(struct zns_dev *dev, uint32_t z, uint64_t off, const void *buf,
-			    size_t len)
+static ssize_t native_write(struct zns_dev *dev, uint32_t z, uint64_t off,
+                            const void *buf, size_t len)
 {
 	return zns_io_pwrite(dev, buf, len, zone_start(dev, z) + off);
 }
 
 static ssize_t native_read(struct zns_dev *dev, uint32_t z, uint64_t off, void *buf,
-			   size_t len)
+                           size_t len)
 {
 	return zns_io_pread(dev, buf, len, zone_start(dev, z) + off);
 }
@@ -146,13 +148,13 @@ static void native_close(struct zns_dev *dev)
 }
 
 static const struct zns_ops native_ops = {
-	.name = "native",
-	.report = native_report,
-	.mgmt = native_mgmt,
-	.write = native_write,
-	.read = native_read,
-	.flush = native_flush,
-	.close = native_close,
+    .name = "native",
+    .report = native_report,
+    .mgmt = native_mgmt,
+    .write = native_write,
+    .read = native_read,
+    .flush = native_flush,
+    .close = native_close,
 };
 
 /* True when the running kernel has zone write plugging (6.10+). */
@@ -178,7 +180,7 @@ static int check_scheduler(const char *path, int fd)
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	snprintf(p, sizeof(p), "/sys/dev/block/%u:%u/queue/scheduler", major(st.st_rdev),
-		 minor(st.st_rdev));
+	         minor(st.st_rdev));
 	f = fopen(p, "r");
 	if (f) {
 		if (!fgets(buf, sizeof(buf), f))
@@ -196,10 +198,10 @@ static int check_scheduler(const char *path, int fd)
 			return 0;
 	}
 	fprintf(stderr,
-		"zns: %s: this kernel (< 6.10) keeps zoned writes ordered only with the "
-		"mq-deadline I/O scheduler, and it could not be selected; run\n"
-		"  echo mq-deadline > %s\nas root, then retry\n",
-		path, p);
+	        "zns: %s: this kernel (< 6.10) keeps zoned writes ordered only with the "
+	        "mq-deadline I/O scheduler, and it could not be selected; run\n"
+	        "  echo mq-deadline > %s\nas root, then retry\n",
+	        path, p);
 	return -EINVAL;
 }
 
@@ -225,17 +227,17 @@ static int native_geometry(struct zns_dev *dev, struct native *nd)
 		return -EMEDIUMTYPE;
 	}
 	dev->geo = (struct zns_geometry){
-		.backend = ZNS_BACKEND_NATIVE,
-		.lba_size = nd->info.lblock_size,
-		.nr_zones = n,
-		.zone_size = nd->info.zone_size,
-		.zone_capacity = cap,
-		.max_open = nd->info.max_nr_open_zones == UINT32_MAX ? 0
-								     : nd->info.max_nr_open_zones,
-		.max_active = nd->info.max_nr_active_zones == UINT32_MAX
-				      ? 0
-				      : nd->info.max_nr_active_zones,
-		.first_zone_off = zones[first].start,
+	    .backend = ZNS_BACKEND_NATIVE,
+	    .lba_size = nd->info.lblock_size,
+	    .nr_zones = n,
+	    .zone_size = nd->info.zone_size,
+	    .zone_capacity = cap,
+	    .max_open =
+	        nd->info.max_nr_open_zones == UINT32_MAX ? 0 : nd->info.max_nr_open_zones,
+	    .max_active = nd->info.max_nr_active_zones == UINT32_MAX
+	                      ? 0
+	                      : nd->info.max_nr_active_zones,
+	    .first_zone_off = zones[first].start,
 	};
 	free(zones);
 	nd->rep = calloc(n, sizeof(*nd->rep));

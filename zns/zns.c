@@ -41,10 +41,10 @@ const char *zns_backend_name(enum zns_backend b)
 const char *zns_cond_name(enum zns_cond c)
 {
 	static const char *const names[] = {
-		[ZNS_COND_NOT_WP] = "not-wp",	  [ZNS_COND_EMPTY] = "empty",
-		[ZNS_COND_IMP_OPEN] = "imp-open", [ZNS_COND_EXP_OPEN] = "exp-open",
-		[ZNS_COND_CLOSED] = "closed",	  [ZNS_COND_FULL] = "full",
-		[ZNS_COND_READ_ONLY] = "read-only", [ZNS_COND_OFFLINE] = "offline",
+	    [ZNS_COND_NOT_WP] = "not-wp",       [ZNS_COND_EMPTY] = "empty",
+	    [ZNS_COND_IMP_OPEN] = "imp-open",   [ZNS_COND_EXP_OPEN] = "exp-open",
+	    [ZNS_COND_CLOSED] = "closed",       [ZNS_COND_FULL] = "full",
+	    [ZNS_COND_READ_ONLY] = "read-only", [ZNS_COND_OFFLINE] = "offline",
 	};
 	if ((unsigned)c < sizeof(names) / sizeof(names[0]))
 		return names[c];
@@ -88,8 +88,8 @@ int zns_dev_setup(struct zns_dev *dev)
 {
 	int ret;
 
-	dev->zone_lock = calloc(dev->geo.nr_zones ? dev->geo.nr_zones : 1,
-				sizeof(*dev->zone_lock));
+	dev->zone_lock =
+	    calloc(dev->geo.nr_zones ? dev->geo.nr_zones : 1, sizeof(*dev->zone_lock));
 	if (!dev->zone_lock)
 		return -ENOMEM;
 	for (uint32_t z = 0; z < dev->geo.nr_zones; z++)
@@ -142,7 +142,8 @@ int zns_lock_excl(int fd, unsigned flags)
 
 static struct zns_ring *ring_get(struct zns_dev *dev)
 {
-	unsigned start = atomic_fetch_add_explicit(&dev->ring_next, 1, memory_order_relaxed);
+	unsigned start =
+	    atomic_fetch_add_explicit(&dev->ring_next, 1, memory_order_relaxed);
 
 	for (unsigned i = 0; i < ZNS_NR_RINGS; i++) {
 		struct zns_ring *r = &dev->rings[(start + i) % ZNS_NR_RINGS];
@@ -157,7 +158,8 @@ static struct zns_ring *ring_get(struct zns_dev *dev)
 }
 
 /* One synchronous read or write through a ring of the pool. */
-static ssize_t ring_rw(struct zns_dev *dev, bool write, void *buf, size_t len, uint64_t pos)
+static ssize_t ring_rw(struct zns_dev *dev, bool write, void *buf, size_t len,
+                       uint64_t pos)
 {
 	struct zns_ring *r = ring_get(dev);
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
@@ -191,7 +193,8 @@ out_unlock:
 /* Largest single transfer submitted; keeps the length in an unsigned. */
 #define ZNS_IO_CHUNK (1u << 30)
 
-static ssize_t io_loop(struct zns_dev *dev, bool write, void *buf, size_t len, uint64_t pos)
+static ssize_t io_loop(struct zns_dev *dev, bool write, void *buf, size_t len,
+                       uint64_t pos)
 {
 	size_t done = 0;
 
@@ -239,11 +242,12 @@ static int blkdev_is_host_managed(dev_t rdev)
 	char p[128], buf[32] = "";
 	FILE *f;
 
-	snprintf(p, sizeof(p), "/sys/dev/block/%u:%u/queue/zoned", major(rdev), minor(rdev));
+	snprintf(p, sizeof(p), "/sys/dev/block/%u:%u/queue/zoned", major(rdev),
+	         minor(rdev));
 	f = fopen(p, "r");
 	if (!f) {
 		snprintf(p, sizeof(p), "/sys/dev/block/%u:%u/../queue/zoned", major(rdev),
-			 minor(rdev));
+		         minor(rdev));
 		f = fopen(p, "r");
 	}
 	if (!f)
@@ -264,7 +268,7 @@ int zns_probe(const char *path)
 		return ZNS_BACKEND_EMUL_FILE;
 	if (S_ISBLK(st.st_mode))
 		return blkdev_is_host_managed(st.st_rdev) ? ZNS_BACKEND_NATIVE
-							  : ZNS_BACKEND_EMUL_BLKDEV;
+		                                          : ZNS_BACKEND_EMUL_BLKDEV;
 	return -EMEDIUMTYPE;
 }
 
@@ -343,8 +347,8 @@ int zns_zone_close(struct zns_dev *dev, uint32_t zone)
 	return zone_mgmt(dev, zone, ZNS_MGMT_CLOSE);
 }
 
-static int check_io(const struct zns_dev *dev, uint32_t zone, uint64_t off, const void *buf,
-		    size_t len)
+static int check_io(const struct zns_dev *dev, uint32_t zone, uint64_t off,
+                    const void *buf, size_t len)
 {
 	uint64_t lba = dev->geo.lba_size;
 
@@ -358,7 +362,7 @@ static int check_io(const struct zns_dev *dev, uint32_t zone, uint64_t off, cons
 }
 
 ssize_t zns_zone_write(struct zns_dev *dev, uint32_t zone, uint64_t off, const void *buf,
-		       size_t len)
+                       size_t len)
 {
 	ssize_t ret = check_io(dev, zone, off, buf, len);
 
@@ -379,7 +383,8 @@ out_err:
 	return ret;
 }
 
-ssize_t zns_zone_read(struct zns_dev *dev, uint32_t zone, uint64_t off, void *buf, size_t len)
+ssize_t zns_zone_read(struct zns_dev *dev, uint32_t zone, uint64_t off, void *buf,
+                      size_t len)
 {
 	ssize_t ret = check_io(dev, zone, off, buf, len);
 

@@ -29,11 +29,13 @@ enum zns_mgmt_op {
  */
 struct zns_ops {
 	const char *name;
-	int (*report)(struct zns_dev *dev, uint32_t first, uint32_t n, struct zns_zone *out);
+	int (*report)(struct zns_dev *dev, uint32_t first, uint32_t n,
+	              struct zns_zone *out);
 	int (*mgmt)(struct zns_dev *dev, uint32_t zone, enum zns_mgmt_op op);
-	ssize_t (*write)(struct zns_dev *dev, uint32_t zone, uint64_t off, const void *buf,
-			 size_t len);
-	ssize_t (*read)(struct zns_dev *dev, uint32_t zone, uint64_t off, void *buf, size_t len);
+	ssize_t (*write)(struct zns_dev *dev, uint32_t zone, uint64_t off,
+	                 const void *buf, size_t len);
+	ssize_t (*read)(struct zns_dev *dev, uint32_t zone, uint64_t off, void *buf,
+	                size_t len);
 	int (*flush)(struct zns_dev *dev);
 	/* Releases backend state (dev->priv); the common layer closes dev->fd. */
 	void (*close)(struct zns_dev *dev);
@@ -56,9 +58,9 @@ struct zns_ring {
 struct zns_dev {
 	const struct zns_ops *ops;
 	struct zns_geometry geo;
-	unsigned flags;   /* ZNS_OPEN_* */
-	int fd;           /* data fd (O_DIRECT unless dev->direct is false) */
-	bool direct;      /* data I/O uses O_DIRECT */
+	unsigned flags; /* ZNS_OPEN_* */
+	int fd;         /* data fd (O_DIRECT unless dev->direct is false) */
+	bool direct;    /* data I/O uses O_DIRECT */
 	/* Writes go straight to io_uring's async workers (IOSQE_ASYNC): set for
 	 * files, where an O_DIRECT write that allocates blocks cannot be issued
 	 * without blocking and would be punted there after a failed attempt. */
@@ -95,7 +97,8 @@ ssize_t zns_io_pread(struct zns_dev *dev, void *buf, size_t len, uint64_t pos);
 int zns_lock_excl(int fd, unsigned flags);
 
 /* Backend entry points used by zns_open(). */
-int zns_emul_open_dev(const char *path, unsigned flags, int backend, struct zns_dev **out);
+int zns_emul_open_dev(const char *path, unsigned flags, int backend,
+                      struct zns_dev **out);
 int zns_native_open_dev(const char *path, unsigned flags, struct zns_dev **out);
 
 #endif /* TSLAB_ZNS_INT_H */

@@ -58,9 +58,9 @@ static double run_zns(const char *path, size_t bs, uint64_t total, const void *b
 {
 	const uint64_t zone = 64ull << 20;
 	struct zns_emul_params p = {
-		.lba_size = 4096,
-		.zone_size = zone,
-		.nr_zones = (uint32_t)((total + zone - 1) / zone),
+	    .lba_size = 4096,
+	    .zone_size = zone,
+	    .nr_zones = (uint32_t)((total + zone - 1) / zone),
 	};
 	struct zns_dev *dev = NULL;
 	double t0, t;
@@ -95,7 +95,7 @@ int main(int argc, char **argv)
 	const char *dir = argc > 1 ? argv[1] : "/var/tmp";
 	uint64_t total = (argc > 2 ? strtoull(argv[2], NULL, 0) : 256) << 20;
 	int runs = argc > 3 ? atoi(argv[3]) : 3;
-	const size_t sizes[] = { 4096, 128 << 10 };
+	const size_t sizes[] = {4096, 128 << 10};
 	char pw_path[4096], zns_path[4096];
 	void *buf = zns_buf_alloc(128 << 10);
 
@@ -123,10 +123,11 @@ int main(int argc, char **argv)
 			best_pw = a < best_pw ? a : best_pw;
 			best_z = b < best_z ? b : best_z;
 		}
-		double mpw = (double)n / (1 << 20) / best_pw, mz = (double)n / (1 << 20) / best_z;
+		double mpw = (double)n / (1 << 20) / best_pw,
+		       mz = (double)n / (1 << 20) / best_z;
 
-		printf("%-8s %14.1f %14.1f %8.2f\n", bs == 4096 ? "4KiB" : "128KiB", mpw, mz,
-		       mz / mpw);
+		printf("%-8s %14.1f %14.1f %8.2f\n", bs == 4096 ? "4KiB" : "128KiB", mpw,
+		       mz, mz / mpw);
 	}
 	zns_buf_free(buf);
 	return 0;

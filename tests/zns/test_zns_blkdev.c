@@ -28,8 +28,8 @@ static void fill(uint8_t *b, size_t len, uint64_t off)
 
 static void test_blkdev(void **state)
 {
-	struct zns_emul_params p = { .lba_size = 4096, .zone_size = 4 << 20, .max_open = 2,
-				     .max_active = 3 };
+	struct zns_emul_params p = {
+	    .lba_size = 4096, .zone_size = 4 << 20, .max_open = 2, .max_active = 3};
 	struct zns_dev *dev = NULL, *other = NULL;
 	uint8_t *w = zns_buf_alloc(64 << 10), *r = zns_buf_alloc(64 << 10);
 	struct zns_zone zz;
@@ -88,7 +88,7 @@ static int run(const char *cmd, char *out, size_t outlen)
 int main(void)
 {
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-	const struct CMUnitTest tests[] = { cmocka_unit_test(test_blkdev) };
+	const struct CMUnitTest tests[] = {cmocka_unit_test(test_blkdev)};
 	char cmd[700];
 	int fd, ret;
 

@@ -48,12 +48,12 @@ static int suite_setup(void **state)
 		snprintf(C.path, sizeof(C.path), "%s", env);
 	} else {
 		struct zns_emul_params p = {
-			.lba_size = 4096,
-			.zone_size = 1u << 20,
-			.zone_capacity = 768u << 10,
-			.nr_zones = 32,
-			.max_open = 3,
-			.max_active = 5,
+		    .lba_size = 4096,
+		    .zone_size = 1u << 20,
+		    .zone_capacity = 768u << 10,
+		    .nr_zones = 32,
+		    .max_open = 3,
+		    .max_active = 5,
 		};
 
 		snprintf(C.dir, sizeof(C.dir), "%s/zns-contract-XXXXXX", tmp);
@@ -154,7 +154,8 @@ static void test_report(void **state)
 		assert_int_equal(zz[z].start, C.g->first_zone_off + z * C.g->zone_size);
 		assert_true(zz[z].capacity >= C.g->zone_capacity);
 		assert_true(zz[z].wp <= zz[z].capacity);
-		assert_true(zz[z].cond >= ZNS_COND_EMPTY && zz[z].cond <= ZNS_COND_OFFLINE);
+		assert_true(zz[z].cond >= ZNS_COND_EMPTY &&
+		            zz[z].cond <= ZNS_COND_OFFLINE);
 		if (z < C.nr_used) {
 			assert_int_equal(zz[z].cond, ZNS_COND_EMPTY);
 			assert_int_equal(zz[z].wp, 0);
@@ -177,7 +178,8 @@ static void test_write_read(void **state)
 	assert_int_equal(zns_zone_write(C.dev, 1, 0, w, 3 * lba), 3 * lba);
 	assert_int_equal(report1(1).wp, 3 * lba);
 	assert_int_equal(report1(1).cond, ZNS_COND_IMP_OPEN);
-	assert_int_equal(zns_zone_write(C.dev, 1, 3 * lba, w + 3 * lba, 5 * lba), 5 * lba);
+	assert_int_equal(zns_zone_write(C.dev, 1, 3 * lba, w + 3 * lba, 5 * lba),
+	                 5 * lba);
 	assert_int_equal(report1(1).wp, 8 * lba);
 	assert_int_equal(zns_zone_read(C.dev, 1, 0, r, 8 * lba), 8 * lba);
 	assert_memory_equal(w, r, 8 * lba);
@@ -262,7 +264,8 @@ static void test_past_capacity(void **state)
 	if (cap + lba <= C.g->zone_size)
 		assert_int_equal(zns_zone_write(C.dev, 1, cap - lba, b, 2 * lba), -EIO);
 	else
-		assert_int_equal(zns_zone_write(C.dev, 1, cap - lba, b, 2 * lba), -EINVAL);
+		assert_int_equal(zns_zone_write(C.dev, 1, cap - lba, b, 2 * lba),
+		                 -EINVAL);
 	assert_int_equal(report1(1).wp, cap - lba);
 	assert_int_equal(zns_zone_write(C.dev, 1, cap - lba, b, lba), lba);
 	assert_int_equal(report1(1).cond, ZNS_COND_FULL);
@@ -443,20 +446,21 @@ static void test_open_modes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup(test_geometry, test_setup),
-		cmocka_unit_test_setup(test_report, test_setup),
-		cmocka_unit_test_setup(test_write_read, test_setup),
-		cmocka_unit_test_setup(test_write_not_at_wp, test_setup),
-		cmocka_unit_test_setup(test_unaligned, test_setup),
-		cmocka_unit_test_setup(test_past_capacity, test_setup),
-		cmocka_unit_test_setup(test_finish_and_full, test_setup),
-		cmocka_unit_test_setup(test_reset, test_setup),
-		cmocka_unit_test_setup(test_open_close, test_setup),
-		cmocka_unit_test_setup(test_max_active, test_setup),
-		cmocka_unit_test_setup(test_max_open_explicit, test_setup),
-		cmocka_unit_test_setup(test_persistence, test_setup),
-		cmocka_unit_test_setup(test_open_modes, test_setup),
+	    cmocka_unit_test_setup(test_geometry, test_setup),
+	    cmocka_unit_test_setup(test_report, test_setup),
+	    cmocka_unit_test_setup(test_write_read, test_setup),
+	    cmocka_unit_test_setup(test_write_not_at_wp, test_setup),
+	    cmocka_unit_test_setup(test_unaligned, test_setup),
+	    cmocka_unit_test_setup(test_past_capacity, test_setup),
+	    cmocka_unit_test_setup(test_finish_and_full, test_setup),
+	    cmocka_unit_test_setup(test_reset, test_setup),
+	    cmocka_unit_test_setup(test_open_close, test_setup),
+	    cmocka_unit_test_setup(test_max_active, test_setup),
+	    cmocka_unit_test_setup(test_max_open_explicit, test_setup),
+	    cmocka_unit_test_setup(test_persistence, test_setup),
+	    cmocka_unit_test_setup(test_open_modes, test_setup),
 	};
 
-	return cmocka_run_group_tests_name("zns-contract", tests, suite_setup, suite_teardown);
+	return cmocka_run_group_tests_name("zns-contract", tests, suite_setup,
+	                                   suite_teardown);
 }

@@ -50,12 +50,12 @@ static int suite_teardown(void **state)
 static struct zns_dev *make(uint32_t lba, uint64_t zsize, uint64_t cap, uint32_t nz)
 {
 	struct zns_emul_params p = {
-		.lba_size = lba,
-		.zone_size = zsize,
-		.zone_capacity = cap,
-		.nr_zones = nz,
-		.max_open = 4,
-		.max_active = 6,
+	    .lba_size = lba,
+	    .zone_size = zsize,
+	    .zone_capacity = cap,
+	    .nr_zones = nz,
+	    .max_open = 4,
+	    .max_active = 6,
 	};
 	struct zns_dev *dev = NULL;
 
@@ -74,7 +74,8 @@ static void reopen(struct zns_dev **dev)
 static void fill(uint8_t *b, size_t len, uint32_t zone, uint64_t off)
 {
 	for (size_t i = 0; i < len; i++)
-		b[i] = (uint8_t)((zone * 131u) ^ ((off + i) * 7u) ^ ((off + i) >> 9) ^ 0x5a);
+		b[i] =
+		    (uint8_t)((zone * 131u) ^ ((off + i) * 7u) ^ ((off + i) >> 9) ^ 0x5a);
 }
 
 static struct zns_zone rep(struct zns_dev *dev, uint32_t z)
@@ -114,7 +115,7 @@ static void check_data(struct zns_dev *dev, uint32_t z, uint64_t upto, uint64_t 
 
 static void test_create_validation(void **state)
 {
-	struct zns_emul_params p = { .zone_size = 1 << 20, .size = 16 << 20 };
+	struct zns_emul_params p = {.zone_size = 1 << 20, .size = 16 << 20};
 	struct zns_dev *dev = NULL;
 	int fd;
 
@@ -468,7 +469,7 @@ static void test_parallel_zones(void **state)
 	struct par p[4];
 
 	for (uint32_t i = 0; i < 4; i++) {
-		p[i] = (struct par){ dev, i };
+		p[i] = (struct par){dev, i};
 		assert_int_equal(pthread_create(&t[i], NULL, par_writer, &p[i]), 0);
 	}
 	for (uint32_t i = 0; i < 4; i++)
@@ -482,18 +483,19 @@ static void test_parallel_zones(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_create_validation),
-		cmocka_unit_test(test_corrupt_zone_entry),
-		cmocka_unit_test(test_lba_512),
-		cmocka_unit_test(test_lba_4096),
-		cmocka_unit_test(test_fail_write),
-		cmocka_unit_test(test_fail_reset),
-		cmocka_unit_test(test_read_only_offline),
-		cmocka_unit_test(test_power_cut_keep),
-		cmocka_unit_test(test_power_cut_random),
-		cmocka_unit_test(test_process_kill),
-		cmocka_unit_test(test_parallel_zones),
+	    cmocka_unit_test(test_create_validation),
+	    cmocka_unit_test(test_corrupt_zone_entry),
+	    cmocka_unit_test(test_lba_512),
+	    cmocka_unit_test(test_lba_4096),
+	    cmocka_unit_test(test_fail_write),
+	    cmocka_unit_test(test_fail_reset),
+	    cmocka_unit_test(test_read_only_offline),
+	    cmocka_unit_test(test_power_cut_keep),
+	    cmocka_unit_test(test_power_cut_random),
+	    cmocka_unit_test(test_process_kill),
+	    cmocka_unit_test(test_parallel_zones),
 	};
 
-	return cmocka_run_group_tests_name("zns-emul", tests, suite_setup, suite_teardown);
+	return cmocka_run_group_tests_name("zns-emul", tests, suite_setup,
+	                                   suite_teardown);
 }
