@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 
 #include "fs/fs_int.h"
 
@@ -124,6 +125,8 @@ static int write_locked(struct tslab_fs *fs, struct tslab_epoch *ep, struct tsla
 		return -EINVAL;
 	if (end > TSLAB_FILE_MAX)
 		return -EFBIG;
+	if (end > ip->size && (err = tslab_space_check(fs, end - ip->size)))
+		return err;
 	err = tslab_data_load(fs, ep, ip);
 	if (err)
 		return err;
@@ -220,6 +223,9 @@ void tslab_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	if (ip->ext->dirty)
 		err = tslab_inode_put(fs, ip);
+	if (err)
+		tslab_log(LOG_ERR, "%s: file %#llx: content not written at close: %s",
+			  fs->device, (unsigned long long)ino, strerror(-err));
 	tslab_ext_trim(ep, ip);
 unlock:
 	pthread_mutex_unlock(&ep->lock);

@@ -189,6 +189,9 @@ void tslab_inode_stat(const struct tslab_inode *ip, struct stat *st);
 int tslab_flush_epoch(struct tslab_fs *fs, struct tslab_epoch *ep, bool trim);
 int tslab_flush_all(struct tslab_fs *fs, bool trim);
 int64_t tslab_now(void);
+/* Free space kept back for data already accepted but not yet put. */
+#define TSLAB_SPACE_MARGIN (1u << 20)
+int tslab_space_check(struct tslab_fs *fs, uint64_t need);
 int tslab_err(struct tslab_fs *fs, int err, const char *what);
 
 /* Look an inode up by handle and lock its epoch; caller holds drop_lock. */

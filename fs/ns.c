@@ -39,6 +39,22 @@ int tslab_err(struct tslab_fs *fs, int err, const char *what)
 	return err;
 }
 
+/* Refuse new data early: file contents are put at release or commit, after
+ * write() returned (and with the writeback cache, after close() returned),
+ * so ENOSPC is reported when a file is created or grows while the free
+ * space is below what is buffered plus a margin. */
+int tslab_space_check(struct tslab_fs *fs, uint64_t need)
+{
+	struct slab_space sp;
+	uint64_t margin;
+
+	slab_space_get(fs->st, &sp);
+	margin = sp.total_bytes / 64;
+	if (margin < TSLAB_SPACE_MARGIN)
+		margin = TSLAB_SPACE_MARGIN;
+	return sp.avail_bytes < need + margin ? -ENOSPC : 0;
+}
+
 /* ---- epochs -------------------------------------------------------------- */
 
 static uint32_t epoch_slot(uint32_t id)

@@ -352,6 +352,8 @@ static void do_make(fuse_req_t req, fuse_ino_t parent, const char *name,
 		err = -ENOTDIR;
 	else if (tslab_ns_find(pep, parent, name, len))
 		err = -EEXIST;
+	else if ((err = tslab_space_check(fs, 4096)))
+		;
 	else
 		err = mk_locked(fs, pep, pip, name, len, a, fuse_req_ctx(req), &ip, &cep);
 	if (!err) {

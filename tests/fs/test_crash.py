@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Crash test: SIGKILL the daemon at many points while a writer ingests
+fsync'd and unsynced files (creates, and atomic replaces by rename), then
+remount and check that
+  - every file whose fsync returned is present with that content or a
+    later one written to the same name (losses must be 0);
+  - every present file holds exactly one content that was written, whole
+    (never torn), or is empty because the crash came between its create
+    and its write (counted separately).
+Optional argument after TSLABFS MKFS: the number of kill points."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tslabtest import Fail, check, content, run  # noqa: E402
+
+WRITER = r'''
+import json, os, random, sys
+sys.path.insert(0, sys.argv[1])
+from tslabtest import content
+mnt, log, seed, round_ = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+r = random.Random(seed)
+lf = open(log, "a", buffering=1)
+def note(kind, name, ver, size):
+    lf.write(json.dumps([kind, name, ver, size]) + "\n")
+try:
+    for ep in range(3):
+        os.makedirs(os.path.join(mnt, "r%d-e%d" % (round_, ep)), exist_ok=True)
+    i = 0
+    while True:
+        ep = "r%d-e%d" % (round_, i % 3)
+        if i > 20 and r.random() < 0.2:       # replace an older file atomically
+            j = r.randrange(i)
+            name = "%s/f%06d" % ("r%d-e%d" % (round_, j % 3), j)
+            ver = 1000 + i
+        else:
+            name = "%s/f%06d" % (ep, i)
+            ver = 0
+        size = r.randint(16, 6000)
+        sync = r.random() < 0.3
+        note("intent", name, ver, size)
+        data = content(os.path.basename(name), ver, size)
+        path = os.path.join(mnt, name)
+        tmp = path + ".tmp%d" % ver if ver else path
+        if ver:
+            note("intent", name + ".tmp%d" % ver, ver, size)
+        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+        os.write(fd, data)
+        if sync:
+            os.fsync(fd)
+        os.close(fd)
+        if ver:
+            os.rename(tmp, path)
+            if sync:
+                dfd = os.open(os.path.dirname(path), os.O_RDONLY)
+                os.fsync(dfd)
+                os.close(dfd)
+        if sync:
+            note("synced", name, ver, size)
+        i += 1
+except OSError:
+    pass
+'''
+
+
+def load_log(path):
+    intents, synced = {}, {}
+    with open(path) as f:
+        for line in f:
+            try:
+                kind, name, ver, size = json.loads(line)
+            except ValueError:
+                continue  # the writer may die mid-line
+            if kind == "intent":
+                intents.setdefault(name, {})[ver] = size
+            else:
+                synced[name] = max(ver, synced.get(name, -1))
+    return intents, synced
+
+
+def verify(m, intents, synced, stats):
+    present = {}
+    for root, dirs, files in os.walk(m.path):
+        for f in files:
+            p = os.path.join(root, f)
+            present[os.path.relpath(p, m.path)] = p
+    for name, p in present.items():
+        with open(p, "rb") as fh:
+            data = fh.read()
+        vers = intents.get(name)
+        if vers is None:
+            raise Fail("unexpected file %s" % name)
+        base = os.path.basename(name).split(".tmp")[0]
+        ok = [v for v, size in vers.items() if data == content(base, v, size)]
+        if ok:
+            stats["files_ok"] += 1
+        elif data == b"":
+            stats["empty_unsynced"] += 1
+            if name in synced:
+                raise Fail("fsync'd file %s is empty after the crash" % name)
+        else:
+            stats["torn"] += 1
+            raise Fail("%s holds %d bytes that match no written version" % (name, len(data)))
+        stats["files_checked"] += 1
+    for name, ver in synced.items():
+        if name not in present:
+            stats["fsync_lost"] += 1
+            raise Fail("fsync'd file %s (version %d) missing after the crash" % (name, ver))
+        with open(present[name], "rb") as fh:
+            data = fh.read()
+        base = os.path.basename(name)
+        if not any(data == content(base, v, s) for v, s in intents[name].items() if v >= ver):
+            stats["fsync_lost"] += 1
+            raise Fail("fsync'd file %s lost version %d" % (name, ver))
+        stats["fsync_checked"] += 1
+    stats["unsynced_missing"] = sum(1 for n in intents if n not in present and n not in synced
+                                    and ".tmp" not in n)
+
+
+def main(t):
+    rounds = int(t.args[0]) if t.args else 25
+    img = t.mkfs(size="2G", zone="32M")
+    here = os.path.dirname(os.path.abspath(__file__))
+    log = os.path.join(t.dir, "writer.log")
+    open(log, "w").close()
+    rng = random.Random(1234)
+    stats = dict(kill_points=0, files_checked=0, files_ok=0, empty_unsynced=0, torn=0,
+                 fsync_checked=0, fsync_lost=0, unsynced_missing=0)
+    delays = []
+    for rnd in range(rounds):
+        m = t.mount(img, opts="commit=1")
+        w = subprocess.Popen([sys.executable, "-c", WRITER, here, m.path, log,
+                              str(rng.randrange(1 << 30)), str(rnd)])
+        delay = rng.choice([0.01, 0.05, 0.2]) + rng.random() * 1.5
+        delays.append(round(delay, 2))
+        time.sleep(delay)
+        m.kill()
+        stats["kill_points"] += 1
+        try:
+            w.wait(30)
+        except subprocess.TimeoutExpired:
+            w.send_signal(signal.SIGKILL)
+            w.wait()
+        intents, synced = load_log(log)
+        m = t.mount(img, opts="commit=1")
+        round_stats = dict(stats, files_checked=0, files_ok=0, empty_unsynced=0,
+                           fsync_checked=0)
+        verify(m, intents, synced, round_stats)
+        for k in ("files_checked", "files_ok", "empty_unsynced", "fsync_checked"):
+            stats[k] += round_stats[k]
+        stats["unsynced_missing"] = round_stats["unsynced_missing"]
+        m.umount()
+    print("kill delays (s):", delays)
+    print("crash stats:", json.dumps(stats))
+    check(stats["fsync_lost"] == 0 and stats["torn"] == 0, "no losses, nothing torn")
+
+
+if __name__ == "__main__":
+    run(main)
