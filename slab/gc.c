@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Garbage collection. Runs in the background thread (one pass at a time,
+ * st->gclock) when the number of empty data zones falls to the reserve.
+ * Victim: the FULL data zone with the lowest live bytes (ties: the oldest
+ * filled). Each record of the victim is checked under its epoch's lock: it
+ * is copied only if its slot (chunk table, epoch marker, drop entry) still
+ * names this very location, into the open page of the SAME epoch, keeping
+ * its sequence number. The victim's live bytes then reach zero and the next
+ * sync resets it after making the copies durable.
+ */
+#include <errno.h>
+
+#include "slab/slab_int.h"
+
+/* Owner of the DROP record at (ZONE, OFF) in the drop table (root locked). */
+static struct slab_drop *drop_owner(struct slab_store *st, const struct slab_rec *r,
+				    uint32_t zone, uint32_t off)
+{
+	for (uint32_t i = 0; i < st->ndrops; i++) {
+		struct slab_drop *d = &st->drops[i];
+
+		if (d->epoch == r->parent && d->loc.zone == zone && d->loc.off == off)
+			return d;
+	}
+	return NULL;
+}
+
+/* Copy one record of the victim if it is still live. */
+static int gc_record(struct slab_store *st, const struct slab_page_hdr *ph,
+		     const uint8_t *rec, const struct slab_rec *r, uint32_t zone, uint32_t off)
+{
+	bool is_drop = r->rtype == SLAB_REC_DROP;
+	struct slab_epoch *e =
+		slab_epoch_lock(st, is_drop ? SLAB_EPOCH_ROOT : slab_handle_epoch(r->handle));
+	struct slab_loc *owner = NULL, nloc;
+	uint16_t *lenp = NULL;
+	uint32_t nlen;
+	int ret = 0;
+
+	if (!e)
+		return 0; /* dropped or closing epoch: dead */
+	if (is_drop) {
+		struct slab_drop *d = drop_owner(st, r, zone, off);
+
+		if (d) {
+			owner = &d->loc;
+			lenp = &d->len;
+		}
+	} else {
+		owner = slab_rec_owner(st, e, r, &lenp);
+		if (owner && (owner->zone != zone || owner->off != off))
+			owner = NULL;
+	}
+	if (!owner)
+		goto out;
+	ret = slab_page_append_raw(st, e, rec, r->len, ph->def_uid, ph->def_gid, true, &nloc,
+				   &nlen);
+	if (ret)
+		goto out;
+	slab_loc_kill(st, e, *owner, r->len);
+	*owner = nloc;
+	if (lenp)
+		*lenp = (uint16_t)nlen;
+	atomic_fetch_add(&st->c_gc_moved, nlen);
+out:
+	pthread_mutex_unlock(&e->lock);
+	return ret;
+}
+
+static int gc_zone(struct slab_store *st, uint32_t zone, uint64_t wp)
+{
+	struct slab_zscan zs;
+	struct slab_page_hdr ph;
+	const uint8_t *page;
+	uint64_t poff;
+	int ret = slab_zscan_init(&zs, st->dev, zone, wp);
+
+	if (ret)
+		return ret;
+	while ((ret = slab_zscan_next(&zs, &page, &ph, &poff)) > 0) {
+		for (uint32_t off = SLAB_PAGE_HDR; off < ph.used;) {
+			struct slab_rec r;
+
+			if (slab_rec_decode(page + off, ph.used - off, ph.def_uid, ph.def_gid, &r))
+				break;
+			ret = gc_record(st, &ph, page + off, &r, zone, (uint32_t)(poff + off));
+			if (ret)
+				goto out;
+			off += r.len;
+		}
+	}
+out:
+	slab_zscan_fini(&zs);
+	return ret;
+}
+
+/* Lowest live ratio among FULL data zones that would yield space. */
+static int pick_victim(struct slab_store *st, uint64_t *wp)
+{
+	int best = -1;
+	uint64_t cap = st->geo.zone_capacity;
+
+	pthread_mutex_lock(&st->zlock);
+	for (uint32_t z = st->first_data; z < st->nzones; z++) {
+		struct slab_zone *zn = &st->zones[z];
+		uint64_t live = atomic_load(&zn->live);
+
+		if (zn->state != ZS_FULL || zn->ro || live + SLAB_PAGE_SIZE >= cap)
+			continue;
+		if (best < 0) {
+			best = (int)z;
+			continue;
+		}
+		uint64_t blive = atomic_load(&st->zones[best].live);
+
+		if (live < blive || (live == blive && zn->filled_seq < st->zones[best].filled_seq))
+			best = (int)z;
+	}
+	if (best >= 0) {
+		st->zones[best].state = ZS_GC;
+		*wp = st->zones[best].wp;
+	}
+	pthread_mutex_unlock(&st->zlock);
+	return best;
+}
+
+int slab_gc_pass(struct slab_store *st)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&st->gclock);
+	while (atomic_load(&st->zones_free) <= st->reserve && !st->ro) {
+		uint64_t wp = 0;
+		int v = pick_victim(st, &wp);
+
+		if (v < 0) {
+			st->gc_gave_up = true;
+			break;
+		}
+		ret = gc_zone(st, (uint32_t)v, wp);
+		pthread_mutex_lock(&st->zlock);
+		st->zones[v].state = ZS_FULL;
+		pthread_mutex_unlock(&st->zlock);
+		atomic_fetch_add(&st->c_gc_runs, 1);
+		if (ret)
+			break;
+		ret = slab_sync_all(st, false);
+		if (ret)
+			break;
+		if (atomic_load(&st->zones[v].live) != 0) {
+			st->gc_gave_up = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&st->gclock);
+	return ret;
+}

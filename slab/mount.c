@@ -1,0 +1,971 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Mount (recovery), unmount, space and counters.
+ *
+ * Recovery is a scan of every journal and data zone from 0 to its write
+ * pointer (no checkpoints yet: linear in device contents):
+ *   pass 1  collect every valid record (handle, seq, place); the first bad
+ *           page or record ends a zone's scan (torn tail);
+ *   decide  per object slot the newest complete version (a chunked version
+ *           counts only with all its chunks; duplicates of one seq are the
+ *           same version, the data-zone copy preferred over the journal);
+ *           DROP records kill every older record of their epoch;
+ *   rebuild epochs, slot tables, free lists, zone live bytes, counters;
+ *           reset zones holding no live bytes (after a device flush);
+ *   pass 2  call the fs callback per live object, and copy live records that
+ *           exist only in the journal into their epochs' pages; then write
+ *           those pages and reset the journal.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "slab/slab_int.h"
+
+struct rent {
+	uint64_t handle, seq;
+	uint64_t aux; /* OBJ: total if chunked; CHUNK: index; DROP: epoch */
+	uint32_t zone, off;
+	uint16_t len;
+	uint8_t rtype;
+	uint8_t journal;
+};
+
+struct rvec {
+	struct rent *v;
+	size_t n, cap;
+};
+
+struct recov {
+	struct slab_store *st;
+	struct rvec recs, drops, live, dzones; /* dzones: handle = epoch, zone */
+	uint64_t *scan_end;
+	bool *torn, *reset_ok;
+	int16_t *egen_seen; /* per epoch slot: highest generation seen, -1 none */
+	uint64_t max_seq, max_page_seq;
+};
+
+static int rvec_push(struct rvec *v, const struct rent *r)
+{
+	if (v->n == v->cap) {
+		size_t ncap = v->cap ? v->cap * 2 : 1024;
+		struct rent *n = realloc(v->v, ncap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		v->v = n;
+		v->cap = ncap;
+	}
+	v->v[v->n++] = *r;
+	return 0;
+}
+
+static void see_epoch(struct recov *rc, uint32_t epoch)
+{
+	uint32_t s = slab_eslot(epoch);
+
+	if (s < SLAB_EPOCH_SLOTS && rc->egen_seen[s] < slab_egen(epoch))
+		rc->egen_seen[s] = slab_egen(epoch);
+}
+
+/* Does record R belong in a page of epoch PE? */
+static bool rec_fits_page(const struct slab_rec *r, uint32_t pe)
+{
+	if (pe == SLAB_EPOCH_JOURNAL)
+		return true;
+	if (r->rtype == SLAB_REC_DROP)
+		return pe == SLAB_EPOCH_ROOT;
+	return slab_handle_epoch(r->handle) == pe;
+}
+
+static int scan_page(struct recov *rc, uint32_t z, const uint8_t *pg,
+		     const struct slab_page_hdr *ph, uint64_t poff, bool *bad)
+{
+	bool jz = slab_zone_is_journal(rc->st, z);
+
+	for (uint32_t off = SLAB_PAGE_HDR; off < ph->used;) {
+		struct slab_rec r;
+
+		if (slab_rec_decode(pg + off, ph->used - off, ph->def_uid, ph->def_gid, &r) ||
+		    !rec_fits_page(&r, ph->epoch)) {
+			*bad = true;
+			return 0;
+		}
+		struct rent e = {.handle = r.handle,
+				 .seq = r.seq,
+				 .zone = z,
+				 .off = (uint32_t)(poff + off),
+				 .len = (uint16_t)r.len,
+				 .rtype = r.rtype,
+				 .journal = jz};
+
+		if (r.rtype == SLAB_REC_OBJ && (r.flags & SLAB_RF_CHUNKED))
+			e.aux = r.total;
+		else if (r.rtype == SLAB_REC_CHUNK || r.rtype == SLAB_REC_DROP)
+			e.aux = r.parent;
+		if (r.seq > rc->max_seq)
+			rc->max_seq = r.seq;
+		see_epoch(rc, r.rtype == SLAB_REC_DROP ? (uint32_t)r.parent
+						       : slab_handle_epoch(r.handle));
+		int ret = rvec_push(r.rtype == SLAB_REC_DROP ? &rc->drops : &rc->recs, &e);
+
+		if (ret)
+			return ret;
+		off += r.len;
+	}
+	return 0;
+}
+
+static int scan_zone(struct recov *rc, uint32_t z, uint64_t wp)
+{
+	struct slab_zscan zs;
+	struct slab_page_hdr ph;
+	const uint8_t *pg;
+	uint64_t poff;
+	bool bad = false;
+	int ret = slab_zscan_init(&zs, rc->st->dev, z, wp);
+
+	if (ret)
+		return ret;
+	while (!bad && (ret = slab_zscan_next(&zs, &pg, &ph, &poff)) > 0) {
+		if (ph.seq > rc->max_page_seq)
+			rc->max_page_seq = ph.seq;
+		ret = scan_page(rc, z, pg, &ph, poff, &bad);
+		if (ret)
+			break;
+		rc->scan_end[z] = bad ? poff : zs.pos;
+	}
+	if (ret >= 0 && (bad || zs.torn)) {
+		rc->torn[z] = true;
+		atomic_fetch_add(&rc->st->c_torn, 1);
+	}
+	slab_zscan_fini(&zs);
+	return ret < 0 ? ret : 0;
+}
+
+static int rent_cmp(const void *a, const void *b)
+{
+	const struct rent *x = a, *y = b;
+	uint64_t kx = x->handle >> 40, ky = y->handle >> 40;
+	uint32_t sx = slab_handle_slot(x->handle), sy = slab_handle_slot(y->handle);
+	int rx = x->rtype == SLAB_REC_CHUNK, ry = y->rtype == SLAB_REC_CHUNK;
+
+	if (kx != ky)
+		return kx < ky ? -1 : 1;
+	if (sx != sy)
+		return sx < sy ? -1 : 1;
+	if (x->seq != y->seq)
+		return x->seq > y->seq ? -1 : 1; /* newest first */
+	if (rx != ry)
+		return rx - ry; /* head before its chunks */
+	if (x->aux != y->aux)
+		return x->aux < y->aux ? -1 : 1;
+	return (int)x->journal - (int)y->journal; /* data-zone copy first */
+}
+
+static int drop_cmp(const void *a, const void *b)
+{
+	const struct rent *x = a, *y = b;
+
+	if (x->aux != y->aux)
+		return x->aux < y->aux ? -1 : 1;
+	if (x->seq != y->seq)
+		return x->seq > y->seq ? -1 : 1;
+	return (int)x->journal - (int)y->journal;
+}
+
+static int loc_cmp(const void *a, const void *b)
+{
+	const struct rent *x = a, *y = b;
+
+	if (x->zone != y->zone)
+		return x->zone < y->zone ? -1 : 1;
+	return x->off < y->off ? -1 : (x->off > y->off);
+}
+
+/* Newest DROP of EPOCH (drops sorted, deduplicated by drop_cmp), or NULL. */
+static const struct rent *drop_of(const struct recov *rc, uint64_t epoch)
+{
+	size_t lo = 0, hi = rc->drops.n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (rc->drops.v[mid].aux < epoch)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < rc->drops.n && rc->drops.v[lo].aux == epoch ? &rc->drops.v[lo] : NULL;
+}
+
+/* Keep only the newest DROP per epoch. */
+static void drops_dedupe(struct recov *rc)
+{
+	size_t n = 0;
+
+	qsort(rc->drops.v, rc->drops.n, sizeof(struct rent), drop_cmp);
+	for (size_t i = 0; i < rc->drops.n; i++)
+		if (n == 0 || rc->drops.v[n - 1].aux != rc->drops.v[i].aux)
+			rc->drops.v[n++] = rc->drops.v[i];
+	rc->drops.n = n;
+}
+
+/* The open epoch struct for EPOCH, set up on first use; NULL on conflict. */
+static struct slab_epoch *rc_epoch(struct recov *rc, uint32_t epoch, int *err)
+{
+	struct slab_store *st = rc->st;
+	uint32_t s = slab_eslot(epoch);
+	struct slab_epoch *e;
+
+	if (s >= SLAB_EPOCH_SLOTS)
+		return NULL;
+	*err = slab_epoch_init_slot(st, s);
+	if (*err)
+		return NULL;
+	e = st->etab[s];
+	if (e->state == EPOCH_OPEN)
+		return e->gen == slab_egen(epoch) ? e : NULL;
+	e->gen = slab_egen(epoch);
+	e->arena = slab_arena_new();
+	if (!e->arena || slab_page_init(&e->page) || slab_slot_grow(e, 1)) {
+		slab_epoch_free_contents(e);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	e->state = EPOCH_OPEN;
+	return e;
+}
+
+/* Count a chosen live record in its zone and remember it for pass 2. */
+static int rc_live(struct recov *rc, struct slab_epoch *e, const struct rent *r)
+{
+	struct slab_store *st = rc->st;
+
+	if (!r->journal) {
+		atomic_fetch_add(&st->zones[r->zone].live, r->len);
+		if (slab_ezone_add(e, r->zone, st->zones[r->zone].gen, r->len))
+			return -ENOMEM;
+	}
+	return rvec_push(&rc->live, r);
+}
+
+/* Chunks 0..n-1 of the version [k, m) (heads first, chunks by index), or -1. */
+static int rc_chunks(struct recov *rc, struct slab_epoch *e, struct slab_slot *s,
+		     const struct rent *v, size_t k, size_t m)
+{
+	uint64_t total = v[k].aux;
+	uint32_t n = (uint32_t)((total + SLAB_CHUNK_MAX - 1) / SLAB_CHUNK_MAX), got = 0;
+	size_t idx[64], cap = 64, *ix = idx;
+	int ret = 0;
+
+	if (n > cap) {
+		ix = malloc(n * sizeof(*ix));
+		if (!ix)
+			return -ENOMEM;
+	}
+	for (size_t i = k + 1; i < m && got < n; i++)
+		if (v[i].rtype == SLAB_REC_CHUNK && v[i].aux == got)
+			ix[got++] = i;
+	if (got < n) {
+		ret = 1;
+		goto out;
+	}
+	struct slab_chunks *ch =
+		slab_arena_alloc_any(e->arena, sizeof(*ch) + n * sizeof(ch->loc[0]));
+
+	if (!ch) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	ch->n = n;
+	ch->total = total;
+	for (uint32_t i = 0; i < n && !ret; i++) {
+		ch->loc[i] = (struct slab_loc){v[ix[i]].zone, v[ix[i]].off};
+		ret = rc_live(rc, e, &v[ix[i]]);
+	}
+	s->chunks = ch;
+out:
+	if (ix != idx)
+		free(ix);
+	return ret;
+}
+
+/* Decide the live version of one slot: records v[i..j), newest first. */
+static int rc_slot(struct recov *rc, struct slab_epoch *e, const struct rent *v, size_t i,
+		   size_t j)
+{
+	uint32_t slot = slab_handle_slot(v[i].handle);
+	uint8_t maxgen = 0;
+	struct slab_slot *s;
+	int ret = slab_slot_grow(e, slot + 1);
+
+	if (ret)
+		return ret;
+	s = slab_slot_get(e, slot);
+	for (size_t k = i; k < j; k++)
+		if (slab_handle_gen(v[k].handle) > maxgen)
+			maxgen = slab_handle_gen(v[k].handle);
+	s->state = SLOT_FREE;
+	s->gen = (uint8_t)(maxgen + 1);
+	for (size_t k = i, m; k < j; k = m) {
+		for (m = k + 1; m < j && v[m].seq == v[k].seq; m++)
+			;
+		const struct rent *h = &v[k];
+
+		if (h->rtype == SLAB_REC_CHUNK)
+			continue;
+		if (h->rtype == SLAB_REC_OBJ && h->aux) {
+			ret = rc_chunks(rc, e, s, v, k, m);
+			if (ret > 0)
+				continue; /* torn chunked version: try the older one */
+			if (ret)
+				return ret;
+		}
+		if ((h->rtype == SLAB_REC_EPOCH) != (slot == 0))
+			continue;
+		s->loc = (struct slab_loc){h->zone, h->off};
+		s->len = h->len;
+		s->gen = slab_handle_gen(h->handle);
+		if (h->rtype == SLAB_REC_TOMB) {
+			s->gen++;
+		} else {
+			s->state = SLOT_LIVE;
+			if (slot) {
+				e->objects++;
+				atomic_fetch_add(&rc->st->c_objects, 1);
+			}
+		}
+		return rc_live(rc, e, h);
+	}
+	return 0;
+}
+
+/* Walk the sorted records slot by slot. */
+static int rc_decide(struct recov *rc)
+{
+	struct rent *v = rc->recs.v;
+	int ret = 0;
+
+	qsort(v, rc->recs.n, sizeof(*v), rent_cmp);
+	for (size_t i = 0, j; i < rc->recs.n; i = j) {
+		uint64_t key = v[i].handle & ~0xff00000000ull; /* epoch + slot */
+
+		for (j = i + 1; j < rc->recs.n && (v[j].handle & ~0xff00000000ull) == key; j++)
+			;
+		uint32_t epoch = slab_handle_epoch(v[i].handle);
+		const struct rent *d = drop_of(rc, epoch);
+
+		if (d) {
+			for (size_t k = i; k < j; k++) {
+				struct rent p = {.handle = epoch, .zone = v[k].zone};
+
+				if (!v[k].journal && (ret = rvec_push(&rc->dzones, &p)))
+					return ret;
+			}
+			continue;
+		}
+		struct slab_epoch *e = rc_epoch(rc, epoch, &ret);
+
+		if (ret)
+			return ret;
+		if (!e)
+			continue; /* conflicting generation: not trusted */
+		ret = rc_slot(rc, e, v, i, j);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int dzone_cmp(const void *a, const void *b)
+{
+	const struct rent *x = a, *y = b;
+
+	if (x->handle != y->handle)
+		return x->handle < y->handle ? -1 : 1;
+	return x->zone < y->zone ? -1 : (x->zone > y->zone);
+}
+
+/* Is some zone holding records of dropped EPOCH (pairs [*lo, *hi)) kept? */
+static bool drop_pending(const struct recov *rc, uint64_t epoch, size_t *lo, size_t *hi)
+{
+	size_t a = 0, b = rc->dzones.n;
+	bool pending = false;
+
+	while (a < b) {
+		size_t mid = (a + b) / 2;
+
+		if (rc->dzones.v[mid].handle < epoch)
+			a = mid + 1;
+		else
+			b = mid;
+	}
+	*lo = a;
+	for (b = a; b < rc->dzones.n && rc->dzones.v[b].handle == epoch; b++)
+		if (!rc->reset_ok[rc->dzones.v[b].zone])
+			pending = true;
+	*hi = b;
+	return pending;
+}
+
+/* Register the drops whose epochs still have pages in kept zones. */
+static int rc_drops(struct recov *rc)
+{
+	struct slab_store *st = rc->st;
+	bool changed = true;
+	size_t lo, hi, n = 0;
+
+	qsort(rc->dzones.v, rc->dzones.n, sizeof(struct rent), dzone_cmp);
+	for (size_t i = 0; i < rc->dzones.n; i++)
+		if (!n || dzone_cmp(&rc->dzones.v[n - 1], &rc->dzones.v[i]))
+			rc->dzones.v[n++] = rc->dzones.v[i];
+	rc->dzones.n = n;
+	/* A kept drop record keeps its own zone, which may keep other pages. */
+	while (changed) {
+		changed = false;
+		for (size_t i = 0; i < rc->drops.n; i++) {
+			const struct rent *d = &rc->drops.v[i];
+
+			if (drop_pending(rc, d->aux, &lo, &hi) && !d->journal &&
+			    rc->reset_ok[d->zone]) {
+				rc->reset_ok[d->zone] = false;
+				changed = true;
+			}
+		}
+	}
+	st->drops = calloc(rc->drops.n ? rc->drops.n : 1, sizeof(*st->drops));
+	if (!st->drops)
+		return -ENOMEM;
+	st->drops_cap = (uint32_t)(rc->drops.n ? rc->drops.n : 1);
+	for (size_t i = 0; i < rc->drops.n; i++) {
+		const struct rent *d = &rc->drops.v[i];
+		int ret;
+
+		if (!drop_pending(rc, d->aux, &lo, &hi))
+			continue;
+		struct slab_drop *sd = &st->drops[st->ndrops++];
+
+		*sd = (struct slab_drop){.epoch = (uint32_t)d->aux,
+					 .seq = d->seq,
+					 .loc = {d->zone, d->off},
+					 .len = d->len,
+					 .ready = true};
+		sd->ez = calloc(hi - lo, sizeof(*sd->ez));
+		if (!sd->ez)
+			return -ENOMEM;
+		for (size_t k = lo; k < hi; k++)
+			if (!rc->reset_ok[rc->dzones.v[k].zone])
+				sd->ez[sd->ez_n++] = (struct slab_ezone){rc->dzones.v[k].zone, 0, 0};
+		ret = rc_live(rc, st->etab[0], d);
+		if (ret)
+			return ret;
+		uint32_t s = slab_eslot(sd->epoch);
+
+		ret = slab_epoch_init_slot(st, s);
+		if (ret)
+			return ret;
+		if (st->etab[s]->state == EPOCH_FREE) {
+			st->etab[s]->gen = slab_egen(sd->epoch);
+			st->etab[s]->state = EPOCH_DROPPED;
+		}
+	}
+	return 0;
+}
+
+/* Zone states from the report; reset_ok marks zones to reset. */
+static void rc_zones(struct recov *rc, const struct zns_zone *zr)
+{
+	struct slab_store *st = rc->st;
+
+	for (uint32_t z = st->first_data; z < st->nzones; z++) {
+		struct slab_zone *zn = &st->zones[z];
+
+		zn->wp = zr[z].wp;
+		switch (zr[z].cond) {
+		case ZNS_COND_EMPTY:
+			zn->state = ZS_FREE;
+			atomic_fetch_add(&st->zones_free, 1);
+			break;
+		case ZNS_COND_FULL:
+			zn->state = ZS_FULL;
+			break;
+		case ZNS_COND_IMP_OPEN:
+		case ZNS_COND_EXP_OPEN:
+		case ZNS_COND_CLOSED:
+			if (rc->torn[z] || rc->scan_end[z] != zn->wp) {
+				/* Never append after a torn tail. */
+				zn->state = ZS_FULL;
+				if (!st->ro)
+					zns_zone_finish(st->dev, z);
+			} else {
+				zn->state = ZS_OPEN;
+				st->active++;
+			}
+			break;
+		case ZNS_COND_READ_ONLY:
+			zn->state = ZS_FULL;
+			zn->ro = true;
+			break;
+		default:
+			zn->state = ZS_BAD;
+			break;
+		}
+		rc->reset_ok[z] = !st->ro && !zn->ro && zn->wp > 0 &&
+				  (zn->state == ZS_FULL || zn->state == ZS_OPEN) &&
+				  atomic_load(&zn->live) == 0;
+	}
+}
+
+static void rc_reset_dead(struct recov *rc)
+{
+	struct slab_store *st = rc->st;
+
+	for (uint32_t z = st->first_data; z < st->nzones; z++) {
+		if (!rc->reset_ok[z] || atomic_load(&st->zones[z].live))
+			continue;
+		if (st->zones[z].state == ZS_OPEN) {
+			st->zones[z].state = ZS_FULL;
+			st->active--;
+		}
+		slab_zone_reset(st, z);
+	}
+}
+
+static void push_free_slot(struct slab_epoch *e, uint32_t slot, struct slab_slot *s)
+{
+	s->next_free = 0;
+	if (e->free_tail)
+		slab_slot_get(e, e->free_tail)->next_free = slot;
+	else
+		e->free_head = slot;
+	e->free_tail = slot;
+}
+
+/* Free lists of slots and of epoch slots. */
+static int rc_epochs(struct recov *rc)
+{
+	struct slab_store *st = rc->st;
+	uint32_t top = st->neslots;
+
+	for (uint32_t s = 0; s < SLAB_EPOCH_SLOTS; s++)
+		if (rc->egen_seen[s] >= 0 && s + 1 > top)
+			top = s + 1;
+	for (uint32_t s = 0; s < top; s++) {
+		int ret = slab_epoch_init_slot(st, s);
+
+		if (ret)
+			return ret;
+		struct slab_epoch *e = st->etab[s];
+
+		if (e->state == EPOCH_OPEN) {
+			for (uint32_t i = 1; i < e->nslots; i++) {
+				struct slab_slot *sl = slab_slot_get(e, i);
+
+				if (sl->state == SLOT_FREE)
+					push_free_slot(e, i, sl);
+			}
+		} else if (e->state == EPOCH_FREE && s != 0) {
+			e->gen = rc->egen_seen[s] >= 0 ? (uint8_t)(rc->egen_seen[s] + 1) : 0;
+			e->next_efree = 0;
+			if (st->efree_tail)
+				st->etab[st->efree_tail]->next_efree = s;
+			else
+				st->efree_head = s;
+			st->efree_tail = s;
+		}
+	}
+	return 0;
+}
+
+/* Pass 2 for one live record: callback, and replay when it lives in the journal. */
+static int rc_visit(struct recov *rc, const struct slab_page_hdr *ph, const uint8_t *rec,
+		    uint32_t avail, const struct rent *le, slab_recover_fn fn, void *ctx)
+{
+	struct slab_store *st = rc->st;
+	struct slab_rec r;
+	int ret = slab_rec_decode(rec, avail, ph->def_uid, ph->def_gid, &r);
+
+	if (ret)
+		return ret;
+	if (r.rtype == SLAB_REC_OBJ && fn) {
+		bool chunked = r.flags & SLAB_RF_CHUNKED;
+		struct slab_obj o = {.kind = r.kind,
+				     .attr = {.mode = r.mode,
+					      .uid = r.uid,
+					      .gid = r.gid,
+					      .nlink = r.nlink,
+					      .rdev = r.rdev,
+					      .size = r.size,
+					      .atime_ns = r.atime_ns,
+					      .mtime_ns = r.mtime_ns,
+					      .ctime_ns = r.ctime_ns},
+				     .parent = r.parent,
+				     .name = r.name,
+				     .name_len = r.name_len,
+				     .data = chunked ? NULL : r.data,
+				     .data_len = chunked ? r.total : r.data_len};
+
+		ret = fn(ctx, r.handle, &o);
+		if (ret)
+			return ret;
+	}
+	if (!le->journal || st->ro)
+		return 0;
+	struct slab_epoch *e =
+		st->etab[r.rtype == SLAB_REC_DROP ? 0 : slab_eslot(slab_handle_epoch(r.handle))];
+	uint16_t *lenp;
+	struct slab_loc nloc;
+	uint32_t nlen;
+
+	pthread_mutex_lock(&e->lock);
+	struct slab_loc *owner = slab_rec_owner(st, e, &r, &lenp);
+
+	if (owner && owner->zone == le->zone && owner->off == le->off) {
+		ret = slab_page_append_raw(st, e, rec, r.len, ph->def_uid, ph->def_gid, true,
+					   &nloc, &nlen);
+		if (!ret) {
+			*owner = nloc;
+			if (lenp)
+				*lenp = (uint16_t)nlen;
+		}
+	}
+	pthread_mutex_unlock(&e->lock);
+	return ret;
+}
+
+static int rc_pass2(struct recov *rc, slab_recover_fn fn, void *ctx)
+{
+	struct rent *lv = rc->live.v;
+	size_t i = 0;
+	int ret = 0;
+
+	qsort(lv, rc->live.n, sizeof(*lv), loc_cmp);
+	while (i < rc->live.n && !ret) {
+		uint32_t z = lv[i].zone;
+		struct slab_zscan zs;
+		struct slab_page_hdr ph;
+		const uint8_t *pg;
+		uint64_t poff;
+
+		ret = slab_zscan_init(&zs, rc->st->dev, z, rc->scan_end[z]);
+		while (!ret && i < rc->live.n && lv[i].zone == z &&
+		       (ret = slab_zscan_next(&zs, &pg, &ph, &poff)) > 0) {
+			ret = 0;
+			while (!ret && i < rc->live.n && lv[i].zone == z &&
+			       lv[i].off < poff + ph.used) {
+				uint32_t in = (uint32_t)(lv[i].off - poff);
+
+				ret = rc_visit(rc, &ph, pg + in, ph.used - in, &lv[i], fn, ctx);
+				i++;
+			}
+		}
+		slab_zscan_fini(&zs);
+		if (ret < 0 || ret > 0)
+			break;
+		/* Records past the scan end cannot be live: skip. */
+		while (i < rc->live.n && lv[i].zone == z)
+			i++;
+	}
+	return ret;
+}
+
+/* Epochs found without their marker record get one. */
+static int rc_markers(struct slab_store *st)
+{
+	for (uint32_t s = 1; s < st->neslots; s++) {
+		struct slab_epoch *e = st->etab[s];
+		struct slab_slot *m;
+		int ret = 0;
+
+		pthread_mutex_lock(&e->lock);
+		m = e->state == EPOCH_OPEN ? slab_slot_get(e, 0) : NULL;
+		if (m && m->loc.zone == SLAB_LOC_NONE) {
+			struct slab_rec r = {.rtype = SLAB_REC_EPOCH,
+					     .handle = slab_handle_make(slab_epoch_id(s, e->gen), 0, 0),
+					     .seq = atomic_fetch_add(&st->seq, 1)};
+
+			ret = slab_page_append(st, e, &r, true, &m->loc);
+			m->len = SLAB_REC_HDR;
+			m->state = SLOT_LIVE;
+		}
+		pthread_mutex_unlock(&e->lock);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* ---- store lifetime --------------------------------------------------------- */
+
+int slab_store_alloc(struct zns_dev *dev, struct slab_store **out)
+{
+	struct slab_store *st = calloc(1, sizeof(*st));
+	pthread_condattr_t ca;
+
+	if (!st)
+		return -ENOMEM;
+	st->etab = calloc(SLAB_EPOCH_SLOTS, sizeof(*st->etab));
+	if (!st->etab) {
+		free(st);
+		return -ENOMEM;
+	}
+	st->dev = dev;
+	st->geo = *zns_geometry(dev);
+	pthread_mutex_init(&st->elock, NULL);
+	pthread_mutex_init(&st->zlock, NULL);
+	pthread_mutex_init(&st->dlock, NULL);
+	pthread_mutex_init(&st->slock, NULL);
+	pthread_mutex_init(&st->bglock, NULL);
+	pthread_mutex_init(&st->gclock, NULL);
+	pthread_cond_init(&st->scond, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&st->bgcond, &ca);
+	pthread_cond_init(&st->spacecond, &ca);
+	pthread_condattr_destroy(&ca);
+	*out = st;
+	return 0;
+}
+
+void slab_store_free(struct slab_store *st)
+{
+	if (!st)
+		return;
+	for (uint32_t s = 0; s < st->neslots; s++) {
+		struct slab_epoch *e = st->etab[s];
+
+		if (!e)
+			continue;
+		slab_epoch_free_contents(e);
+		pthread_mutex_destroy(&e->lock);
+		free(e);
+	}
+	free(st->etab);
+	for (uint32_t z = 0; st->zones && z < st->nzones; z++)
+		pthread_mutex_destroy(&st->zones[z].wlock);
+	free(st->zones);
+	for (uint32_t i = 0; i < st->ndrops; i++)
+		free(st->drops[i].ez);
+	free(st->drops);
+	free(st->dirty);
+	zns_buf_free(st->jbuf);
+	pthread_mutex_destroy(&st->elock);
+	pthread_mutex_destroy(&st->zlock);
+	pthread_mutex_destroy(&st->dlock);
+	pthread_mutex_destroy(&st->slock);
+	pthread_mutex_destroy(&st->bglock);
+	pthread_mutex_destroy(&st->gclock);
+	pthread_cond_destroy(&st->scond);
+	pthread_cond_destroy(&st->bgcond);
+	pthread_cond_destroy(&st->spacecond);
+	free(st);
+}
+
+static uint32_t active_budget(const struct zns_geometry *g)
+{
+	uint32_t lim = g->max_active;
+
+	if (g->max_open && (!lim || g->max_open < lim))
+		lim = g->max_open;
+	if (!lim)
+		return 16;
+	/* one superblock zone and one journal zone are active too */
+	return lim > 3 ? lim - 2 : 1;
+}
+
+/* Superblock, geometry and the zone table. */
+static int mount_layout(struct slab_store *st, struct zns_zone **zr)
+{
+	int ret = slab_sb_read(st->dev, &st->sb);
+
+	if (ret)
+		return ret;
+	if (st->sb.features_ro_compat & ~SLAB_FEAT_RO_COMPAT_KNOWN)
+		st->ro = true;
+	st->nzones = st->geo.nr_zones;
+	st->first_data = st->sb.first_data_zone;
+	st->nr_journal = st->sb.journal_zones;
+	st->reserve = st->sb.reserve_zones;
+	st->budget = active_budget(&st->geo);
+	st->zones = calloc(st->nzones, sizeof(*st->zones));
+	*zr = calloc(st->nzones, sizeof(**zr));
+	if (!st->zones || !*zr)
+		return -ENOMEM;
+	for (uint32_t z = 0; z < st->nzones; z++) {
+		pthread_mutex_init(&st->zones[z].wlock, NULL);
+		st->zones[z].state = z < st->first_data ? ZS_META : ZS_FREE;
+	}
+	for (uint32_t z = 0; z < st->nzones; z += 256) {
+		uint32_t n = st->nzones - z < 256 ? st->nzones - z : 256;
+
+		if (zns_zone_report(st->dev, z, n, *zr + z) != (int)n)
+			return -EIO;
+	}
+	for (uint32_t j = 0; j < st->nr_journal; j++)
+		st->jwp[j] = (*zr)[SLAB_JOURNAL_FIRST + j].wp;
+	return 0;
+}
+
+static int recov_alloc(struct recov *rc, struct slab_store *st)
+{
+	memset(rc, 0, sizeof(*rc));
+	rc->st = st;
+	rc->scan_end = calloc(st->nzones, sizeof(*rc->scan_end));
+	rc->torn = calloc(st->nzones, sizeof(*rc->torn));
+	rc->reset_ok = calloc(st->nzones, sizeof(*rc->reset_ok));
+	rc->egen_seen = malloc(SLAB_EPOCH_SLOTS * sizeof(*rc->egen_seen));
+	if (!rc->scan_end || !rc->torn || !rc->reset_ok || !rc->egen_seen)
+		return -ENOMEM;
+	memset(rc->egen_seen, 0xff, SLAB_EPOCH_SLOTS * sizeof(*rc->egen_seen));
+	return 0;
+}
+
+static void recov_free(struct recov *rc)
+{
+	free(rc->recs.v);
+	free(rc->drops.v);
+	free(rc->live.v);
+	free(rc->dzones.v);
+	free(rc->scan_end);
+	free(rc->torn);
+	free(rc->reset_ok);
+	free(rc->egen_seen);
+}
+
+/* Pass 1 and the decisions; leaves the store ready for pass 2. */
+static int mount_recover(struct recov *rc, const struct zns_zone *zr)
+{
+	struct slab_store *st = rc->st;
+	int ret = 0;
+
+	if (!rc_epoch(rc, SLAB_EPOCH_ROOT, &ret))
+		return ret ? ret : -EIO;
+	for (uint32_t z = SLAB_JOURNAL_FIRST; z < st->nzones; z++) {
+		if (zr[z].cond == ZNS_COND_OFFLINE || zr[z].cond == ZNS_COND_NOT_WP || !zr[z].wp)
+			continue;
+		ret = scan_zone(rc, z, zr[z].wp);
+		if (ret)
+			return ret;
+	}
+	drops_dedupe(rc);
+	ret = rc_decide(rc);
+	if (ret)
+		return ret;
+	rc_zones(rc, zr);
+	ret = rc_drops(rc);
+	if (ret)
+		return ret;
+	atomic_store(&st->seq, rc->max_seq + 1);
+	atomic_store(&st->page_seq, rc->max_page_seq + 1);
+	return rc_epochs(rc);
+}
+
+int slab_mount(struct zns_dev *dev, const struct slab_mount_opts *o, slab_recover_fn fn,
+	       void *ctx, struct slab_store **out)
+{
+	struct slab_store *st;
+	struct zns_zone *zr = NULL;
+	struct recov rc;
+	int ret;
+
+	if (!dev || !out)
+		return -EINVAL;
+	ret = slab_store_alloc(dev, &st);
+	if (ret)
+		return ret;
+	st->ro = o && o->read_only;
+	st->commit_ms = o && o->commit_ms ? o->commit_ms : 5000;
+	ret = mount_layout(st, &zr);
+	if (ret)
+		goto fail_store;
+	ret = recov_alloc(&rc, st);
+	if (ret)
+		goto fail_recov;
+	/* What we are about to read must outlive a later power cut. */
+	if (!st->ro && (ret = zns_flush(dev)))
+		goto fail_recov;
+	ret = mount_recover(&rc, zr);
+	if (ret)
+		goto fail_recov;
+	if (!st->ro)
+		rc_reset_dead(&rc);
+	ret = rc_pass2(&rc, fn, ctx);
+	if (ret)
+		goto fail_recov;
+	if (!st->ro) {
+		ret = rc_markers(st);
+		if (!ret)
+			ret = slab_journal_cycle(st, true);
+		if (ret)
+			goto fail_recov;
+		slab_drops_retire(st);
+		ret = slab_bg_start(st);
+		if (ret)
+			goto fail_recov;
+	}
+	recov_free(&rc);
+	free(zr);
+	*out = st;
+	return 0;
+
+fail_recov:
+	recov_free(&rc);
+fail_store:
+	free(zr);
+	slab_store_free(st);
+	return ret;
+}
+
+int slab_unmount(struct slab_store *st)
+{
+	int ret = 0;
+
+	if (!st)
+		return -EINVAL;
+	slab_bg_stop(st);
+	if (!st->ro)
+		ret = slab_sync_all(st, true);
+	slab_store_free(st);
+	return ret;
+}
+
+void slab_space_get(struct slab_store *st, struct slab_space *out)
+{
+	uint64_t cap = st->geo.zone_capacity, live = 0;
+	uint32_t ndata = st->nzones - st->first_data;
+
+	memset(out, 0, sizeof(*out));
+	for (uint32_t z = st->first_data; z < st->nzones; z++)
+		live += atomic_load(&st->zones[z].live);
+	out->total_bytes = (uint64_t)ndata * cap;
+	out->free_bytes = out->total_bytes > live ? out->total_bytes - live : 0;
+	uint64_t res = (uint64_t)st->reserve * cap;
+
+	out->avail_bytes = out->free_bytes > res ? out->free_bytes - res : 0;
+	out->objects = atomic_load(&st->c_objects);
+	out->zones_total = ndata;
+	out->zones_empty = atomic_load(&st->zones_free);
+}
+
+void slab_counters_get(struct slab_store *st, struct slab_counters *out)
+{
+	uint64_t live = 0, written = 0;
+
+	pthread_mutex_lock(&st->zlock);
+	for (uint32_t z = st->first_data; z < st->nzones; z++) {
+		live += atomic_load(&st->zones[z].live);
+		written += st->zones[z].wp;
+	}
+	pthread_mutex_unlock(&st->zlock);
+	out->objects = atomic_load(&st->c_objects);
+	out->bytes_live = live;
+	out->bytes_dead = written > live ? written - live : 0;
+	out->pages_written = atomic_load(&st->c_pages);
+	out->journal_writes = atomic_load(&st->c_jwrites);
+	out->zone_resets = atomic_load(&st->c_resets);
+	out->gc_runs = atomic_load(&st->c_gc_runs);
+	out->gc_bytes_moved = atomic_load(&st->c_gc_moved);
+	out->user_bytes_written = atomic_load(&st->c_user);
+	out->device_bytes_written = atomic_load(&st->c_dev);
+	out->slow_path_hits = atomic_load(&st->c_slow);
+}

@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Open slab pages: each open epoch fills one 4 KiB DRAM page with its
+ * records; the page goes to the epoch's zone when full, when the journal
+ * cycles, or at unmount. Records in the open page are located as
+ * (SLAB_LOC_OPEN, offset); writing the page moves every still-live record's
+ * location to (zone, zone offset) and counts it in the zone's live bytes.
+ * All functions here run with the epoch lock held (for the root epoch this
+ * also covers the drop table).
+ */
+#include <errno.h>
+
+#include "slab/slab_int.h"
+
+int slab_page_init(struct slab_dpage *pg)
+{
+	pg->buf = zns_buf_alloc(SLAB_PAGE_SIZE);
+	if (!pg->buf)
+		return -ENOMEM;
+	slab_page_reset(pg);
+	return 0;
+}
+
+void slab_page_reset(struct slab_dpage *pg)
+{
+	memset(pg->buf, 0, SLAB_PAGE_SIZE);
+	pg->used = pg->jmark = SLAB_PAGE_HDR;
+	pg->nrec = 0;
+	pg->def_uid = pg->def_gid = 0;
+}
+
+/* Slot/chunk/marker/drop entry location that names record R, or NULL. */
+struct slab_loc *slab_rec_owner(struct slab_store *st, struct slab_epoch *e,
+				  const struct slab_rec *r, uint16_t **lenp)
+{
+	struct slab_slot *s;
+
+	*lenp = NULL;
+	if (r->rtype == SLAB_REC_DROP) {
+		if (e->eslot != 0)
+			return NULL;
+		for (uint32_t i = 0; i < st->ndrops; i++)
+			if (st->drops[i].epoch == r->parent) {
+				*lenp = &st->drops[i].len;
+				return &st->drops[i].loc;
+			}
+		return NULL;
+	}
+	if (slab_handle_epoch(r->handle) != slab_epoch_id(e->eslot, e->gen))
+		return NULL;
+	s = slab_slot_get(e, slab_handle_slot(r->handle));
+	if (!s)
+		return NULL;
+	switch (r->rtype) {
+	case SLAB_REC_CHUNK:
+		if (s->state != SLOT_LIVE || !s->chunks || r->parent >= s->chunks->n ||
+		    s->gen != slab_handle_gen(r->handle))
+			return NULL;
+		return &s->chunks->loc[r->parent];
+	case SLAB_REC_OBJ:
+		if (s->state != SLOT_LIVE || s->gen != slab_handle_gen(r->handle))
+			return NULL;
+		break;
+	case SLAB_REC_TOMB:
+		if (s->state == SLOT_LIVE)
+			return NULL;
+		break;
+	case SLAB_REC_EPOCH:
+		if (slab_handle_slot(r->handle) != 0)
+			return NULL;
+		break;
+	default:
+		return NULL;
+	}
+	*lenp = &s->len;
+	return &s->loc;
+}
+
+/* Minimal header peek for records we wrote ourselves. */
+static void rec_peek(const uint8_t *p, struct slab_rec *r)
+{
+	static const uint8_t ext[7] = {8, 8, 8, 8, 4, 4, 8};
+	uint32_t len = SLAB_REC_HDR;
+
+	r->rtype = p[4];
+	r->name_len = p[6];
+	r->flags = p[7];
+	r->data_len = slab_get16(p + 10);
+	r->handle = slab_get64(p + 12);
+	r->parent = slab_get64(p + 20);
+	for (int i = 0; i < 7; i++)
+		if (r->flags & (1u << i))
+			len += ext[i];
+	r->len = len + r->name_len + r->data_len;
+}
+
+/* After the page landed at (ZONE, ZOFF): relocate live records' locations. */
+static void page_commit(struct slab_store *st, struct slab_epoch *e, uint32_t zone,
+			uint32_t zoff, uint32_t zgen)
+{
+	const uint8_t *b = e->page.buf;
+	uint64_t live = 0;
+
+	for (uint32_t off = SLAB_PAGE_HDR; off < e->page.used;) {
+		struct slab_rec r;
+		uint16_t *lenp;
+
+		rec_peek(b + off, &r);
+		struct slab_loc *l = slab_rec_owner(st, e, &r, &lenp);
+
+		if (l && l->zone == SLAB_LOC_OPEN && l->off == off) {
+			l->zone = zone;
+			l->off = zoff + off;
+			live += r.len;
+		}
+		off += r.len;
+	}
+	if (live) {
+		atomic_fetch_add(&st->zones[zone].live, live);
+		slab_ezone_add(e, zone, zgen, (int64_t)live);
+	}
+}
+
+int slab_page_write(struct slab_store *st, struct slab_epoch *e, bool gc)
+{
+	struct slab_dpage *pg = &e->page;
+	uint32_t lba = st->geo.lba_size;
+	uint32_t len = (pg->used + lba - 1) / lba * lba;
+	uint32_t zone, zoff, zgen;
+	int ret;
+
+	if (pg->nrec == 0)
+		return 0;
+	struct slab_page_hdr h = {.epoch = slab_epoch_id(e->eslot, e->gen),
+				  .used = (uint16_t)pg->used,
+				  .nrec = pg->nrec,
+				  .seq = atomic_fetch_add(&st->page_seq, 1),
+				  .def_uid = pg->def_uid,
+				  .def_gid = pg->def_gid};
+
+	slab_page_hdr_encode(pg->buf, &h);
+	ret = slab_zone_write_page(st, e, pg->buf, len, gc, &zone, &zoff, &zgen);
+	if (ret)
+		return ret;
+	page_commit(st, e, zone, zoff, zgen);
+	e->pages++;
+	e->wrote = true;
+	atomic_fetch_add(&st->c_pages, 1);
+	slab_page_reset(pg);
+	return 0;
+}
+
+int slab_page_reserve(struct slab_store *st, struct slab_epoch *e, uint32_t len, bool gc)
+{
+	if (e->page.used + len <= SLAB_PAGE_SIZE)
+		return 0;
+	return slab_page_write(st, e, gc);
+}
+
+static void page_added(struct slab_store *st, struct slab_epoch *e, uint32_t len)
+{
+	e->page.used += len;
+	e->page.nrec++;
+	slab_dirty_add(st, e);
+}
+
+int slab_page_append(struct slab_store *st, struct slab_epoch *e, struct slab_rec *r,
+		     bool gc, struct slab_loc *loc)
+{
+	struct slab_dpage *pg = &e->page;
+	int ret;
+
+	if (pg->nrec == 0 && r->rtype == SLAB_REC_OBJ) {
+		pg->def_uid = r->uid;
+		pg->def_gid = r->gid;
+	}
+	uint32_t len = slab_rec_size(r, pg->def_uid, pg->def_gid);
+
+	if (pg->used + len > SLAB_PAGE_SIZE) {
+		ret = slab_page_write(st, e, gc);
+		if (ret)
+			return ret;
+		if (r->rtype == SLAB_REC_OBJ) {
+			pg->def_uid = r->uid;
+			pg->def_gid = r->gid;
+		}
+		len = slab_rec_size(r, pg->def_uid, pg->def_gid);
+	}
+	ret = slab_rec_encode(pg->buf + pg->used, SLAB_PAGE_SIZE - pg->used, r, pg->def_uid,
+			      pg->def_gid);
+	if (ret < 0)
+		return ret;
+	r->len = (uint32_t)ret;
+	*loc = (struct slab_loc){SLAB_LOC_OPEN, pg->used};
+	page_added(st, e, (uint32_t)ret);
+	return 0;
+}
+
+int slab_page_append_raw(struct slab_store *st, struct slab_epoch *e, const uint8_t *rec,
+			 uint32_t len, uint32_t suid, uint32_t sgid, bool gc,
+			 struct slab_loc *loc, uint32_t *newlen)
+{
+	struct slab_dpage *pg = &e->page;
+	int ret;
+
+	if (pg->used + len + 8 > SLAB_PAGE_SIZE) {
+		ret = slab_page_write(st, e, gc);
+		if (ret)
+			return ret;
+	}
+	if (pg->nrec == 0 && rec[4] == SLAB_REC_OBJ) {
+		/* Effective owner of the record becomes the page default. */
+		if (rec[7] & SLAB_RF_UIDGID) {
+			pg->def_uid = slab_get32(rec + SLAB_REC_HDR);
+			pg->def_gid = slab_get32(rec + SLAB_REC_HDR + 4);
+		} else {
+			pg->def_uid = suid;
+			pg->def_gid = sgid;
+		}
+	}
+	ret = slab_rec_copy(pg->buf + pg->used, SLAB_PAGE_SIZE - pg->used, rec, len, suid,
+			    sgid, pg->def_uid, pg->def_gid);
+	if (ret < 0)
+		return ret;
+	*loc = (struct slab_loc){SLAB_LOC_OPEN, pg->used};
+	*newlen = (uint32_t)ret;
+	page_added(st, e, (uint32_t)ret);
+	return 0;
+}

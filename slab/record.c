@@ -1,0 +1,278 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Encoding of slab page headers and object records (layouts in
+ * docs/format.md). Everything is little-endian and unaligned; every decode
+ * verifies the checksum before trusting a field.
+ */
+#include <errno.h>
+#include <xxhash.h>
+
+#include "slab/slab_int.h"
+
+uint64_t slab_hash64(const void *p, size_t len)
+{
+	return XXH3_64bits(p, len);
+}
+
+/* ---- page header --------------------------------------------------------
+ *  0 magic "TSPG"   4 csum (low 32 bits of XXH3-64 of bytes 8..31)
+ *  8 epoch u32     12 used u16   14 nrec u16   16 page seq u64
+ * 24 default uid   28 default gid
+ */
+void slab_page_hdr_encode(uint8_t *p, const struct slab_page_hdr *h)
+{
+	memcpy(p, SLAB_PAGE_MAGIC, 4);
+	slab_put32(p + 8, h->epoch);
+	slab_put16(p + 12, h->used);
+	slab_put16(p + 14, h->nrec);
+	slab_put64(p + 16, h->seq);
+	slab_put32(p + 24, h->def_uid);
+	slab_put32(p + 28, h->def_gid);
+	slab_put32(p + 4, slab_hash32(p + 8, SLAB_PAGE_HDR - 8));
+}
+
+int slab_page_hdr_decode(const uint8_t *p, struct slab_page_hdr *h)
+{
+	if (memcmp(p, SLAB_PAGE_MAGIC, 4) != 0)
+		return -EUCLEAN;
+	if (slab_get32(p + 4) != slab_hash32(p + 8, SLAB_PAGE_HDR - 8))
+		return -EUCLEAN;
+	h->epoch = slab_get32(p + 8);
+	h->used = slab_get16(p + 12);
+	h->nrec = slab_get16(p + 14);
+	h->seq = slab_get64(p + 16);
+	h->def_uid = slab_get32(p + 24);
+	h->def_gid = slab_get32(p + 28);
+	if (h->used < SLAB_PAGE_HDR || h->used > SLAB_PAGE_SIZE)
+		return -EUCLEAN;
+	return 0;
+}
+
+/* ---- records ------------------------------------------------------------ */
+
+static uint8_t rec_flags(const struct slab_rec *r, uint32_t duid, uint32_t dgid)
+{
+	uint8_t f = 0;
+
+	if (r->rtype != SLAB_REC_OBJ)
+		return 0;
+	if (r->uid != duid || r->gid != dgid)
+		f |= SLAB_RF_UIDGID;
+	if (r->ctime_ns != r->mtime_ns)
+		f |= SLAB_RF_CTIME;
+	if (r->atime_ns != r->mtime_ns)
+		f |= SLAB_RF_ATIME;
+	if (r->size != r->data_len)
+		f |= SLAB_RF_SIZE;
+	if (r->nlink != 1)
+		f |= SLAB_RF_NLINK;
+	if (r->rdev != 0)
+		f |= SLAB_RF_RDEV;
+	if (r->flags & SLAB_RF_CHUNKED)
+		f |= SLAB_RF_CHUNKED;
+	return f;
+}
+
+static uint32_t ext_len(uint8_t f)
+{
+	uint32_t n = 0;
+
+	n += (f & SLAB_RF_UIDGID) ? 8 : 0;
+	n += (f & SLAB_RF_CTIME) ? 8 : 0;
+	n += (f & SLAB_RF_ATIME) ? 8 : 0;
+	n += (f & SLAB_RF_SIZE) ? 8 : 0;
+	n += (f & SLAB_RF_NLINK) ? 4 : 0;
+	n += (f & SLAB_RF_RDEV) ? 4 : 0;
+	n += (f & SLAB_RF_CHUNKED) ? 8 : 0;
+	return n;
+}
+
+uint32_t slab_rec_size(const struct slab_rec *r, uint32_t duid, uint32_t dgid)
+{
+	return SLAB_REC_HDR + ext_len(rec_flags(r, duid, dgid)) + r->name_len + r->data_len;
+}
+
+int slab_rec_encode(uint8_t *p, size_t cap, const struct slab_rec *r, uint32_t duid,
+		    uint32_t dgid)
+{
+	uint8_t f = rec_flags(r, duid, dgid);
+	uint32_t len = SLAB_REC_HDR + ext_len(f) + r->name_len + r->data_len;
+	uint8_t *q = p + SLAB_REC_HDR;
+
+	if (len > cap)
+		return -ENOSPC;
+	p[4] = r->rtype;
+	p[5] = r->kind;
+	p[6] = r->name_len;
+	p[7] = f;
+	slab_put16(p + 8, r->mode);
+	slab_put16(p + 10, r->data_len);
+	slab_put64(p + 12, r->handle);
+	slab_put64(p + 20, r->parent);
+	slab_put64(p + 28, r->seq);
+	slab_put64(p + 36, (uint64_t)r->mtime_ns);
+	if (f & SLAB_RF_UIDGID) {
+		slab_put32(q, r->uid);
+		slab_put32(q + 4, r->gid);
+		q += 8;
+	}
+	if (f & SLAB_RF_CTIME) {
+		slab_put64(q, (uint64_t)r->ctime_ns);
+		q += 8;
+	}
+	if (f & SLAB_RF_ATIME) {
+		slab_put64(q, (uint64_t)r->atime_ns);
+		q += 8;
+	}
+	if (f & SLAB_RF_SIZE) {
+		slab_put64(q, r->size);
+		q += 8;
+	}
+	if (f & SLAB_RF_NLINK) {
+		slab_put32(q, r->nlink);
+		q += 4;
+	}
+	if (f & SLAB_RF_RDEV) {
+		slab_put32(q, r->rdev);
+		q += 4;
+	}
+	if (f & SLAB_RF_CHUNKED) {
+		slab_put64(q, r->total);
+		q += 8;
+	}
+	if (r->name_len)
+		memcpy(q, r->name, r->name_len);
+	q += r->name_len;
+	if (r->data_len)
+		memcpy(q, r->data, r->data_len);
+	slab_put32(p, slab_hash32(p + 4, len - 4));
+	return (int)len;
+}
+
+/* Structural checks that do not depend on the checksum. */
+static int rec_check_shape(const struct slab_rec *r)
+{
+	switch (r->rtype) {
+	case SLAB_REC_OBJ:
+		if ((r->flags & SLAB_RF_CHUNKED) && r->data_len)
+			return -EUCLEAN;
+		return (r->handle & 0xffffffffu) ? 0 : -EUCLEAN;
+	case SLAB_REC_CHUNK:
+		return (r->flags || r->name_len || !r->data_len ||
+			r->data_len > SLAB_CHUNK_MAX || !(r->handle & 0xffffffffu))
+			       ? -EUCLEAN
+			       : 0;
+	case SLAB_REC_TOMB:
+		return (r->flags || r->data_len || !(r->handle & 0xffffffffu)) ? -EUCLEAN : 0;
+	case SLAB_REC_DROP:
+		return (r->flags || r->data_len || r->handle || !r->parent) ? -EUCLEAN : 0;
+	case SLAB_REC_EPOCH:
+		return (r->flags || r->data_len || (r->handle & 0xffffffffffull) ||
+			!(r->handle >> 40))
+			       ? -EUCLEAN
+			       : 0;
+	default:
+		return -EUCLEAN;
+	}
+}
+
+static const uint8_t *rec_decode_ext(const uint8_t *q, struct slab_rec *r, uint32_t duid,
+				     uint32_t dgid)
+{
+	uint8_t f = r->flags;
+
+	r->uid = duid;
+	r->gid = dgid;
+	if (f & SLAB_RF_UIDGID) {
+		r->uid = slab_get32(q);
+		r->gid = slab_get32(q + 4);
+		q += 8;
+	}
+	r->ctime_ns = r->atime_ns = r->mtime_ns;
+	if (f & SLAB_RF_CTIME) {
+		r->ctime_ns = (int64_t)slab_get64(q);
+		q += 8;
+	}
+	if (f & SLAB_RF_ATIME) {
+		r->atime_ns = (int64_t)slab_get64(q);
+		q += 8;
+	}
+	r->size = r->data_len;
+	if (f & SLAB_RF_SIZE) {
+		r->size = slab_get64(q);
+		q += 8;
+	}
+	r->nlink = 1;
+	if (f & SLAB_RF_NLINK) {
+		r->nlink = slab_get32(q);
+		q += 4;
+	}
+	r->rdev = 0;
+	if (f & SLAB_RF_RDEV) {
+		r->rdev = slab_get32(q);
+		q += 4;
+	}
+	r->total = r->data_len;
+	if (f & SLAB_RF_CHUNKED) {
+		r->total = slab_get64(q);
+		q += 8;
+	}
+	return q;
+}
+
+int slab_rec_decode(const uint8_t *p, size_t avail, uint32_t duid, uint32_t dgid,
+		    struct slab_rec *r)
+{
+	if (avail < SLAB_REC_HDR)
+		return -EUCLEAN;
+	r->rtype = p[4];
+	r->kind = p[5];
+	r->name_len = p[6];
+	r->flags = p[7];
+	if (r->flags & ~SLAB_RF_KNOWN)
+		return -EUCLEAN;
+	r->mode = slab_get16(p + 8);
+	r->data_len = slab_get16(p + 10);
+	uint32_t len = SLAB_REC_HDR + ext_len(r->flags) + r->name_len + r->data_len;
+
+	if (len > avail || len > SLAB_REC_MAX)
+		return -EUCLEAN;
+	if (slab_get32(p) != slab_hash32(p + 4, len - 4))
+		return -EUCLEAN;
+	r->len = len;
+	r->handle = slab_get64(p + 12);
+	r->parent = slab_get64(p + 20);
+	r->seq = slab_get64(p + 28);
+	r->mtime_ns = (int64_t)slab_get64(p + 36);
+	const uint8_t *q = rec_decode_ext(p + SLAB_REC_HDR, r, duid, dgid);
+
+	r->name = (const char *)q;
+	r->data = q + r->name_len;
+	if (r->rtype == SLAB_REC_OBJ && (r->flags & SLAB_RF_CHUNKED) &&
+	    r->total <= r->data_len)
+		return -EUCLEAN;
+	return rec_check_shape(r);
+}
+
+int slab_rec_copy(uint8_t *dst, size_t cap, const uint8_t *src, uint32_t len,
+		  uint32_t suid, uint32_t sgid, uint32_t duid, uint32_t dgid)
+{
+	uint8_t f = src[7];
+
+	if (src[4] != SLAB_REC_OBJ || (f & SLAB_RF_UIDGID) || (suid == duid && sgid == dgid)) {
+		if (len > cap)
+			return -ENOSPC;
+		memmove(dst, src, len);
+		return (int)len;
+	}
+	/* The record relied on its page's defaults: make uid/gid explicit. */
+	if (len + 8 > cap)
+		return -ENOSPC;
+	memmove(dst + SLAB_REC_HDR + 8, src + SLAB_REC_HDR, len - SLAB_REC_HDR);
+	memmove(dst, src, SLAB_REC_HDR);
+	dst[7] = f | SLAB_RF_UIDGID;
+	slab_put32(dst + SLAB_REC_HDR, suid);
+	slab_put32(dst + SLAB_REC_HDR + 4, sgid);
+	slab_put32(dst, slab_hash32(dst + 4, len + 8 - 4));
+	return (int)(len + 8);
+}

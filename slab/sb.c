@@ -1,0 +1,276 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Superblock: a ping-pong pair of zones (0 and 1). Every new copy is appended
+ * with a higher sequence number; when the current zone is full the other one
+ * is reset and written. Readers take the newest valid copy across both zones.
+ * slab_format() lays out: zones 0-1 superblock, 2..2+J-1 journal, the rest
+ * data.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "slab/slab_int.h"
+
+void slab_sb_encode(uint8_t *blk, const struct slab_sb_info *sb,
+		    const struct slab_sb_geom *g)
+{
+	memset(blk, 0, SLAB_SB_BLOCK);
+	memcpy(blk, SLAB_SB_MAGIC, 8);
+	slab_put32(blk + 8, sb->version);
+	slab_put32(blk + 12, SLAB_SB_BLOCK);
+	slab_put64(blk + 16, sb->features_compat);
+	slab_put64(blk + 24, sb->features_incompat);
+	slab_put64(blk + 32, sb->features_ro_compat);
+	memcpy(blk + 40, sb->uuid, 16);
+	memcpy(blk + 56, sb->label, 31);
+	slab_put32(blk + 88, g->lba_size);
+	slab_put32(blk + 92, g->nr_zones);
+	slab_put64(blk + 96, g->zone_size);
+	slab_put64(blk + 104, g->zone_capacity);
+	slab_put32(blk + 112, sb->sb_zones[0]);
+	slab_put32(blk + 116, sb->sb_zones[1]);
+	slab_put32(blk + 120, SLAB_JOURNAL_FIRST);
+	slab_put32(blk + 124, sb->journal_zones);
+	slab_put32(blk + 128, sb->first_data_zone);
+	slab_put32(blk + 132, sb->reserve_zones);
+	slab_put64(blk + 136, sb->created_ns);
+	slab_put64(blk + 144, sb->sequence);
+	slab_put64(blk + SLAB_SB_CSUM_OFF, slab_hash64(blk, SLAB_SB_BLOCK));
+}
+
+int slab_sb_decode(const uint8_t *blk, struct slab_sb_info *sb, struct slab_sb_geom *g)
+{
+	uint8_t tmp[SLAB_SB_BLOCK];
+
+	if (memcmp(blk, SLAB_SB_MAGIC, 8) != 0)
+		return -ENODATA;
+	memcpy(tmp, blk, SLAB_SB_BLOCK);
+	memset(tmp + SLAB_SB_CSUM_OFF, 0, 8);
+	if (slab_get64(blk + SLAB_SB_CSUM_OFF) != slab_hash64(tmp, SLAB_SB_BLOCK))
+		return -EUCLEAN;
+	memset(sb, 0, sizeof(*sb));
+	sb->version = slab_get32(blk + 8);
+	sb->features_compat = slab_get64(blk + 16);
+	sb->features_incompat = slab_get64(blk + 24);
+	sb->features_ro_compat = slab_get64(blk + 32);
+	memcpy(sb->uuid, blk + 40, 16);
+	memcpy(sb->label, blk + 56, 31);
+	g->lba_size = slab_get32(blk + 88);
+	g->nr_zones = slab_get32(blk + 92);
+	g->zone_size = slab_get64(blk + 96);
+	g->zone_capacity = slab_get64(blk + 104);
+	sb->sb_zones[0] = slab_get32(blk + 112);
+	sb->sb_zones[1] = slab_get32(blk + 116);
+	sb->journal_zones = slab_get32(blk + 124);
+	sb->first_data_zone = slab_get32(blk + 128);
+	sb->reserve_zones = slab_get32(blk + 132);
+	sb->created_ns = slab_get64(blk + 136);
+	sb->sequence = slab_get64(blk + 144);
+	if (sb->version > SLAB_SB_VERSION)
+		return -EOPNOTSUPP;
+	if (sb->features_incompat & ~SLAB_FEAT_INCOMPAT_KNOWN)
+		return -EOPNOTSUPP;
+	if (slab_get32(blk + 12) != SLAB_SB_BLOCK || sb->version == 0 ||
+	    slab_get32(blk + 120) != SLAB_JOURNAL_FIRST || sb->sb_zones[0] != 0 ||
+	    sb->sb_zones[1] != 1 || sb->journal_zones == 0 || sb->journal_zones > 8 ||
+	    sb->first_data_zone != SLAB_JOURNAL_FIRST + sb->journal_zones ||
+	    sb->first_data_zone >= g->nr_zones)
+		return -EUCLEAN;
+	return 0;
+}
+
+/* Newest valid copy in one sb zone: walk back from the write pointer.
+ * Returns 0 and fills *sb, or -ENODATA / -EUCLEAN / -EOPNOTSUPP / -EIO. */
+static int sb_zone_newest(struct zns_dev *dev, uint32_t zone, uint8_t *blk,
+			  struct slab_sb_info *sb, struct slab_sb_geom *g)
+{
+	struct zns_zone z;
+	int ret = -ENODATA, r;
+
+	if (zns_zone_report(dev, zone, 1, &z) != 1)
+		return -EIO;
+	if (z.cond == ZNS_COND_OFFLINE)
+		return -ENODATA;
+	for (uint64_t off = z.wp / SLAB_SB_BLOCK * SLAB_SB_BLOCK; off >= SLAB_SB_BLOCK;) {
+		off -= SLAB_SB_BLOCK;
+		if (zns_zone_read(dev, zone, off, blk, SLAB_SB_BLOCK) != SLAB_SB_BLOCK)
+			return -EIO;
+		r = slab_sb_decode(blk, sb, g);
+		if (r == 0 || r == -EOPNOTSUPP)
+			return r;
+		if (r == -EUCLEAN)
+			ret = -EUCLEAN;
+	}
+	return ret;
+}
+
+/* Which sb zone holds the newest copy (-1 if none) and its info. */
+static int sb_newest(struct zns_dev *dev, struct slab_sb_info *out, struct slab_sb_geom *g,
+		     int *zone_out)
+{
+	uint8_t *blk = zns_buf_alloc(SLAB_SB_BLOCK);
+	struct slab_sb_info s[2];
+	struct slab_sb_geom gg[2];
+	int r[2], best = -1;
+
+	if (!blk)
+		return -ENOMEM;
+	for (int i = 0; i < 2; i++) {
+		r[i] = sb_zone_newest(dev, SLAB_SB_ZONE0 + (uint32_t)i, blk, &s[i], &gg[i]);
+		if (r[i] == -EIO || r[i] == -EOPNOTSUPP) {
+			zns_buf_free(blk);
+			return r[i];
+		}
+		if (r[i] == 0 && (best < 0 || s[i].sequence > s[best].sequence))
+			best = i;
+	}
+	zns_buf_free(blk);
+	*zone_out = best;
+	if (best < 0)
+		return (r[0] == -EUCLEAN || r[1] == -EUCLEAN) ? -EUCLEAN : -ENODATA;
+	*out = s[best];
+	*g = gg[best];
+	return 0;
+}
+
+int slab_sb_read(struct zns_dev *dev, struct slab_sb_info *out)
+{
+	struct slab_sb_geom g;
+	const struct zns_geometry *dg = zns_geometry(dev);
+	int zone, ret;
+
+	if (!dev || !out)
+		return -EINVAL;
+	if (dg->nr_zones < 2)
+		return -ENODATA;
+	ret = sb_newest(dev, out, &g, &zone);
+	if (ret)
+		return ret;
+	if (g.lba_size != dg->lba_size || g.nr_zones != dg->nr_zones ||
+	    g.zone_size != dg->zone_size || g.zone_capacity != dg->zone_capacity)
+		return -EUCLEAN;
+	return 0;
+}
+
+int slab_sb_write(struct zns_dev *dev, const struct slab_sb_info *sb)
+{
+	const struct zns_geometry *dg = zns_geometry(dev);
+	struct slab_sb_geom g = {dg->lba_size, dg->nr_zones, dg->zone_size,
+				 dg->zone_capacity};
+	struct slab_sb_info cur;
+	struct slab_sb_geom cg;
+	struct zns_zone z;
+	int zone = 0, ret;
+	uint8_t *blk;
+
+	ret = sb_newest(dev, &cur, &cg, &zone);
+	if (ret && ret != -ENODATA && ret != -EUCLEAN)
+		return ret;
+	if (zone < 0)
+		zone = 0;
+	if (zns_zone_report(dev, (uint32_t)zone, 1, &z) != 1)
+		return -EIO;
+	if (z.wp + SLAB_SB_BLOCK > z.capacity || z.cond == ZNS_COND_FULL) {
+		/* Current zone full: continue in the other one, reset first. */
+		zone ^= 1;
+		ret = zns_zone_reset(dev, (uint32_t)zone);
+		if (ret)
+			return ret;
+		z.wp = 0;
+	}
+	blk = zns_buf_alloc(SLAB_SB_BLOCK);
+	if (!blk)
+		return -ENOMEM;
+	slab_sb_encode(blk, sb, &g);
+	ssize_t w = zns_zone_write(dev, (uint32_t)zone, z.wp, blk, SLAB_SB_BLOCK);
+
+	zns_buf_free(blk);
+	if (w != SLAB_SB_BLOCK)
+		return w < 0 ? (int)w : -EIO;
+	ret = zns_flush(dev);
+	if (ret)
+		return ret;
+	/* Free the open-zone resource; the zone stays active (CLOSED). */
+	if (z.wp + SLAB_SB_BLOCK < z.capacity)
+		zns_zone_close(dev, (uint32_t)zone);
+	return 0;
+}
+
+static uint32_t default_reserve(uint32_t ndata)
+{
+	uint32_t r = ndata / 100;
+
+	return r < SLAB_RESERVE_DEF ? SLAB_RESERVE_DEF : (r > 64 ? 64 : r);
+}
+
+static int format_reset_all(struct zns_dev *dev, uint32_t nr)
+{
+	struct zns_zone z[64];
+
+	for (uint32_t first = 0; first < nr; first += 64) {
+		uint32_t n = nr - first < 64 ? nr - first : 64;
+		int got = zns_zone_report(dev, first, n, z);
+
+		if (got < 0)
+			return got;
+		for (int i = 0; i < got; i++) {
+			if (z[i].cond == ZNS_COND_EMPTY || z[i].cond == ZNS_COND_OFFLINE ||
+			    z[i].cond == ZNS_COND_READ_ONLY)
+				continue;
+			int ret = zns_zone_reset(dev, first + (uint32_t)i);
+
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+int slab_format(struct zns_dev *dev, const struct slab_format_opts *o)
+{
+	const struct zns_geometry *g = zns_geometry(dev);
+	struct slab_sb_info sb = {0};
+	struct timespec ts;
+	int ret;
+
+	if (!dev)
+		return -EINVAL;
+	if (g->zone_capacity < 4 * SLAB_PAGE_SIZE || g->zone_capacity % SLAB_PAGE_SIZE ||
+	    SLAB_PAGE_SIZE % g->lba_size)
+		return -EINVAL;
+	uint32_t first_data = SLAB_JOURNAL_FIRST + SLAB_JOURNAL_DEF;
+
+	if (g->nr_zones < first_data + 4)
+		return -ENOSPC;
+	uint32_t ndata = g->nr_zones - first_data;
+	uint32_t reserve = o && o->reserve_zones ? o->reserve_zones : default_reserve(ndata);
+
+	if (reserve + 2 > ndata)
+		return -EINVAL;
+	sb.version = SLAB_SB_VERSION;
+	if (o && o->uuid)
+		memcpy(sb.uuid, o->uuid, 16);
+	else if (getrandom(sb.uuid, 16, 0) != 16)
+		return -EIO;
+	if (o && o->label) {
+		size_t n = strnlen(o->label, 32);
+
+		if (n > 31)
+			return -EINVAL;
+		memcpy(sb.label, o->label, n);
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	sb.created_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	sb.sequence = 1;
+	sb.sb_zones[0] = 0;
+	sb.sb_zones[1] = 1;
+	sb.journal_zones = SLAB_JOURNAL_DEF;
+	sb.first_data_zone = first_data;
+	sb.reserve_zones = reserve;
+	ret = format_reset_all(dev, g->nr_zones);
+	if (ret)
+		return ret;
+	return slab_sb_write(dev, &sb);
+}

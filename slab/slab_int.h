@@ -1,0 +1,493 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * slab private definitions: on-device encodings (superblock, page header,
+ * record), the DRAM arena internals, and the store's in-memory state.
+ * Only the slab sources and tests/slab include this header.
+ */
+#ifndef TSLAB_SLAB_INT_H
+#define TSLAB_SLAB_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "slab/slab.h"
+
+/* ---- little-endian helpers ------------------------------------------- */
+
+static inline void slab_put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+static inline void slab_put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void slab_put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint16_t slab_get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | (p[1] << 8));
+}
+static inline uint32_t slab_get32(const uint8_t *p)
+{
+	uint32_t v = 0;
+	for (int i = 3; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+static inline uint64_t slab_get64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+uint64_t slab_hash64(const void *p, size_t len);
+static inline uint32_t slab_hash32(const void *p, size_t len)
+{
+	return (uint32_t)slab_hash64(p, len);
+}
+
+/* ---- superblock (sb.c) -------------------------------------------------- */
+
+#define SLAB_SB_MAGIC      "TSLABFS\0"
+#define SLAB_SB_VERSION    1u
+#define SLAB_SB_BLOCK      4096u
+#define SLAB_SB_ZONE0      0u
+#define SLAB_SB_NZONES     2u
+#define SLAB_JOURNAL_FIRST 2u
+#define SLAB_JOURNAL_DEF   2u
+#define SLAB_RESERVE_DEF   2u
+/* Feature bits known to this version (none yet). */
+#define SLAB_FEAT_COMPAT_KNOWN    0ull
+#define SLAB_FEAT_INCOMPAT_KNOWN  0ull
+#define SLAB_FEAT_RO_COMPAT_KNOWN 0ull
+
+/*
+ * On-device superblock layout (little-endian; the rest of the 4096-byte block
+ * is zero). Documented as a struct so that the offsets can be asserted; the
+ * bytes are produced by slab_sb_encode(), never by copying this struct.
+ */
+struct slab_sb_disk {
+	uint8_t magic[8];             /*   0 "TSLABFS\0" */
+	uint32_t version;             /*   8 */
+	uint32_t block_size;          /*  12 4096 */
+	uint64_t features_compat;     /*  16 */
+	uint64_t features_incompat;   /*  24 */
+	uint64_t features_ro_compat;  /*  32 */
+	uint8_t uuid[16];             /*  40 */
+	char label[32];               /*  56 */
+	uint32_t lba_size;            /*  88 */
+	uint32_t nr_zones;            /*  92 */
+	uint64_t zone_size;           /*  96 */
+	uint64_t zone_capacity;       /* 104 */
+	uint32_t sb_zone[2];          /* 112 */
+	uint32_t journal_first;       /* 120 */
+	uint32_t journal_zones;       /* 124 */
+	uint32_t first_data_zone;     /* 128 */
+	uint32_t reserve_zones;       /* 132 */
+	uint64_t created_ns;          /* 136 */
+	uint64_t sequence;            /* 144 */
+	uint64_t csum;                /* 152 XXH3-64 of the block, this field 0 */
+};
+#define SLAB_SB_CSUM_OFF 152u
+_Static_assert(sizeof(struct slab_sb_disk) == 160, "superblock layout");
+_Static_assert(offsetof(struct slab_sb_disk, csum) == SLAB_SB_CSUM_OFF, "sb csum");
+_Static_assert(offsetof(struct slab_sb_disk, lba_size) == 88, "sb geometry");
+
+/* Geometry as recorded in the superblock. */
+struct slab_sb_geom {
+	uint32_t lba_size, nr_zones;
+	uint64_t zone_size, zone_capacity;
+};
+
+void slab_sb_encode(uint8_t *blk, const struct slab_sb_info *sb,
+		    const struct slab_sb_geom *g);
+/* 0, -ENODATA (no magic), -EUCLEAN (bad checksum/fields), -EOPNOTSUPP. */
+int slab_sb_decode(const uint8_t *blk, struct slab_sb_info *sb, struct slab_sb_geom *g);
+/* Append a new superblock copy (sequence = sb->sequence) to the ping-pong
+ * pair, switching zones when the current one is full. */
+int slab_sb_write(struct zns_dev *dev, const struct slab_sb_info *sb);
+
+/* ---- slab pages and records (record.c) ------------------------------- */
+
+#define SLAB_PAGE_SIZE    4096u
+#define SLAB_PAGE_HDR     32u
+#define SLAB_PAGE_MAGIC   "TSPG"
+#define SLAB_EPOCH_JOURNAL 0xffffffffu /* epoch field of journal pages */
+
+struct slab_page_hdr {
+	uint32_t epoch;
+	uint16_t used; /* bytes incl. header */
+	uint16_t nrec;
+	uint64_t seq;
+	uint32_t def_uid, def_gid;
+};
+void slab_page_hdr_encode(uint8_t *p, const struct slab_page_hdr *h);
+/* 0 or -EUCLEAN (bad magic, checksum or used field). */
+int slab_page_hdr_decode(const uint8_t *p, struct slab_page_hdr *h);
+
+enum slab_rtype {
+	SLAB_REC_OBJ = 1,
+	SLAB_REC_CHUNK = 2,
+	SLAB_REC_TOMB = 3,
+	SLAB_REC_DROP = 4,
+	SLAB_REC_EPOCH = 5, /* epoch marker: slot 0 of a non-root epoch */
+};
+
+#define SLAB_REC_HDR 44u
+/* Extension flags, in the order the fields follow the header. */
+#define SLAB_RF_UIDGID  0x01u /* u32 uid, u32 gid */
+#define SLAB_RF_CTIME   0x02u /* i64 */
+#define SLAB_RF_ATIME   0x04u /* i64 */
+#define SLAB_RF_SIZE    0x08u /* u64 logical size */
+#define SLAB_RF_NLINK   0x10u /* u32 */
+#define SLAB_RF_RDEV    0x20u /* u32 */
+#define SLAB_RF_CHUNKED 0x40u /* u64 total payload length; chunks follow */
+#define SLAB_RF_KNOWN   0x7fu
+/* Largest record that fits a page. */
+#define SLAB_REC_MAX (SLAB_PAGE_SIZE - SLAB_PAGE_HDR)
+
+/* Byte layout of the fixed record header (documentation + asserts). */
+struct slab_rec_disk {
+	uint32_t csum;
+	uint8_t rtype, kind, name_len, flags;
+	uint16_t mode, data_len;
+	uint8_t handle[8], parent[8], seq[8], mtime_ns[8];
+};
+_Static_assert(sizeof(struct slab_rec_disk) == SLAB_REC_HDR, "record header");
+
+/* A decoded record (host order). name/data point into the encoded bytes. */
+struct slab_rec {
+	uint8_t rtype, kind, name_len, flags;
+	uint16_t mode, data_len;
+	uint64_t handle, parent, seq;
+	int64_t mtime_ns, ctime_ns, atime_ns;
+	uint32_t uid, gid, nlink, rdev;
+	uint64_t size;  /* logical size */
+	uint64_t total; /* payload length of a chunked object */
+	const char *name;
+	const void *data;
+	uint32_t len; /* encoded length */
+};
+
+/* Length REC would take when encoded against page defaults DUID/DGID; the
+ * flags field is recomputed from the values. */
+uint32_t slab_rec_size(const struct slab_rec *r, uint32_t duid, uint32_t dgid);
+/* Encode into P (room CAP); returns the length or -ENOSPC. */
+int slab_rec_encode(uint8_t *p, size_t cap, const struct slab_rec *r, uint32_t duid,
+		    uint32_t dgid);
+/* Decode and verify the record at P (AVAIL bytes left in the page) against
+ * page defaults DUID/DGID. 0 or -EUCLEAN. */
+int slab_rec_decode(const uint8_t *p, size_t avail, uint32_t duid, uint32_t dgid,
+		    struct slab_rec *r);
+/* Copy the encoded record SRC (length LEN, page defaults SUID/SGID) to DST,
+ * re-expressed against defaults DUID/DGID; returns the new length (LEN or
+ * LEN + 8) or -ENOSPC when CAP is too small. */
+int slab_rec_copy(uint8_t *dst, size_t cap, const uint8_t *src, uint32_t len,
+		  uint32_t suid, uint32_t sgid, uint32_t duid, uint32_t dgid);
+
+/* ---- DRAM arena (arena.c) --------------------------------------------- */
+
+#define SLAB_ARENA_CHUNK   (64u * 1024u)
+#define SLAB_ARENA_NCLASS  28u
+/* Class index for SIZE (1..SLAB_ARENA_MAX), and the class's block size. */
+unsigned slab_arena_class(size_t size);
+size_t slab_arena_class_size(unsigned cls);
+/* Allocations of any size (> SLAB_ARENA_MAX go to a tracked malloc list),
+ * released by slab_arena_destroy() if not freed before. */
+void *slab_arena_alloc_any(struct slab_arena *a, size_t size);
+void slab_arena_free_any(struct slab_arena *a, void *p, size_t size);
+
+/* ---- handles ----------------------------------------------------------- */
+
+#define SLAB_EPOCH_SLOTS 65536u
+
+static inline uint32_t slab_eslot(uint32_t epoch)
+{
+	return epoch >> 8;
+}
+static inline uint8_t slab_egen(uint32_t epoch)
+{
+	return (uint8_t)epoch;
+}
+static inline uint32_t slab_epoch_id(uint32_t eslot, uint8_t egen)
+{
+	return (eslot << 8) | egen;
+}
+static inline slab_handle_t slab_handle_make(uint32_t epoch, uint8_t gen, uint32_t slot)
+{
+	return ((uint64_t)epoch << 40) | ((uint64_t)gen << 32) | slot;
+}
+static inline uint32_t slab_handle_slot(slab_handle_t h)
+{
+	return (uint32_t)h;
+}
+static inline uint8_t slab_handle_gen(slab_handle_t h)
+{
+	return (uint8_t)(h >> 32);
+}
+
+/* ---- store state --------------------------------------------------------- */
+
+/* Record location. zone is a zone index, or one of these. */
+#define SLAB_LOC_NONE 0xffffffffu /* no record */
+#define SLAB_LOC_OPEN 0xfffffffeu /* in the epoch's open DRAM page at off */
+struct slab_loc {
+	uint32_t zone;
+	uint32_t off;
+};
+
+enum slab_slot_state {
+	SLOT_FREE = 0, /* loc may still hold its live tombstone */
+	SLOT_ALLOC,    /* handle handed out, no record yet (loc: old tombstone) */
+	SLOT_LIVE,     /* loc = newest OBJ record */
+};
+
+struct slab_chunks {
+	uint32_t n;
+	uint64_t total; /* payload bytes */
+	struct slab_loc loc[];
+};
+
+/* One object slot (32 bytes). Protected by its epoch's lock. */
+struct slab_slot {
+	struct slab_loc loc; /* newest record of this slot (OBJ head or TOMB) */
+	uint16_t len;        /* its encoded length */
+	uint8_t gen;
+	uint8_t state;
+	uint32_t next_free; /* FREE: next slot in the epoch's FIFO free list */
+	void *priv;
+	struct slab_chunks *chunks; /* LIVE chunked objects, arena-allocated */
+};
+_Static_assert(sizeof(struct slab_slot) == 32, "slot size");
+
+/* Live bytes an epoch has in one zone (valid while zone gen == zgen). */
+struct slab_ezone {
+	uint32_t zone, zgen;
+	uint64_t live;
+};
+
+enum slab_epoch_state {
+	EPOCH_FREE = 0,
+	EPOCH_OPEN,
+	EPOCH_CLOSING, /* drop in progress: puts fail, pages are discarded */
+	EPOCH_DROPPED, /* drop record live until its zones are all reset */
+};
+
+/* DRAM page being filled for one epoch (or the journal). */
+struct slab_dpage {
+	uint8_t *buf; /* SLAB_PAGE_SIZE, zns_buf_alloc'd */
+	uint32_t used;
+	uint32_t jmark; /* records below this offset are already in the journal */
+	uint16_t nrec;
+	uint32_t def_uid, def_gid;
+};
+
+struct slab_epoch {
+	pthread_mutex_t lock; /* protects everything below */
+	uint8_t gen;
+	uint8_t state;
+	bool dirty;       /* on the store's dirty list (unjournaled records) */
+	bool wrote;       /* a page was written since the last commit tick */
+	bool journaled;   /* some of its records went to the journal ... */
+	uint64_t jlast;   /* ... last during journal cycle jlast */
+	uint32_t eslot;
+	struct slab_arena *arena;
+	/* object slots: geometric chunk directory, see slot_ptr() */
+	struct slab_slot **sdir;
+	uint32_t sdir_n;   /* chunks allocated */
+	uint32_t nslots;   /* slots [0, nslots) exist */
+	uint32_t free_head, free_tail; /* FIFO of free slots, 0 = none */
+	uint64_t objects;
+	uint64_t pages;
+	struct slab_dpage page;
+	uint32_t cur_zone; /* zone receiving its pages, SLAB_LOC_NONE if none */
+	struct slab_ezone *ez;
+	uint32_t ez_n, ez_cap;
+	uint32_t next_efree; /* epoch free list link */
+};
+
+enum slab_zstate {
+	ZS_FREE = 0, /* empty */
+	ZS_OPEN,     /* accepting pages */
+	ZS_FULL,     /* no more pages (finished, full, or torn tail) */
+	ZS_META,     /* superblock / journal */
+	ZS_GC,       /* being collected */
+	ZS_BAD,      /* offline / unusable */
+};
+
+struct slab_zone {
+	pthread_mutex_t wlock; /* serialises page writes to this zone */
+	_Atomic uint64_t live; /* live record bytes */
+	uint64_t wp;           /* under zlock (and wlock while writing) */
+	uint64_t filled_seq;   /* page seq of the first page since reset (age) */
+	uint32_t gen;          /* bumped at every reset */
+	uint16_t writers;      /* epochs whose cur_zone this is */
+	uint8_t state;
+	bool ro;               /* READ_ONLY: readable, never written */
+};
+
+/* A dropped epoch whose drop record is still needed. Under the root lock. */
+struct slab_drop {
+	uint32_t epoch;
+	uint64_t seq;
+	struct slab_loc loc; /* the DROP record */
+	uint16_t len;
+	bool ready;          /* ez filled in: may be retired */
+	bool jwait;          /* its epoch had journaled records ... */
+	uint64_t jcycle;     /* ... so retire only once st->jcycle > this */
+	struct slab_ezone *ez; /* zones that held its pages (zone, zgen) */
+	uint32_t ez_n;
+};
+
+struct slab_store {
+	struct zns_dev *dev;
+	struct zns_geometry geo;
+	struct slab_sb_info sb;
+	bool ro;        /* mounted read-only or went read-only */
+	unsigned commit_ms;
+
+	_Atomic uint64_t seq;      /* next record sequence number */
+	_Atomic uint64_t page_seq; /* next page sequence number */
+
+	/* epochs: table of SLAB_EPOCH_SLOTS pointers, entries never freed */
+	struct slab_epoch **etab;
+	pthread_mutex_t elock; /* epoch free list, neslots */
+	uint32_t neslots;      /* slots [0, neslots) initialised */
+	uint32_t efree_head, efree_tail;
+
+	/* zones (zlock protects states, wp, writers, counts) */
+	pthread_mutex_t zlock;
+	struct slab_zone *zones;
+	uint32_t nzones, first_data, nr_journal;
+	uint32_t active, budget; /* data zones in ZS_OPEN; allowed */
+	_Atomic uint32_t zones_free;
+	uint32_t reserve;
+
+	/* drops pending retirement (root epoch lock) */
+	struct slab_drop *drops;
+	uint32_t ndrops, drops_cap;
+
+	/* dirty epochs: have records not yet on the device */
+	pthread_mutex_t dlock;
+	uint32_t *dirty;
+	uint32_t ndirty, dirty_cap;
+
+	/* group commit */
+	pthread_mutex_t slock;
+	pthread_cond_t scond;
+	bool sync_running;
+	uint64_t sync_begun, sync_done;
+	int sync_err;
+
+	/* journal: owned by the running sync (or mount/unmount) */
+	uint32_t jzone;         /* current journal zone */
+	uint64_t jwp[8];        /* write pointer of each journal zone */
+	_Atomic uint64_t jcycle; /* times every journal zone was reset */
+	uint8_t *jbuf;
+	size_t jbuf_cap;
+
+	/* background thread: commit interval, idle zone release, GC */
+	pthread_t bg;
+	bool bg_started, bg_stop, gc_wanted, gc_gave_up;
+	pthread_mutex_t bglock;
+	pthread_cond_t bgcond;   /* wakes the background thread */
+	pthread_cond_t spacecond; /* throttled writers wait here */
+	pthread_mutex_t gclock;  /* one GC pass at a time */
+
+	/* counters */
+	_Atomic uint64_t c_objects, c_pages, c_jwrites, c_resets, c_gc_runs, c_gc_moved;
+	_Atomic uint64_t c_user, c_dev, c_slow, c_torn;
+};
+
+/* store.c */
+struct slab_epoch *slab_epoch_lock(struct slab_store *st, uint32_t epoch);
+struct slab_slot *slab_slot_get(struct slab_epoch *e, uint32_t slot);
+int slab_slot_grow(struct slab_epoch *e, uint32_t nslots);
+int slab_epoch_init_slot(struct slab_store *st, uint32_t eslot);
+void slab_epoch_free_contents(struct slab_epoch *e);
+void slab_dirty_add(struct slab_store *st, struct slab_epoch *e);
+int slab_ezone_add(struct slab_epoch *e, uint32_t zone, uint32_t zgen, int64_t delta);
+void slab_loc_kill(struct slab_store *st, struct slab_epoch *e, struct slab_loc loc,
+		   uint32_t len);
+int slab_store_alloc(struct zns_dev *dev, struct slab_store **out);
+void slab_store_free(struct slab_store *st);
+
+/* page.c: open pages and their writes (epoch lock held) */
+int slab_page_init(struct slab_dpage *pg);
+void slab_page_reset(struct slab_dpage *pg);
+/* Room for LEN more bytes, writing the page out first when needed. */
+int slab_page_reserve(struct slab_store *st, struct slab_epoch *e, uint32_t len, bool gc);
+int slab_page_write(struct slab_store *st, struct slab_epoch *e, bool gc);
+/* Append a raw record (with its source page defaults); sets *loc. */
+int slab_page_append_raw(struct slab_store *st, struct slab_epoch *e, const uint8_t *rec,
+			 uint32_t len, uint32_t suid, uint32_t sgid, bool gc,
+			 struct slab_loc *loc, uint32_t *newlen);
+int slab_page_append(struct slab_store *st, struct slab_epoch *e, struct slab_rec *r,
+		     bool gc, struct slab_loc *loc);
+
+/* zone.c */
+/* Write a page of LEN bytes for epoch E to its zone (choosing one when
+ * needed); returns where it landed. Epoch lock held. */
+int slab_zone_write_page(struct slab_store *st, struct slab_epoch *e, const uint8_t *buf,
+			 uint32_t len, bool gc, uint32_t *zone, uint32_t *zoff, uint32_t *zgen);
+/* Epoch E stops writing to its current zone (epoch lock held). */
+void slab_zone_detach(struct slab_store *st, struct slab_epoch *e);
+/* Reset a data zone whose live bytes are 0 and that is not open (st->zlock
+ * not held). Returns 0, -EBUSY when it became live/open meanwhile, or -errno. */
+int slab_zone_reset(struct slab_store *st, uint32_t zone);
+/* Read LEN bytes of the record at LOC into OUT. */
+int slab_read_rec(struct slab_store *st, struct slab_loc loc, uint32_t len, uint8_t *out);
+static inline bool slab_zone_is_journal(const struct slab_store *st, uint32_t zone)
+{
+	return zone >= SLAB_JOURNAL_FIRST && zone < st->first_data;
+}
+
+/* Sequential page scanner over one zone [0, end). */
+struct slab_zscan {
+	struct zns_dev *dev;
+	uint32_t zone, lba;
+	uint64_t end;     /* scan limit (write pointer) */
+	uint64_t pos;     /* offset of the next page */
+	uint8_t *buf;     /* SLAB_SCAN_BUF bytes */
+	uint64_t buf_off; /* zone offset of buf[0] */
+	uint64_t buf_len;
+	bool torn;        /* stopped on a bad page before end */
+};
+#define SLAB_SCAN_BUF (1024u * 1024u)
+int slab_zscan_init(struct slab_zscan *zs, struct zns_dev *dev, uint32_t zone, uint64_t end);
+void slab_zscan_fini(struct slab_zscan *zs);
+/* Next valid page: 1 with *page (in the scan buffer), *hdr, *off set; 0 at the
+ * end (zs->torn tells if the end was a bad page); -errno on I/O error. */
+int slab_zscan_next(struct slab_zscan *zs, const uint8_t **page, struct slab_page_hdr *hdr,
+		    uint64_t *off);
+
+/* sync.c */
+int slab_sync_all(struct slab_store *st, bool flush_pages);
+int slab_journal_cycle(struct slab_store *st, bool all_pages);
+int slab_do_sync(struct slab_store *st, bool flush_pages);
+void slab_drops_retire(struct slab_store *st);
+int slab_bg_start(struct slab_store *st);
+void slab_bg_stop(struct slab_store *st);
+void slab_throttle(struct slab_store *st);
+void slab_gc_kick(struct slab_store *st);
+
+/* Location field (and length field, if any) that names record R of epoch E,
+ * whether or not it currently points at R; NULL if none. */
+struct slab_loc *slab_rec_owner(struct slab_store *st, struct slab_epoch *e,
+				const struct slab_rec *r, uint16_t **lenp);
+
+/* gc.c */
+int slab_gc_pass(struct slab_store *st);
+
+#endif /* TSLAB_SLAB_INT_H */

@@ -1,0 +1,492 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Durability: group commit, the shared journal, zone resets, drop-record
+ * retirement, and the background thread (commit interval, idle zone
+ * release, GC).
+ *
+ * A sync (slab_do_sync) runs alone (st->sync_running); the journal state
+ * (st->jzone, st->jwp, st->jbuf) belongs to the running sync. It
+ *   1. snapshots the zones whose live bytes are 0 (their records were all
+ *      superseded by records put before this sync started),
+ *   2. copies the not yet journaled records of every dirty epoch's open page
+ *      into journal pages (records of any epoch; the handle names the epoch)
+ *      and appends them to the journal zone; when the journal zone is full it
+ *      instead writes every open page that holds journaled records to its
+ *      slab zone and resets the journal zones (a journal cycle),
+ *   3. flushes the device, and only then
+ *   4. resets the snapshotted zones, so a crash can never lose both an old
+ *      version and the new one that superseded it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "slab/slab_int.h"
+
+/* ---- journal ------------------------------------------------------------- */
+
+struct jbuild {
+	uint32_t lba;
+	size_t len;    /* bytes of closed pages */
+	uint32_t used; /* bytes of the page being filled (0: none) */
+	uint16_t nrec;
+	uint32_t duid, dgid;
+};
+
+static int jbuf_room(struct slab_store *st, size_t need)
+{
+	if (need <= st->jbuf_cap)
+		return 0;
+	size_t ncap = st->jbuf_cap ? st->jbuf_cap * 2 : 64 * 1024;
+
+	while (ncap < need)
+		ncap *= 2;
+	uint8_t *n = zns_buf_alloc(ncap);
+
+	if (!n)
+		return -ENOMEM;
+	if (st->jbuf)
+		memcpy(n, st->jbuf, st->jbuf_cap);
+	zns_buf_free(st->jbuf);
+	st->jbuf = n;
+	st->jbuf_cap = ncap;
+	return 0;
+}
+
+static void jpage_close(struct slab_store *st, struct jbuild *jb)
+{
+	if (!jb->used)
+		return;
+	uint8_t *p = st->jbuf + jb->len;
+	uint32_t plen = (jb->used + jb->lba - 1) / jb->lba * jb->lba;
+	struct slab_page_hdr h = {.epoch = SLAB_EPOCH_JOURNAL,
+				  .used = (uint16_t)jb->used,
+				  .nrec = jb->nrec,
+				  .seq = atomic_fetch_add(&st->page_seq, 1),
+				  .def_uid = jb->duid,
+				  .def_gid = jb->dgid};
+
+	memset(p + jb->used, 0, plen - jb->used);
+	slab_page_hdr_encode(p, &h);
+	jb->len += plen;
+	jb->used = 0;
+}
+
+static int rec_len_at(const uint8_t *p)
+{
+	static const uint8_t ext[7] = {8, 8, 8, 8, 4, 4, 8};
+	uint32_t len = SLAB_REC_HDR + p[6] + slab_get16(p + 10);
+
+	for (int i = 0; i < 7; i++)
+		if (p[7] & (1u << i))
+			len += ext[i];
+	return (int)len;
+}
+
+/* Copy records [jmark, used) of E's open page into the journal buffer. */
+static int journal_collect(struct slab_store *st, struct slab_epoch *e, struct jbuild *jb)
+{
+	struct slab_dpage *pg = &e->page;
+	int ret;
+
+	for (uint32_t off = pg->jmark; off < pg->used;) {
+		const uint8_t *rec = pg->buf + off;
+		uint32_t len = (uint32_t)rec_len_at(rec);
+
+		if (jb->used && jb->used + len + 8 > SLAB_PAGE_SIZE)
+			jpage_close(st, jb);
+		ret = jbuf_room(st, jb->len + SLAB_PAGE_SIZE);
+		if (ret)
+			return ret;
+		uint8_t *p = st->jbuf + jb->len;
+
+		if (!jb->used) {
+			memset(p, 0, SLAB_PAGE_HDR);
+			jb->used = SLAB_PAGE_HDR;
+			jb->nrec = 0;
+			jb->duid = pg->def_uid;
+			jb->dgid = pg->def_gid;
+		}
+		ret = slab_rec_copy(p + jb->used, SLAB_PAGE_SIZE - jb->used, rec, len,
+				    pg->def_uid, pg->def_gid, jb->duid, jb->dgid);
+		if (ret < 0)
+			return ret;
+		jb->used += (uint32_t)ret;
+		jb->nrec++;
+		off += len;
+	}
+	pg->jmark = pg->used;
+	e->journaled = true;
+	e->jlast = atomic_load(&st->jcycle);
+	return 0;
+}
+
+/* Write every open page that holds journaled records, then reset the journal. */
+int slab_journal_cycle(struct slab_store *st, bool all_pages)
+{
+	int ret = 0;
+
+	for (uint32_t s = 0; s < st->neslots; s++) {
+		struct slab_epoch *e = st->etab[s];
+
+		pthread_mutex_lock(&e->lock);
+		if (e->state == EPOCH_OPEN && e->page.nrec &&
+		    (all_pages || e->page.jmark > SLAB_PAGE_HDR))
+			ret = slab_page_write(st, e, true);
+		pthread_mutex_unlock(&e->lock);
+		if (ret)
+			return ret;
+	}
+	ret = zns_flush(st->dev);
+	if (ret)
+		return ret;
+	for (uint32_t j = 0; j < st->nr_journal; j++) {
+		if (!st->jwp[j])
+			continue;
+		ret = zns_zone_reset(st->dev, SLAB_JOURNAL_FIRST + j);
+		if (ret)
+			return ret;
+		st->jwp[j] = 0;
+		atomic_fetch_add(&st->c_resets, 1);
+	}
+	st->jzone = (st->jzone + 1) % st->nr_journal;
+	atomic_fetch_add(&st->jcycle, 1);
+	return 0;
+}
+
+static int journal_write(struct slab_store *st, struct jbuild *jb)
+{
+	uint32_t j = st->jzone;
+	ssize_t w;
+
+	jpage_close(st, jb);
+	if (!jb->len)
+		return 0;
+	if (st->jwp[j] + jb->len > st->geo.zone_capacity)
+		return slab_journal_cycle(st, false);
+	w = zns_zone_write(st->dev, SLAB_JOURNAL_FIRST + j, st->jwp[j], st->jbuf, jb->len);
+	if (w != (ssize_t)jb->len) {
+		/* The journal zone is unusable: put everything in slab pages. */
+		struct zns_zone z;
+
+		if (zns_zone_report(st->dev, SLAB_JOURNAL_FIRST + j, 1, &z) == 1)
+			st->jwp[j] = z.wp ? z.wp : st->jwp[j];
+		st->jwp[j] = st->jwp[j] ? st->jwp[j] : 1;
+		return slab_journal_cycle(st, false);
+	}
+	st->jwp[j] += jb->len;
+	atomic_fetch_add(&st->c_jwrites, 1);
+	atomic_fetch_add(&st->c_dev, jb->len);
+	return 0;
+}
+
+/* Journal the open records of every dirty epoch. */
+static int journal_dirty(struct slab_store *st)
+{
+	struct jbuild jb = {.lba = st->geo.lba_size};
+	uint32_t *list, n;
+	int ret = 0;
+
+	pthread_mutex_lock(&st->dlock);
+	list = st->dirty;
+	n = st->ndirty;
+	st->dirty = NULL;
+	st->ndirty = st->dirty_cap = 0;
+	pthread_mutex_unlock(&st->dlock);
+	for (uint32_t i = 0; i < n && !ret; i++) {
+		struct slab_epoch *e = st->etab[list[i]];
+
+		pthread_mutex_lock(&e->lock);
+		e->dirty = false;
+		if (e->state == EPOCH_OPEN && e->page.used > e->page.jmark)
+			ret = journal_collect(st, e, &jb);
+		pthread_mutex_unlock(&e->lock);
+	}
+	free(list);
+	if (ret)
+		return ret;
+	return journal_write(st, &jb);
+}
+
+/* ---- zone resets and drop retirement ------------------------------------ */
+
+static uint32_t reset_candidates(struct slab_store *st, uint32_t *out)
+{
+	uint32_t n = 0;
+
+	pthread_mutex_lock(&st->zlock);
+	for (uint32_t z = st->first_data; z < st->nzones; z++) {
+		struct slab_zone *zn = &st->zones[z];
+
+		if (atomic_load(&zn->live) || zn->ro)
+			continue;
+		if (zn->state == ZS_OPEN && zn->writers == 0 && zn->wp > 0) {
+			st->active--;
+			zn->state = ZS_FULL;
+		}
+		if (zn->state == ZS_FULL)
+			out[n++] = z;
+	}
+	pthread_mutex_unlock(&st->zlock);
+	return n;
+}
+
+static bool drop_zones_gone(struct slab_store *st, const struct slab_drop *d)
+{
+	bool gone = true;
+
+	pthread_mutex_lock(&st->zlock);
+	for (uint32_t i = 0; i < d->ez_n && gone; i++)
+		if (st->zones[d->ez[i].zone].gen == d->ez[i].zgen)
+			gone = false;
+	pthread_mutex_unlock(&st->zlock);
+	return gone;
+}
+
+static void epoch_slot_release(struct slab_store *st, uint32_t epoch)
+{
+	struct slab_epoch *e = st->etab[slab_eslot(epoch)];
+
+	pthread_mutex_lock(&e->lock);
+	if (e->state != EPOCH_DROPPED || e->gen != slab_egen(epoch)) {
+		pthread_mutex_unlock(&e->lock);
+		return;
+	}
+	e->gen++;
+	e->state = EPOCH_FREE;
+	pthread_mutex_unlock(&e->lock);
+	pthread_mutex_lock(&st->elock);
+	e->next_efree = 0;
+	if (st->efree_tail)
+		st->etab[st->efree_tail]->next_efree = e->eslot;
+	else
+		st->efree_head = e->eslot;
+	st->efree_tail = e->eslot;
+	pthread_mutex_unlock(&st->elock);
+}
+
+void slab_drops_retire(struct slab_store *st)
+{
+	struct slab_epoch *root = st->etab[0];
+
+	pthread_mutex_lock(&root->lock);
+	for (uint32_t i = 0; i < st->ndrops; i++) {
+		struct slab_drop *d = &st->drops[i];
+
+		if (!d->ready || (d->jwait && atomic_load(&st->jcycle) <= d->jcycle) ||
+		    !drop_zones_gone(st, d))
+			continue;
+		uint32_t epoch = d->epoch;
+
+		slab_loc_kill(st, root, d->loc, d->len);
+		free(d->ez);
+		st->drops[i] = st->drops[--st->ndrops];
+		i--;
+		epoch_slot_release(st, epoch);
+	}
+	pthread_mutex_unlock(&root->lock);
+}
+
+int slab_do_sync(struct slab_store *st, bool flush_pages)
+{
+	uint32_t *cand = malloc(st->nzones * sizeof(*cand)), n;
+	int ret;
+
+	if (!cand)
+		return -ENOMEM;
+	n = reset_candidates(st, cand);
+	if (flush_pages) {
+		ret = slab_journal_cycle(st, true);
+		pthread_mutex_lock(&st->dlock);
+		free(st->dirty);
+		st->dirty = NULL;
+		st->ndirty = st->dirty_cap = 0;
+		pthread_mutex_unlock(&st->dlock);
+		for (uint32_t s = 0; s < st->neslots; s++) {
+			pthread_mutex_lock(&st->etab[s]->lock);
+			st->etab[s]->dirty = false;
+			pthread_mutex_unlock(&st->etab[s]->lock);
+		}
+	} else {
+		ret = journal_dirty(st);
+	}
+	if (!ret)
+		ret = zns_flush(st->dev);
+	if (ret) {
+		free(cand);
+		return ret;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		int r = slab_zone_reset(st, cand[i]);
+
+		if (r && r != -EBUSY && !ret)
+			ret = r;
+	}
+	free(cand);
+	slab_drops_retire(st);
+	pthread_mutex_lock(&st->bglock);
+	pthread_cond_broadcast(&st->spacecond);
+	pthread_mutex_unlock(&st->bglock);
+	return ret;
+}
+
+/* Group commit: wait for a sync that starts after this call; whoever finds
+ * none running runs it for everybody waiting. */
+int slab_sync_all(struct slab_store *st, bool flush_pages)
+{
+	int ret;
+
+	pthread_mutex_lock(&st->slock);
+	uint64_t want = st->sync_begun + 1;
+
+	while (st->sync_done < want) {
+		if (st->sync_running) {
+			pthread_cond_wait(&st->scond, &st->slock);
+			continue;
+		}
+		st->sync_running = true;
+		uint64_t mine = ++st->sync_begun;
+
+		pthread_mutex_unlock(&st->slock);
+		ret = slab_do_sync(st, flush_pages);
+		pthread_mutex_lock(&st->slock);
+		st->sync_running = false;
+		st->sync_done = mine;
+		st->sync_err = ret;
+		pthread_cond_broadcast(&st->scond);
+	}
+	ret = st->sync_err;
+	pthread_mutex_unlock(&st->slock);
+	return ret;
+}
+
+int slab_sync(struct slab_store *st)
+{
+	if (!st)
+		return -EINVAL;
+	if (st->ro)
+		return 0;
+	return slab_sync_all(st, false);
+}
+
+/* ---- background thread and throttling ----------------------------------- */
+
+static void deadline_after(struct timespec *ts, unsigned ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+static bool past(const struct timespec *ts)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > ts->tv_sec || (now.tv_sec == ts->tv_sec && now.tv_nsec >= ts->tv_nsec);
+}
+
+/* Epochs that wrote no page during the last interval give up their zone, so
+ * that the next epoch needing one continues it. */
+static void idle_release(struct slab_store *st)
+{
+	for (uint32_t s = 0; s < st->neslots; s++) {
+		struct slab_epoch *e = st->etab[s];
+
+		pthread_mutex_lock(&e->lock);
+		if (e->state == EPOCH_OPEN && !e->wrote && e->cur_zone != SLAB_LOC_NONE)
+			slab_zone_detach(st, e);
+		e->wrote = false;
+		pthread_mutex_unlock(&e->lock);
+	}
+}
+
+static bool gc_needed(struct slab_store *st)
+{
+	return st->gc_wanted ||
+	       (atomic_load(&st->zones_free) <= st->reserve && !st->gc_gave_up);
+}
+
+static void *bg_main(void *arg)
+{
+	struct slab_store *st = arg;
+	struct timespec dl;
+
+	deadline_after(&dl, st->commit_ms);
+	pthread_mutex_lock(&st->bglock);
+	while (!st->bg_stop) {
+		if (gc_needed(st)) {
+			st->gc_wanted = false;
+			pthread_mutex_unlock(&st->bglock);
+			slab_gc_pass(st);
+			pthread_mutex_lock(&st->bglock);
+			pthread_cond_broadcast(&st->spacecond);
+			continue;
+		}
+		if (past(&dl)) {
+			pthread_mutex_unlock(&st->bglock);
+			slab_sync_all(st, false);
+			idle_release(st);
+			pthread_mutex_lock(&st->bglock);
+			deadline_after(&dl, st->commit_ms);
+			continue;
+		}
+		pthread_cond_timedwait(&st->bgcond, &st->bglock, &dl);
+	}
+	pthread_mutex_unlock(&st->bglock);
+	return NULL;
+}
+
+int slab_bg_start(struct slab_store *st)
+{
+	int ret;
+
+	st->bg_stop = false;
+	ret = pthread_create(&st->bg, NULL, bg_main, st);
+	if (ret)
+		return -ret;
+	st->bg_started = true;
+	return 0;
+}
+
+void slab_bg_stop(struct slab_store *st)
+{
+	if (!st->bg_started)
+		return;
+	pthread_mutex_lock(&st->bglock);
+	st->bg_stop = true;
+	pthread_cond_broadcast(&st->bgcond);
+	pthread_cond_broadcast(&st->spacecond);
+	pthread_mutex_unlock(&st->bglock);
+	pthread_join(st->bg, NULL);
+	st->bg_started = false;
+}
+
+void slab_gc_kick(struct slab_store *st)
+{
+	pthread_mutex_lock(&st->bglock);
+	st->gc_wanted = true;
+	pthread_cond_signal(&st->bgcond);
+	pthread_mutex_unlock(&st->bglock);
+}
+
+void slab_throttle(struct slab_store *st)
+{
+	struct timespec ts;
+
+	if (!st->bg_started || atomic_load(&st->zones_free) > st->reserve)
+		return;
+	atomic_fetch_add(&st->c_slow, 1);
+	pthread_mutex_lock(&st->bglock);
+	st->gc_wanted = true;
+	pthread_cond_signal(&st->bgcond);
+	while (atomic_load(&st->zones_free) <= st->reserve && !st->gc_gave_up && !st->bg_stop) {
+		deadline_after(&ts, 50);
+		pthread_cond_timedwait(&st->spacecond, &st->bglock, &ts);
+	}
+	pthread_mutex_unlock(&st->bglock);
+}

@@ -1,0 +1,331 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Zone placement and accounting.
+ *
+ * States (st->zlock): FREE (empty) -> OPEN (receiving pages; counted in
+ * st->active, at most st->budget of them are opened from FREE) -> FULL
+ * (finished, full, torn, or read-only) -> FREE again by slab_zone_reset(),
+ * which only happens to zones with zero live bytes that no epoch writes to.
+ * GC marks its victim ZS_GC while copying it.
+ *
+ * Placement for an epoch that needs a zone, in order of preference:
+ *   1. an OPEN zone no epoch currently writes to (epochs follow each other:
+ *      an idle or dropped epoch's partly filled zone is continued),
+ *   2. a FREE zone, while the active budget allows (user writes leave the
+ *      last free zone to GC),
+ *   3. the OPEN zone with the fewest writers (pages stay single-epoch),
+ *   4. finish the fullest OPEN zone to make an active slot for a FREE one.
+ * Page writes to one zone are serialised by the zone's wlock (lock order:
+ * wlock -> zlock), so every write starts exactly at the write pointer.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "slab/slab_int.h"
+
+static uint64_t zcap(const struct slab_store *st)
+{
+	return st->geo.zone_capacity;
+}
+
+/* zlock held; the caller holds the zone's wlock or knows no write is in flight. */
+static void zone_finish_locked(struct slab_store *st, uint32_t z)
+{
+	struct slab_zone *zn = &st->zones[z];
+
+	if (zn->state == ZS_OPEN)
+		st->active--;
+	zn->state = ZS_FULL;
+	if (zn->wp < zcap(st) && zn->wp > 0)
+		zns_zone_finish(st->dev, z);
+}
+
+static int pick_free(struct slab_store *st, bool gc)
+{
+	uint32_t nfree = atomic_load(&st->zones_free);
+
+	if (nfree == 0 || (!gc && nfree <= 1))
+		return -1;
+	for (uint32_t z = st->first_data; z < st->nzones; z++) {
+		struct slab_zone *zn = &st->zones[z];
+
+		if (zn->state != ZS_FREE)
+			continue;
+		zn->state = ZS_OPEN;
+		zn->filled_seq = atomic_load(&st->page_seq);
+		st->active++;
+		atomic_fetch_sub(&st->zones_free, 1);
+		return (int)z;
+	}
+	return -1;
+}
+
+/* Finish the fullest OPEN zone that no write is using right now. */
+static bool make_active_room(struct slab_store *st)
+{
+	int best = -1;
+
+	for (uint32_t z = st->first_data; z < st->nzones; z++) {
+		struct slab_zone *zn = &st->zones[z];
+
+		if (zn->state == ZS_OPEN && (best < 0 || zn->wp > st->zones[best].wp))
+			best = (int)z;
+	}
+	if (best < 0 || pthread_mutex_trylock(&st->zones[best].wlock))
+		return false;
+	zone_finish_locked(st, (uint32_t)best);
+	pthread_mutex_unlock(&st->zones[best].wlock);
+	return true;
+}
+
+static int pick_zone(struct slab_store *st, uint32_t len, bool gc)
+{
+	int best = -1;
+
+	for (uint32_t z = st->first_data; z < st->nzones; z++) {
+		struct slab_zone *zn = &st->zones[z];
+
+		if (zn->state == ZS_OPEN && zn->writers == 0 && zn->wp + len <= zcap(st))
+			return (int)z;
+	}
+	if (st->active < st->budget) {
+		best = pick_free(st, gc);
+		if (best >= 0)
+			return best;
+	}
+	for (uint32_t z = st->first_data; z < st->nzones; z++) {
+		struct slab_zone *zn = &st->zones[z];
+
+		if (zn->state == ZS_OPEN && zn->wp + len <= zcap(st) &&
+		    (best < 0 || zn->writers < st->zones[best].writers))
+			best = (int)z;
+	}
+	if (best >= 0)
+		return best;
+	if (st->active >= st->budget && make_active_room(st))
+		return pick_free(st, gc);
+	return -1;
+}
+
+void slab_zone_detach(struct slab_store *st, struct slab_epoch *e)
+{
+	pthread_mutex_lock(&st->zlock);
+	if (e->cur_zone != SLAB_LOC_NONE) {
+		st->zones[e->cur_zone].writers--;
+		e->cur_zone = SLAB_LOC_NONE;
+	}
+	pthread_mutex_unlock(&st->zlock);
+}
+
+/* The epoch's zone if it has room for LEN, else a newly chosen one. */
+static int zone_for_epoch(struct slab_store *st, struct slab_epoch *e, uint32_t len,
+			  bool gc, uint32_t *out)
+{
+	uint32_t z = e->cur_zone;
+	int nz;
+
+	pthread_mutex_lock(&st->zlock);
+	if (z != SLAB_LOC_NONE) {
+		struct slab_zone *zn = &st->zones[z];
+
+		if (zn->state == ZS_OPEN && zn->wp + len <= zcap(st)) {
+			pthread_mutex_unlock(&st->zlock);
+			*out = z;
+			return 0;
+		}
+		zn->writers--;
+		e->cur_zone = SLAB_LOC_NONE;
+	}
+	nz = pick_zone(st, len, gc);
+	if (nz < 0) {
+		pthread_mutex_unlock(&st->zlock);
+		return -ENOSPC;
+	}
+	st->zones[nz].writers++;
+	e->cur_zone = (uint32_t)nz;
+	pthread_mutex_unlock(&st->zlock);
+	atomic_fetch_add(&st->c_slow, 1);
+	*out = (uint32_t)nz;
+	return 0;
+}
+
+/* A write failed: learn the zone's real state and stop writing there. */
+static void zone_failed(struct slab_store *st, uint32_t z)
+{
+	struct zns_zone rep;
+	struct slab_zone *zn = &st->zones[z];
+
+	if (zns_zone_report(st->dev, z, 1, &rep) == 1) {
+		zn->wp = rep.wp;
+		if (rep.cond == ZNS_COND_READ_ONLY)
+			zn->ro = true;
+		if (rep.cond == ZNS_COND_OFFLINE) {
+			if (zn->state == ZS_OPEN)
+				st->active--;
+			zn->state = ZS_BAD;
+			return;
+		}
+	}
+	if (zn->ro) {
+		if (zn->state == ZS_OPEN)
+			st->active--;
+		zn->state = ZS_FULL;
+		return;
+	}
+	zone_finish_locked(st, z);
+}
+
+int slab_zone_write_page(struct slab_store *st, struct slab_epoch *e, const uint8_t *buf,
+			 uint32_t len, bool gc, uint32_t *zone, uint32_t *zoff, uint32_t *zgen)
+{
+	int errors = 0, ret;
+
+	for (int tries = 0; tries < 64; tries++) {
+		uint32_t z;
+
+		ret = zone_for_epoch(st, e, len, gc, &z);
+		if (ret)
+			return ret;
+		struct slab_zone *zn = &st->zones[z];
+
+		pthread_mutex_lock(&zn->wlock);
+		pthread_mutex_lock(&st->zlock);
+		if (zn->state != ZS_OPEN || zn->wp + len > zcap(st)) {
+			pthread_mutex_unlock(&st->zlock);
+			pthread_mutex_unlock(&zn->wlock);
+			continue;
+		}
+		uint64_t off = zn->wp;
+		uint32_t gen = zn->gen;
+
+		pthread_mutex_unlock(&st->zlock);
+		ssize_t w = zns_zone_write(st->dev, z, off, buf, len);
+
+		pthread_mutex_lock(&st->zlock);
+		if (w == (ssize_t)len) {
+			zn->wp = off + len;
+			if (zcap(st) - zn->wp < SLAB_PAGE_SIZE)
+				zone_finish_locked(st, z);
+			pthread_mutex_unlock(&st->zlock);
+			pthread_mutex_unlock(&zn->wlock);
+			atomic_fetch_add(&st->c_dev, len);
+			*zone = z;
+			*zoff = (uint32_t)off;
+			*zgen = gen;
+			return 0;
+		}
+		zone_failed(st, z);
+		pthread_mutex_unlock(&st->zlock);
+		pthread_mutex_unlock(&zn->wlock);
+		if (++errors >= 3) {
+			st->ro = true;
+			return w < 0 ? (int)w : -EIO;
+		}
+	}
+	return -ENOSPC;
+}
+
+int slab_zone_reset(struct slab_store *st, uint32_t z)
+{
+	struct slab_zone *zn = &st->zones[z];
+	int ret = 0;
+
+	pthread_mutex_lock(&zn->wlock);
+	pthread_mutex_lock(&st->zlock);
+	if (atomic_load(&zn->live) != 0 || zn->state != ZS_FULL || zn->ro) {
+		ret = -EBUSY;
+		goto out;
+	}
+	ret = zns_zone_reset(st->dev, z);
+	if (ret) {
+		zone_failed(st, z);
+		goto out;
+	}
+	zn->state = ZS_FREE;
+	zn->wp = 0;
+	zn->gen++;
+	zn->writers = 0;
+	atomic_fetch_add(&st->zones_free, 1);
+	atomic_fetch_add(&st->c_resets, 1);
+	st->gc_gave_up = false;
+out:
+	pthread_mutex_unlock(&st->zlock);
+	pthread_mutex_unlock(&zn->wlock);
+	return ret;
+}
+
+int slab_read_rec(struct slab_store *st, struct slab_loc loc, uint32_t len, uint8_t *out)
+{
+	_Alignas(4096) uint8_t buf[3 * SLAB_PAGE_SIZE];
+	uint32_t lba = st->geo.lba_size;
+	uint64_t start = loc.off / lba * lba;
+	uint64_t end = ((uint64_t)loc.off + len + lba - 1) / lba * lba;
+
+	if (loc.zone >= st->nzones || len > SLAB_REC_MAX || end - start > sizeof(buf))
+		return -EUCLEAN;
+	ssize_t r = zns_zone_read(st->dev, loc.zone, start, buf, end - start);
+
+	if (r != (ssize_t)(end - start))
+		return r < 0 ? (int)r : -EIO;
+	memcpy(out, buf + (loc.off - start), len);
+	return 0;
+}
+
+/* ---- zone scanner --------------------------------------------------------- */
+
+int slab_zscan_init(struct slab_zscan *zs, struct zns_dev *dev, uint32_t zone, uint64_t end)
+{
+	memset(zs, 0, sizeof(*zs));
+	zs->buf = zns_buf_alloc(SLAB_SCAN_BUF);
+	if (!zs->buf)
+		return -ENOMEM;
+	zs->dev = dev;
+	zs->zone = zone;
+	zs->end = end;
+	zs->lba = zns_geometry(dev)->lba_size;
+	return 0;
+}
+
+void slab_zscan_fini(struct slab_zscan *zs)
+{
+	zns_buf_free(zs->buf);
+	zs->buf = NULL;
+}
+
+int slab_zscan_next(struct slab_zscan *zs, const uint8_t **page, struct slab_page_hdr *hdr,
+		    uint64_t *off)
+{
+	if (zs->pos >= zs->end)
+		return 0;
+	uint64_t need = zs->end - zs->pos < SLAB_PAGE_SIZE ? zs->end - zs->pos : SLAB_PAGE_SIZE;
+
+	if (need < SLAB_PAGE_HDR) {
+		zs->torn = true;
+		return 0;
+	}
+	if (zs->pos < zs->buf_off || zs->pos + need > zs->buf_off + zs->buf_len) {
+		uint64_t n = zs->end - zs->pos < SLAB_SCAN_BUF ? zs->end - zs->pos : SLAB_SCAN_BUF;
+		ssize_t r = zns_zone_read(zs->dev, zs->zone, zs->pos, zs->buf, n);
+
+		if (r != (ssize_t)n)
+			return r < 0 ? (int)r : -EIO;
+		zs->buf_off = zs->pos;
+		zs->buf_len = n;
+	}
+	const uint8_t *p = zs->buf + (zs->pos - zs->buf_off);
+	uint64_t plen;
+
+	if (slab_page_hdr_decode(p, hdr)) {
+		zs->torn = true;
+		return 0;
+	}
+	plen = (hdr->used + zs->lba - 1) / zs->lba * zs->lba;
+	if (plen > zs->end - zs->pos) {
+		zs->torn = true;
+		return 0;
+	}
+	*page = p;
+	*off = zs->pos;
+	zs->pos += plen;
+	return 1;
+}
