@@ -153,6 +153,7 @@ for t in losetup mkfs.ext4 mkfs.xfs mkfs.btrfs fusermount3 du mountpoint timeout
 done
 
 mkdir -p "$scratch" || die "cannot create $scratch"
+scratch=$(cd "$scratch" && pwd)
 res=$scratch/results-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$res"
 values=$res/values.tsv     # metric-key <TAB> fs <TAB> value
