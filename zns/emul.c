@@ -28,7 +28,9 @@
  *   120  le64   XXH3-64 of bytes [0, 120)
  *
  * Zone-state entry (8 bytes, entry z at table_off + 8 * z), one le64:
- *   bits  0..39  write pointer in logical blocks, relative to the zone start
+ *   bits  0..39  write pointer in logical blocks, relative to the zone start;
+ *                for a FULL zone (reported wp = capacity): the data end,
+ *                i.e. where the written data stops (< capacity after finish)
  *   bits 40..47  condition, enum zns_cond value (EMPTY=1 ... OFFLINE=7)
  *   bits 48..63  check: low 16 bits of XXH3-64 (seed = z) over the le64 of
  *                bits 0..47
@@ -41,9 +43,13 @@
  * zone's wp before that write (page cache survives a process crash; the
  * wp is where a device would have it). zns_flush() = msync + fdatasync.
  * Zone management (reset/finish/open/close) is persisted on completion.
- * Reset punches a hole over the zone (reads zeroes like a reset zone) where
- * the backing store supports it; otherwise old bytes stay readable beyond
- * the wp, which callers never trust anyway.
+ *
+ * UNWRITTEN SPACE reads as zeroes, as on a device: the emulator returns
+ * zeroes for any part of a read at or beyond the zone's data end (the wp,
+ * or for a FULL zone the end of what was written before a finish). Reset
+ * therefore leaves the old bytes in the backing store: the blocks stay
+ * allocated, so rewriting a reset zone overwrites in place (no block
+ * allocation in the filesystem under an image file).
  *
  * RULES enforced, with the errno Linux returns for a real zoned device:
  *   write not at wp, past capacity, to FULL / READ_ONLY / OFFLINE zone  -EIO
@@ -260,7 +266,8 @@ static uint64_t *entry_ptr(struct emul *e, uint32_t z)
 static void zone_persist(struct emul *e, uint32_t z)
 {
 	const struct emul_zone *ez = &e->zones[z];
-	uint64_t v = entry_encode(z, ez->wp / e->h.lba_size, ez->cond);
+	uint64_t pos = ez->cond == ZNS_COND_FULL ? ez->data_end : ez->wp;
+	uint64_t v = entry_encode(z, pos / e->h.lba_size, ez->cond);
 	uint8_t le[8];
 
 	put_le64(le, v);
@@ -428,14 +435,25 @@ static ssize_t emul_read(struct zns_dev *dev, uint32_t z, uint64_t off, void *bu
                          size_t len)
 {
 	struct emul *e = dev->priv;
+	uint64_t end, n;
 	enum zns_cond c;
+	ssize_t ret;
 
 	pthread_mutex_lock(&e->lock);
 	c = e->zones[z].cond;
+	end = e->zones[z].data_end;
 	pthread_mutex_unlock(&e->lock);
 	if (c == ZNS_COND_OFFLINE)
 		return -EIO;
-	return zns_io_pread(dev, buf, len, zone_pos(e, z, off));
+	/* Below the data end from the backing store, zeroes beyond it. */
+	n = off >= end ? 0 : (end - off < len ? end - off : len);
+	if (n) {
+		ret = zns_io_pread(dev, buf, (size_t)n, zone_pos(e, z, off));
+		if (ret < 0)
+			return ret;
+	}
+	memset((char *)buf + n, 0, len - (size_t)n);
+	return (ssize_t)len;
 }
 
 /* Makes [pos, pos + len) of the backing store read as zeroes: punch a hole
@@ -511,10 +529,6 @@ static int emul_mgmt(struct zns_dev *dev, uint32_t z, enum zns_mgmt_op op)
 	pthread_mutex_lock(&e->lock);
 	ret = mgmt_locked(e, z, op);
 	pthread_mutex_unlock(&e->lock);
-	/* The zone is EMPTY in the table before its old data goes away; the
-	 * zone lock keeps writers out until the hole is punched. */
-	if (ret == 0 && op == ZNS_MGMT_RESET)
-		(void)punch(dev, zone_pos(e, z, 0), e->h.zone_size);
 	return ret;
 }
 
@@ -789,6 +803,8 @@ static int load_table(struct zns_dev *dev, struct emul *e)
 		if (ez->wp > e->h.zone_capacity || (ez->cond == ZNS_COND_EMPTY && ez->wp))
 			return -EUCLEAN;
 		ez->data_end = ez->flushed = ez->wp;
+		if (ez->cond == ZNS_COND_FULL)
+			ez->wp = e->h.zone_capacity;
 		e->nr_open += cond_is_open(ez->cond);
 		e->nr_active += cond_is_active(ez->cond);
 		if (cond_is_open(ez->cond))
@@ -824,7 +840,6 @@ int zns_emul_open_dev(const char *path, unsigned flags, int backend, struct zns_
 	    .max_active = e->h.max_active,
 	    .first_zone_off = e->h.first_zone_off,
 	};
-	dev->write_async = !e->is_blk && dev->direct;
 	ret = zns_dev_setup(dev);
 	if (ret < 0)
 		goto out_free;

@@ -175,8 +175,6 @@ static ssize_t ring_rw(struct zns_dev *dev, bool write, void *buf, size_t len,
 	else
 		io_uring_prep_read(sqe, 0, buf, (unsigned)len, pos);
 	sqe->flags |= IOSQE_FIXED_FILE;
-	if (write && dev->write_async)
-		sqe->flags |= IOSQE_ASYNC;
 	ret = io_uring_submit_and_wait(&r->ring, 1);
 	if (ret < 0)
 		goto out_unlock;

@@ -61,10 +61,6 @@ struct zns_dev {
 	unsigned flags; /* ZNS_OPEN_* */
 	int fd;         /* data fd (O_DIRECT unless dev->direct is false) */
 	bool direct;    /* data I/O uses O_DIRECT */
-	/* Writes go straight to io_uring's async workers (IOSQE_ASYNC): set for
-	 * files, where an O_DIRECT write that allocates blocks cannot be issued
-	 * without blocking and would be punted there after a failed attempt. */
-	bool write_async;
 	char *path;
 
 	/* Lock order: zone_lock[z] before any backend-internal lock. A thread

@@ -337,6 +337,30 @@ static void test_power_cut_keep(void **state)
 	(void)state;
 }
 
+/* Unwritten space reads as zeroes: after reset (old bytes stay in the
+ * backing store) and beyond the data end of a finished zone, across reopen. */
+static void test_unwritten_reads_zero(void **state)
+{
+	struct zns_dev *dev = make(4096, 1 << 20, 0, 4);
+
+	wr(dev, 0, 16);
+	wr(dev, 1, 3);
+	assert_int_equal(zns_zone_reset(dev, 0), 0);
+	check_data(dev, 0, 0, 16 * 4096);
+	wr(dev, 0, 2);
+	check_data(dev, 0, 2 * 4096, 16 * 4096);
+	assert_int_equal(zns_zone_finish(dev, 1), 0);
+	assert_int_equal(rep(dev, 1).wp, 1 << 20);
+	check_data(dev, 1, 3 * 4096, 1 << 20);
+	reopen(&dev);
+	assert_int_equal(rep(dev, 1).cond, ZNS_COND_FULL);
+	assert_int_equal(rep(dev, 1).wp, 1 << 20);
+	check_data(dev, 1, 3 * 4096, 1 << 20);
+	check_data(dev, 0, 2 * 4096, 16 * 4096);
+	zns_close(dev);
+	(void)state;
+}
+
 /* Random prefixes: within bounds, data intact below the wp, repeatable. */
 static void cut_random(unsigned seed, uint64_t wps[4])
 {
@@ -492,6 +516,7 @@ int main(void)
 	    cmocka_unit_test(test_read_only_offline),
 	    cmocka_unit_test(test_power_cut_keep),
 	    cmocka_unit_test(test_power_cut_random),
+	    cmocka_unit_test(test_unwritten_reads_zero),
 	    cmocka_unit_test(test_process_kill),
 	    cmocka_unit_test(test_parallel_zones),
 	};
