@@ -101,10 +101,13 @@ int zns_dev_setup(struct zns_dev *dev)
 		ret = io_uring_queue_init(4, &r->ring, 0);
 		if (ret < 0)
 			return ret;
+		/*
+		 * The file is deliberately not registered with the ring: a
+		 * registered file outlives a killed process until the kernel's
+		 * deferred ring teardown, and with it the exclusive flock, so
+		 * a remount right after a crash would find the device busy.
+		 */
 		r->ready = true;
-		ret = io_uring_register_files(&r->ring, &dev->fd, 1);
-		if (ret < 0)
-			return ret;
 	}
 	return 0;
 }
@@ -113,6 +116,13 @@ void zns_dev_free(struct zns_dev *dev)
 {
 	if (!dev)
 		return;
+	/*
+	 * The rings hold registered references to the file, and the kernel
+	 * drops those asynchronously after io_uring_queue_exit(): release the
+	 * exclusive lock explicitly so that the next opener never sees it.
+	 */
+	if (dev->fd >= 0 && (dev->flags & ZNS_OPEN_EXCL))
+		flock(dev->fd, LOCK_UN);
 	for (int i = 0; i < ZNS_NR_RINGS; i++) {
 		if (dev->rings[i].ready)
 			io_uring_queue_exit(&dev->rings[i].ring);
@@ -171,10 +181,9 @@ static ssize_t ring_rw(struct zns_dev *dev, bool write, void *buf, size_t len,
 		goto out_unlock;
 	}
 	if (write)
-		io_uring_prep_write(sqe, 0, buf, (unsigned)len, pos);
+		io_uring_prep_write(sqe, dev->fd, buf, (unsigned)len, pos);
 	else
-		io_uring_prep_read(sqe, 0, buf, (unsigned)len, pos);
-	sqe->flags |= IOSQE_FIXED_FILE;
+		io_uring_prep_read(sqe, dev->fd, buf, (unsigned)len, pos);
 	ret = io_uring_submit_and_wait(&r->ring, 1);
 	if (ret < 0)
 		goto out_unlock;
