@@ -186,6 +186,11 @@ copy_bin() { # path: into /usr/local/bin under its basename, plus its libraries
 	done < <(awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' <<<"$out")
 }
 copy_bin "$zbd_bin"
+# glibc dlopen()s libgcc_s for pthread_cancel and unwinding; ldd does not list
+# it. Without it libfuse's multithreaded loop aborts at unmount when it
+# cancels its worker threads.
+libgcc_s=$(ldconfig -p | awk '$1 == "libgcc_s.so.1" && /x86-64/ { print $NF; exit }')
+[ -n "$libgcc_s" ] && copy_lib "$libgcc_s"
 fusermount=$(command -v fusermount3) && copy_bin "$fusermount"
 for b in "${bins[@]}"; do
 	copy_bin "$b"
