@@ -31,7 +31,7 @@
 #ifndef TSLAB_FS_INT_H
 #define TSLAB_FS_INT_H
 
-#define FUSE_USE_VERSION 35
+#define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -152,7 +152,8 @@ struct tslab_fs {
 };
 
 /* ---- log.c / main.c ---------------------------------------------------- */
-void tslab_log_init(bool to_stderr);
+/* INFO: also informational messages (on stderr before daemonizing: not). */
+void tslab_log_init(bool to_stderr, bool info);
 void tslab_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- ns.c: epochs, dentries, inodes ------------------------------------ */

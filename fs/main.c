@@ -44,10 +44,12 @@ static const struct fuse_opt tslab_opt_spec[] = {
 /* ---- logging ------------------------------------------------------------ */
 
 static bool log_stderr = true;
+static bool log_info = true;
 
-void tslab_log_init(bool to_stderr)
+void tslab_log_init(bool to_stderr, bool info)
 {
 	log_stderr = to_stderr;
+	log_info = info;
 	if (!to_stderr)
 		openlog("tslabfs", LOG_PID, LOG_DAEMON);
 }
@@ -56,6 +58,8 @@ void tslab_log(int prio, const char *fmt, ...)
 {
 	va_list ap;
 
+	if (log_stderr && !log_info && prio > LOG_WARNING)
+		return;
 	va_start(ap, fmt);
 	if (log_stderr) {
 		fputs("tslabfs: ", stderr);
@@ -82,9 +86,9 @@ static void usage(const char *prog)
 	       "    -o commit=SECONDS      longest time unsynced data waits before it\n"
 	       "                           is written (default 5)\n"
 	       "    -o ro                  mount read-only\n"
-	       "    -o allow_other         let every user access the filesystem\n"
-	       "                           (permissions are checked by the kernel,\n"
-	       "                           default_permissions is always on)\n"
+	       "    -o allow_other         let every user access the filesystem;\n"
+	       "                           implies default_permissions (the kernel\n"
+	       "                           checks permissions)\n"
 	       "\n",
 	       prog);
 }
@@ -117,7 +121,11 @@ static int add_opts(struct fuse_args *args, const struct tslab_opts *o)
 	char *s = NULL;
 	int err;
 
-	err = fuse_opt_add_opt(&s, "subtype=tslabfs,default_permissions");
+	/* Without allow_other only the mounting user gets in; with it, the
+	 * kernel checks permissions (default_permissions). Not always: with
+	 * default_permissions every create costs a GETATTR of the directory. */
+	err = fuse_opt_add_opt(&s, o->allow_other ? "subtype=tslabfs,default_permissions"
+						  : "subtype=tslabfs");
 	if (!err)
 		err = fuse_opt_add_opt(&s, "fsname=");
 	if (!err) {
@@ -251,7 +259,7 @@ static void daemon_ready(int status_fd, char st)
 			if (nfd > 2)
 				close(nfd);
 		}
-		tslab_log_init(false);
+		tslab_log_init(false, true);
 	}
 	(void)!write(status_fd, &st, 1);
 	close(status_fd);
@@ -265,6 +273,12 @@ static int open_device(struct tslab_fs *fs)
 	struct slab_sb_info sb;
 	int err = zns_open(fs->device, flags, &fs->dev);
 
+	/* The lock of a process that just exited can outlive it briefly: its
+	 * io_uring rings hold the file until the kernel tears them down. */
+	for (int i = 0; err == -EBUSY && i < 30; i++) {
+		usleep(100000);
+		err = zns_open(fs->device, flags, &fs->dev);
+	}
 	if (err == -EBUSY) {
 		tslab_log(LOG_ERR, "%s is in use (already mounted by another tslabfs daemon?)",
 			  fs->device);
@@ -340,16 +354,23 @@ static struct tslab_fs *fs_new(const struct tslab_opts *o, bool foreground)
 
 static int run_loop(struct tslab_fs *fs, const struct fuse_cmdline_opts *cmd)
 {
-	struct fuse_loop_config cfg = { .clone_fd = cmd->clone_fd,
-					.max_idle_threads = cmd->max_idle_threads };
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
 	struct sig_ctx sc = { .fs = fs, .mountpoint = cmd->mountpoint,
 			      .main_thread = pthread_self() };
 	pthread_t sig_thread;
 	int ret;
 
-	if (pthread_create(&sig_thread, NULL, sig_main, &sc))
+	if (!cfg)
 		return -1;
-	ret = cmd->singlethread ? fuse_session_loop(fs->se) : fuse_session_loop_mt(fs->se, &cfg);
+	fuse_loop_cfg_set_clone_fd(cfg, (unsigned)cmd->clone_fd);
+	fuse_loop_cfg_set_idle_threads(cfg, cmd->max_idle_threads);
+	fuse_loop_cfg_set_max_threads(cfg, cmd->max_threads);
+	if (pthread_create(&sig_thread, NULL, sig_main, &sc)) {
+		fuse_loop_cfg_destroy(cfg);
+		return -1;
+	}
+	ret = cmd->singlethread ? fuse_session_loop(fs->se) : fuse_session_loop_mt(fs->se, cfg);
+	fuse_loop_cfg_destroy(cfg);
 	if (!sig_seen) {
 		sig_seen = SIGUSR2;
 		sem_post(&sig_sem);
@@ -442,7 +463,7 @@ int main(int argc, char *argv[])
 	fs = fs_new(&o, cmd.foreground);
 	if (!fs)
 		goto free_args;
-	tslab_log_init(true);
+	tslab_log_init(true, cmd.foreground);
 	fs->se = fuse_session_new(&args, &tslab_ops, sizeof(tslab_ops), fs);
 	if (!fs->se)
 		goto free_fs; /* libfuse printed why (e.g. an unknown option) */

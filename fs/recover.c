@@ -27,6 +27,7 @@ struct rec {
 	struct tslab_fs *fs;
 	struct vec inodes, links, xattrs;
 	struct vec xowners; /* owner handle of xattrs[i], as a uintptr */
+	struct vec pending; /* struct pend, filled by the slab_mount callback */
 	uint64_t bad;
 	uint64_t freed;
 	bool ro; /* read-only mount: detach what is unreachable, free nothing */
@@ -140,11 +141,57 @@ static int rec_xattr(struct rec *r, struct tslab_epoch *ep, slab_handle_t h,
 	return err;
 }
 
+/* What the callback keeps of an object: the store (and with it the epoch
+ * arenas and slab_obj_set_priv()) exists only once slab_mount() returns. */
+struct pend {
+	slab_handle_t h, parent;
+	struct slab_attr attr;
+	uint64_t data_len;
+	uint8_t le[8];
+	bool has_le;
+	uint8_t kind, name_len;
+	char name[];
+};
+
 static int rec_cb(void *ctx, slab_handle_t h, const struct slab_obj *o)
 {
 	struct rec *r = ctx;
+	struct pend *p = malloc(sizeof(*p) + o->name_len);
+
+	if (!p)
+		return -ENOMEM;
+	p->h = h;
+	p->parent = o->parent;
+	p->attr = o->attr;
+	p->data_len = o->data_len;
+	p->has_le = o->data && o->data_len == sizeof(p->le);
+	if (p->has_le)
+		memcpy(p->le, o->data, sizeof(p->le));
+	p->kind = o->kind;
+	p->name_len = o->name_len;
+	memcpy(p->name, o->name, o->name_len);
+	if (vec_push(&r->pending, p)) {
+		free(p);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int rec_one(struct rec *r, const struct pend *p)
+{
 	int err;
-	struct tslab_epoch *ep = rec_epoch(r->fs, tslab_epoch_of(h), &err);
+	struct tslab_epoch *ep = rec_epoch(r->fs, tslab_epoch_of(p->h), &err);
+	slab_handle_t h = p->h;
+	struct slab_obj obj = {
+		.kind = p->kind,
+		.attr = p->attr,
+		.parent = p->parent,
+		.name = p->name,
+		.name_len = p->name_len,
+		.data = p->has_le ? p->le : NULL,
+		.data_len = p->data_len,
+	};
+	const struct slab_obj *o = &obj;
 
 	if (!ep)
 		return err;
@@ -386,6 +433,10 @@ int tslab_mount_store(struct tslab_fs *fs)
 	err = slab_mount(fs->dev, &mo, rec_cb, &r, &fs->st);
 	if (err)
 		goto free_vecs;
+	for (size_t i = 0; i < r.pending.n && !err; i++)
+		err = rec_one(&r, r.pending.v[i]);
+	if (err)
+		goto unmount;
 	if (!tslab_epoch_get(fs, SLAB_EPOCH_ROOT)) {
 		struct tslab_epoch *ep;
 
@@ -411,6 +462,9 @@ unmount:
 	slab_unmount(fs->st);
 	fs->st = NULL;
 free_vecs:
+	for (size_t i = 0; i < r.pending.n; i++)
+		free(r.pending.v[i]);
+	free(r.pending.v);
 	free(r.inodes.v);
 	free(r.links.v);
 	free(r.xattrs.v);

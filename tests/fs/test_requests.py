@@ -3,9 +3,9 @@
 """Request economy: counts the FUSE requests (from the daemon's -d log)
 that common small-file operations cost, prints them and fails when a
 synchronous request appears on a hot path:
-  create + write + close    LOOKUP + CREATE (+ WRITE, SETATTR, RELEASE
-                            sent later by writeback / asynchronously);
-                            no OPEN, FLUSH or GETATTR
+  create + write + close    LOOKUP + CREATE + WRITE (+ the kernel's
+                            GETXATTR security.capability per write(),
+                            RELEASE asynchronous); no OPEN, FLUSH, GETATTR
   stat of a cached file     no request
   read of a cached file     no READ (page cache, keep_cache)"""
 import collections
@@ -51,10 +51,13 @@ def main(t):
     c = requests_of(m, create)
     print("10 x create+write+close:", dict(c))
     check(c["CREATE"] == 10 and c["LOOKUP"] <= 10, "one LOOKUP + one CREATE per file")
-    for op in ("OPEN", "FLUSH", "GETATTR", "FSYNC"):
+    for op in ("OPEN", "FLUSH", "GETATTR", "FSYNC", "SETATTR"):
         check(c[op] == 0, "no %s on create+write+close (%d)" % (op, c[op]))
     check(c["WRITE"] <= 10, "WRITEs batched: %d" % c["WRITE"])
 
+    c = requests_of(m, lambda: [os.stat(m.p("e", "f%d" % i)) for i in range(10)], False)
+    print("10 x stat right after writing (the kernel invalidated size/mtime):", dict(c))
+    check(c["GETATTR"] <= 10 and c["LOOKUP"] == 0, "at most one GETATTR per written file")
     c = requests_of(m, lambda: [os.stat(m.p("e", "f%d" % i)) for i in range(10)], False)
     print("10 x stat of cached files:", dict(c))
     check(sum(c.values()) == 0, "stat of a cached file costs no request")
@@ -65,9 +68,14 @@ def main(t):
                 check(f.read() == b"x" * 100, "content")
 
     c = requests_of(m, readall)
+    print("10 x first open+read+close (data not in the page cache yet):", dict(c))
+    c = requests_of(m, readall)
     print("10 x open+read+close of cached files:", dict(c))
     check(c["READ"] == 0, "cached read costs no READ (%d)" % c["READ"])
-    check(c["FLUSH"] == 0 and c["GETATTR"] == 0, "no FLUSH/GETATTR on read")
+    check(c["FLUSH"] == 0, "no FLUSH on close after read")
+    c = requests_of(m, readall)
+    print("10 x open+read+close again (atime no longer invalid):", dict(c))
+    check(c["READ"] == 0 and c["GETATTR"] == 0, "no READ/GETATTR on a cached read")
 
     c = requests_of(m, lambda: os.listdir(m.p("e")), False)
     print("listdir of 10 files:", dict(c))
