@@ -19,13 +19,13 @@ dlog=/tmp/tslabfs.log
 commit=2
 
 # File sets (files per directory, sizes). P1, P2 and P3/sub persist. D, the
-# epoch that is dropped, holds small files in D/small and ~84 MiB of large
+# epoch that is dropped, holds small files in D/small and ~66 MiB of large
 # ones in D/big, so that it fills at least one 60 MiB zone of its own (small
 # files alone would take minutes to fill a zone under TCG). C1 and C2 are
 # written before the crash; C2 until C2_SYNCED of its files were fsync'd.
 P_N=400 P_MIN=16 P_MAX=8192
 DS_N=800 DS_MIN=4096 DS_MAX=8192
-DB_N=96 DB_MIN=786432 DB_MAX=1048576
+DB_N=76 DB_MIN=786432 DB_MAX=1048576
 C1_N=400 C1_SYNC=5
 C2_SYNC=3 C2_SYNCED=150 C2_WAIT=120
 
@@ -126,20 +126,26 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# zbd report summary: "nonempty=N written=BYTES" (bytes up to the wps).
+# Awk helper: zbd prints zero-padded decimals, which busybox awk would read
+# as octal.
+zawk='function num(s) { sub(/^[a-z]+ +0*/, "", s); return s == "" ? 0 : s + 0 }'
+
+# zbd report summary: "nonempty=N written=MiB" (data up to the write pointers).
 zsum() {
-	awk -F', *' '/^Zone/ {
-		split($2, o, " "); split($5, w, " ")
-		if (w[2] + 0 > o[2] + 0) { n++; b += w[2] - o[2] }
-	} END { printf "nonempty=%d written=%d\n", n, b }' "$1"
+	awk -F', *' "$zawk"'
+	/^Zone/ {
+		used = num($5) - num($2)
+		if (used > 0) { n++; b += used }
+	} END { printf "nonempty=%d written=%.2f MiB\n", n, b / 1048576 }' "$1"
 }
 
-# Zones whose write pointer moved between two reports, one line each;
-# "reset" when it went back.
+# Zones whose write pointer moved between two reports, one line each, with
+# "RESET" when it went back.
 zdiff() {
-	awk -F', *' '/^Zone/ {
-		split($1, z, "[ :]+"); split($2, o, " "); split($5, w, " ")
-		used = (w[2] - o[2]) / 1048576
+	awk -F', *' "$zawk"'
+	/^Zone/ {
+		split($1, z, "[ :]+")
+		used = (num($5) - num($2)) / 1048576
 		if (FILENAME == ARGV[1]) { before[z[2]] = used; cb[z[2]] = $6; next }
 		if (used != before[z[2]])
 			printf "zone %s: %.2f MiB (%s) -> %.2f MiB (%s)%s\n", z[2],
@@ -251,7 +257,8 @@ avail1=$(awk '{ print $4 }' /tmp/df.after)
 verdict $? "statfs: available space grew by $((${avail1:-0} - ${avail0:-0})) KiB with the drop"
 if [ "${d_zones:-0}" -ge 2 ] && [ "${d_bytes:-0}" -gt 62914560 ]; then
 	[ "$resets" -gt 0 ]
-	verdict $? "the drop reset $resets zone(s) (D held $d_bytes bytes in $d_zones zones)"
+	verdict $? "the drop reset $resets zone(s):$(zdiff /tmp/z.before /tmp/z.after |
+		sed -n 's/^zone \([0-9]*\):.*RESET$/ \1/p' | tr -d '\n') (D held $d_bytes bytes in $d_zones zones)"
 else
 	fail "epoch D did not span more than a zone (bytes=$d_bytes zones=$d_zones): the drop test proves nothing"
 fi

@@ -125,8 +125,10 @@ while IFS= read -r line; do
 	[ "${mod_deps[$n]}" = "$line" ] && mod_deps[$n]=
 done <"$moddir/modules.dep"
 builtin_has() { # module name (normalized): built into the kernel?
+	# No pipe into grep -q: with pipefail, sed dying of SIGPIPE when grep
+	# exits at the first match would make a hit look like a miss.
 	[ -f "$moddir/modules.builtin" ] &&
-		sed 's/-/_/g' "$moddir/modules.builtin" | grep -q "/$1\.ko\$"
+		grep -q "/$1\.ko\$" <<<"$(sed 's/-/_/g' "$moddir/modules.builtin")"
 }
 mod_order=()
 mod_add() { # normalized module name
