@@ -106,7 +106,8 @@ static int parse_set(char **argv, struct fset *s)
 	b = strrchr(s->dir, '/');
 	s->base = b ? b + 1 : s->dir;
 	if (parse_ul(argv[1], &s->first) || parse_ul(argv[2], &s->count) ||
-	    parse_ul(argv[3], &mn) || parse_ul(argv[4], &mx) || mn > mx || mx > (1UL << 24)) {
+	    parse_ul(argv[3], &mn) || parse_ul(argv[4], &mx) || mn > mx ||
+	    mx > (1UL << 24)) {
 		fprintf(stderr, "vm_fscheck: bad file set arguments\n");
 		return -1;
 	}
@@ -188,7 +189,7 @@ static int cmd_write(int argc, char **argv)
 		file_path(&s, n, path, sizeof(path));
 		if (write_one(path, buf, size, sync)) {
 			fprintf(stderr, "vm_fscheck: %s: %s (after %lu files)\n", path,
-				strerror(errno), n - s.first);
+			        strerror(errno), n - s.first);
 			break;
 		}
 		if (sync) {
@@ -263,7 +264,7 @@ struct vcounts {
 };
 
 static void verify_one(const struct fset *s, unsigned long n, bool crash, bool synced,
-		       unsigned char *want, unsigned char *got, struct vcounts *c)
+                       unsigned char *want, unsigned char *got, struct vcounts *c)
 {
 	char path[PATH_MAX];
 	size_t size = file_content(s, n, want);
@@ -288,7 +289,8 @@ static void verify_one(const struct fset *s, unsigned long n, bool crash, bool s
 	c->bad++;
 	if (c->bad <= 10) {
 		if (r < 0)
-			printf("BAD %s%s: %s\n", path, synced ? " (fsync'd)" : "", strerror(errno));
+			printf("BAD %s%s: %s\n", path, synced ? " (fsync'd)" : "",
+			       strerror(errno));
 		else
 			printf("BAD %s%s: %zd bytes, expected %zu%s\n", path,
 			       synced ? " (fsync'd)" : "", r, size,
@@ -314,7 +316,7 @@ static long count_entries(const char *dir)
 static int cmd_verify(int argc, char **argv)
 {
 	const char *logpath = NULL;
-	struct vcounts c = { 0 };
+	struct vcounts c = {0};
 	unsigned char *want, *got, *map;
 	struct fset s;
 	long entries = -2;
@@ -362,7 +364,8 @@ static int cmd_fsync(int argc, char **argv)
 		int fd = open(argv[i], O_RDONLY);
 
 		if (fd < 0 || fsync(fd)) {
-			fprintf(stderr, "vm_fscheck: fsync %s: %s\n", argv[i], strerror(errno));
+			fprintf(stderr, "vm_fscheck: fsync %s: %s\n", argv[i],
+			        strerror(errno));
 			ret = 1;
 		}
 		if (fd >= 0)
@@ -381,7 +384,7 @@ static int cmd_getxattr(int argc, char **argv)
 	n = getxattr(argv[1], argv[2], val, sizeof(val) - 1);
 	if (n < 0) {
 		fprintf(stderr, "vm_fscheck: getxattr %s %s: %s\n", argv[1], argv[2],
-			strerror(errno));
+		        strerror(errno));
 		return 1;
 	}
 	val[n] = 0;
@@ -399,9 +402,10 @@ int main(int argc, char **argv)
 		return cmd_fsync(argc - 1, argv + 1);
 	if (argc >= 2 && !strcmp(argv[1], "getxattr"))
 		return cmd_getxattr(argc - 1, argv + 1);
-	fprintf(stderr, "usage: vm_fscheck write DIR FIRST COUNT MIN MAX [-s K] [-l LOG] [-k]\n"
-			"       vm_fscheck verify DIR FIRST COUNT MIN MAX [-c LOG]\n"
-			"       vm_fscheck fsync PATH...\n"
-			"       vm_fscheck getxattr PATH NAME\n");
+	fprintf(stderr,
+	        "usage: vm_fscheck write DIR FIRST COUNT MIN MAX [-s K] [-l LOG] [-k]\n"
+	        "       vm_fscheck verify DIR FIRST COUNT MIN MAX [-c LOG]\n"
+	        "       vm_fscheck fsync PATH...\n"
+	        "       vm_fscheck getxattr PATH NAME\n");
 	return 2;
 }
