@@ -14,7 +14,7 @@
 #
 # Setup. ext4, xfs, btrfs: a sparse image file (--image-size, default 16G) on
 # a loop device (direct I/O on the backing file, so there is one page cache,
-# not two), default mkfs and mount options; ext4 is made with
+# not two), default mkfs and mount options (mkfs.xfs runs on the image file); ext4 is made with
 # lazy_itable_init=0,lazy_journal_init=0 so that no background initialisation
 # thread writes during the measurement (and its inode tables and journal are
 # allocated before the baseline is taken). tslabfs: mkfs.tslabfs on a sparse
@@ -160,6 +160,8 @@ values=$res/values.tsv     # metric-key <TAB> fs <TAB> value
 metrics=$res/metrics.tsv   # metric-key <TAB> label <TAB> unit, in table order
 notes=$res/notes.txt
 : >"$values"; : >"$metrics"; : >"$notes"
+exec 2> >(tee -a "$res/progress.log" >&2)
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # State of the one mounted filesystem, for cleanup.
 cur_fs="" cur_img="" cur_loop="" cur_mnt="" cur_pid=""
@@ -180,8 +182,10 @@ cleanup() {
 	[ -n "$cur_img" ] && rm -f "$cur_img"
 	cur_fs="" cur_img="" cur_loop="" cur_mnt="" cur_pid=""
 }
-trap 'cleanup' EXIT
-trap 'log "interrupted"; exit 130' INT TERM HUP
+# A dead reader of stderr (tee below) must not kill the script before cleanup.
+trap '' PIPE
+trap 'cleanup >/dev/null 2>&1' EXIT
+trap 'exit 130' INT TERM HUP
 
 metric() { # key label unit: declare a row (first declaration fixes its position)
 	grep -q "^$1	" "$metrics" || printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$metrics"
@@ -284,13 +288,20 @@ fs_setup() { # fs: fresh image, mkfs, mount at $cur_mnt
 		return
 	fi
 	truncate -s "$image_size" "$cur_img" || return 1
+	# mkfs.xfs formats the image file itself: on a block device it stat()s
+	# every mount point to see whether the device is mounted, and one hung
+	# FUSE mount elsewhere on the machine would stall it. The result is the
+	# same filesystem. Everything is bounded by timeouts for the same reason.
+	if [ "$fs" = xfs ]; then
+		timeout -k 5 120 mkfs.xfs -f -q "$cur_img" ||
+			{ echo "mkfs.xfs failed or timed out" >>"$notes"; return 1; }
+	fi
 	cur_loop=$(losetup --find --show --direct-io=on "$cur_img") || return 1
 	case $fs in
-	ext4) mkfs.ext4 -F -q -E lazy_itable_init=0,lazy_journal_init=0 "$cur_loop" ;;
-	xfs) mkfs.xfs -f -q "$cur_loop" ;;
-	btrfs) mkfs.btrfs -f -q "$cur_loop" >/dev/null ;;
-	esac || return 1
-	mount "$cur_loop" "$cur_mnt"
+	ext4) timeout -k 5 120 mkfs.ext4 -F -q -E lazy_itable_init=0,lazy_journal_init=0 "$cur_loop" ;;
+	btrfs) timeout -k 5 120 mkfs.btrfs -f -q "$cur_loop" >/dev/null ;;
+	esac || { echo "mkfs.$fs failed or timed out" >>"$notes"; return 1; }
+	timeout -k 5 120 mount "$cur_loop" "$cur_mnt"
 }
 
 fs_teardown() {
@@ -472,10 +483,11 @@ if [ "$big_expire" = 1 ]; then
 	done
 fi
 elapsed=$(($(date +%s) - t_start))
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # The table: one row per metric, one column per filesystem, then ratios.
 awk -F'\t' -v fslist="$fslist" -v files="$files" -v elapsed="$elapsed" \
-	-v missing="$tslab_missing" '
+	-v missing="$tslab_missing" -v load="$load_start -> $load_end" '
 function fmt(v) {
 	if (v == "") return "n/a"
 	if (v !~ /^-?[0-9.e+-]+$/) return v
@@ -507,7 +519,7 @@ END {
 		printf "\n"
 	}
 	if (missing != "") printf "tslabfs: not run, missing%s\n", missing
-	printf "total run time: %d s\n", elapsed
+	printf "total run time: %d s; load average (1/5/15 min) %s; one run per cell\n", elapsed, load
 }' "$values" "$metrics" | tee "$res/table.txt"
 if [ -s "$notes" ]; then
 	echo "failures and notes:"
