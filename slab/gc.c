@@ -125,8 +125,36 @@ static int pick_victim(struct slab_store *st, uint64_t *wp)
 	return best;
 }
 
+uint64_t slab_dead_bytes(struct slab_store *st)
+{
+	uint64_t dead = 0;
+
+	pthread_mutex_lock(&st->zlock);
+	for (uint32_t z = st->first_data; z < st->nzones; z++) {
+		uint64_t live = atomic_load(&st->zones[z].live);
+
+		if (st->zones[z].state == ZS_FULL && st->zones[z].wp > live)
+			dead += st->zones[z].wp - live;
+	}
+	pthread_mutex_unlock(&st->zlock);
+	return dead;
+}
+
+static void gc_give_up(struct slab_store *st)
+{
+	st->gc_dead_mark = slab_dead_bytes(st);
+	st->gc_gave_up = true;
+}
+
+/*
+ * Collect victims until more than the reserve of zones is empty. Gives up
+ * (until enough new dead space appears, see gc_needed()) when no victim
+ * exists or four victims in a row did not add an empty zone: live data then
+ * really fills the device.
+ */
 int slab_gc_pass(struct slab_store *st)
 {
+	uint32_t best_free = atomic_load(&st->zones_free), stalled = 0;
 	int ret = 0;
 
 	pthread_mutex_lock(&st->gclock);
@@ -135,7 +163,7 @@ int slab_gc_pass(struct slab_store *st)
 		int v = pick_victim(st, &wp);
 
 		if (v < 0) {
-			st->gc_gave_up = true;
+			gc_give_up(st);
 			break;
 		}
 		ret = gc_zone(st, (uint32_t)v, wp);
@@ -148,8 +176,13 @@ int slab_gc_pass(struct slab_store *st)
 		ret = slab_sync_all(st, false);
 		if (ret)
 			break;
-		if (atomic_load(&st->zones[v].live) != 0) {
-			st->gc_gave_up = true;
+		uint32_t nfree = atomic_load(&st->zones_free);
+
+		if (nfree > best_free) {
+			best_free = nfree;
+			stalled = 0;
+		} else if (++stalled >= 4 || atomic_load(&st->zones[v].live) != 0) {
+			gc_give_up(st);
 			break;
 		}
 	}

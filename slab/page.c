@@ -53,7 +53,8 @@ struct slab_loc *slab_rec_owner(struct slab_store *st, struct slab_epoch *e,
 		return NULL;
 	switch (r->rtype) {
 	case SLAB_REC_CHUNK:
-		if (s->state != SLOT_LIVE || !s->chunks || r->parent >= s->chunks->n ||
+		/* a new object's chunks are written while its slot is still ALLOC */
+		if (s->state == SLOT_FREE || !s->chunks || r->parent >= s->chunks->n ||
 		    s->gen != slab_handle_gen(r->handle))
 			return NULL;
 		return &s->chunks->loc[r->parent];

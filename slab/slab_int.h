@@ -400,6 +400,7 @@ struct slab_store {
 	/* background thread: commit interval, idle zone release, GC */
 	pthread_t bg;
 	bool bg_started, bg_stop, gc_wanted, gc_gave_up;
+	uint64_t gc_dead_mark; /* dead bytes when GC gave up (zlock) */
 	pthread_mutex_t bglock;
 	pthread_cond_t bgcond;   /* wakes the background thread */
 	pthread_cond_t spacecond; /* throttled writers wait here */
@@ -489,5 +490,7 @@ struct slab_loc *slab_rec_owner(struct slab_store *st, struct slab_epoch *e,
 
 /* gc.c */
 int slab_gc_pass(struct slab_store *st);
+/* Bytes in FULL data zones not holding live records. */
+uint64_t slab_dead_bytes(struct slab_store *st);
 
 #endif /* TSLAB_SLAB_INT_H */

@@ -499,8 +499,6 @@ int slab_obj_put(struct slab_store *st, slab_handle_t h, const struct slab_obj *
 	s = obj_lookup(st, h, &e);
 	if (!s)
 		return -ESTALE;
-	struct slab_loc old = s->loc;
-	uint16_t old_len = s->len;
 	struct slab_chunks *old_ch = s->chunks;
 
 	rec_from_obj(&r, h, o, atomic_fetch_add(&st->seq, 1));
@@ -525,7 +523,8 @@ int slab_obj_put(struct slab_store *st, slab_handle_t h, const struct slab_obj *
 		pthread_mutex_unlock(&e->lock);
 		return ret;
 	}
-	slot_kill_version(st, e, s, old, old_len, old_ch);
+	/* Read only now: a page written during the append may have moved it. */
+	slot_kill_version(st, e, s, s->loc, s->len, old_ch);
 	s->loc = loc;
 	s->len = (uint16_t)slab_rec_size(&r, e->page.def_uid, e->page.def_gid);
 	if (s->state != SLOT_LIVE) {

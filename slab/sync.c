@@ -405,10 +405,15 @@ static void idle_release(struct slab_store *st)
 	}
 }
 
+/* GC that gave up tries again once a zone's worth of new dead space exists. */
 static bool gc_needed(struct slab_store *st)
 {
-	return st->gc_wanted ||
-	       (atomic_load(&st->zones_free) <= st->reserve && !st->gc_gave_up);
+	if (st->gc_gave_up &&
+	    slab_dead_bytes(st) >= st->gc_dead_mark + st->geo.zone_capacity)
+		st->gc_gave_up = false;
+	if (st->gc_gave_up)
+		return false;
+	return st->gc_wanted || atomic_load(&st->zones_free) <= st->reserve;
 }
 
 static void *bg_main(void *arg)

@@ -247,7 +247,6 @@ int slab_zone_reset(struct slab_store *st, uint32_t z)
 	zn->writers = 0;
 	atomic_fetch_add(&st->zones_free, 1);
 	atomic_fetch_add(&st->c_resets, 1);
-	st->gc_gave_up = false;
 out:
 	pthread_mutex_unlock(&st->zlock);
 	pthread_mutex_unlock(&zn->wlock);
