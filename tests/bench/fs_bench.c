@@ -37,33 +37,33 @@
 #include <unistd.h>
 
 #define BENCH_MAX_THREADS 64
-#define BENCH_MAX_DIRS	  10000
-#define BENCH_MAX_SIZE	  (1u << 20)
-#define BENCH_NAME_MAX	  32
-#define BENCH_NFTW_FDS	  64
+#define BENCH_MAX_DIRS    10000
+#define BENCH_MAX_SIZE    (1u << 20)
+#define BENCH_NAME_MAX    32
+#define BENCH_NFTW_FDS    64
 
 struct bench_opts {
 	const char *workload;
 	const char *dir;
-	uint64_t files;	    /* -n: files in the data set */
-	uint32_t size;	    /* -s: payload bytes per file */
-	uint32_t dirs;	    /* -d: top-level directories */
-	uint32_t threads;   /* -t */
-	uint64_t count;	    /* -c: files to read (0: all) */
-	uint32_t percent;   /* -p: share of files overwritten */
-	uint32_t window;    /* -w: window removed by expire */
-	uint64_t seed;	    /* -r: order of reads and overwrites */
-	bool use_rmdir;	    /* -m rmdir: expire is one rmdir() call */
+	uint64_t files;   /* -n: files in the data set */
+	uint32_t size;    /* -s: payload bytes per file */
+	uint32_t dirs;    /* -d: top-level directories */
+	uint32_t threads; /* -t */
+	uint64_t count;   /* -c: files to read (0: all) */
+	uint32_t percent; /* -p: share of files overwritten */
+	uint32_t window;  /* -w: window removed by expire */
+	uint64_t seed;    /* -r: order of reads and overwrites */
+	bool use_rmdir;   /* -m rmdir: expire is one rmdir() call */
 };
 
-/* One thread's share of ingest or overwrite; read-only except err/done. */
+/* One thread's share of ingest or overwrite; the worker writes only err, failed_file. */
 struct bench_worker {
 	pthread_t tid;
 	const struct bench_opts *o;
-	const int *dirfds;	 /* one per window, owned by the caller */
-	const uint64_t *order;	 /* overwrite: file indexes, NULL for ingest */
+	const int *dirfds;     /* one per window, owned by the caller */
+	const uint64_t *order; /* overwrite: file indexes, NULL for ingest */
 	uint64_t first, stride, end;
-	int err;		 /* negative errno of the first failure */
+	int err; /* negative errno of the first failure */
 	uint64_t failed_file;
 };
 
@@ -154,8 +154,8 @@ static int bench_write_all(int fd, const void *buf, size_t len)
 
 static void bench_print_common(const struct bench_opts *o)
 {
-	printf("workload=%s\ndir=%s\nfiles=%" PRIu64 "\nsize=%" PRIu32
-	       "\ndirs=%" PRIu32 "\nthreads=%" PRIu32 "\n",
+	printf("workload=%s\ndir=%s\nfiles=%" PRIu64 "\nsize=%" PRIu32 "\ndirs=%" PRIu32
+	       "\nthreads=%" PRIu32 "\n",
 	       o->workload, o->dir, o->files, o->size, o->dirs, o->threads);
 }
 
@@ -214,7 +214,7 @@ static void bench_close_dirs(int *fds, uint32_t dirs)
  * same promise on every filesystem.
  */
 static int bench_sync(const struct bench_opts *o, int root, const int *dirfds,
-		      uint32_t dirs)
+                      uint32_t dirs)
 {
 	if (syncfs(root) < 0)
 		return bench_fail("syncfs", o->dir, -errno);
@@ -259,7 +259,7 @@ static void *bench_write_worker(void *arg)
 		if (wk->order) {
 			/* A counter's new value: a few bytes, as rate limiters write. */
 			len = (size_t)snprintf(counter, sizeof(counter), "%" PRIu64 "\n",
-					       i * 7 + 1);
+			                       i * 7 + 1);
 			src = counter;
 		} else {
 			bench_fill(data, i, o->size);
@@ -285,7 +285,7 @@ static void *bench_write_worker(void *arg)
 
 /* Runs @o->threads workers over [0, @end) and reports the first failure. */
 static int bench_run_workers(const struct bench_opts *o, const int *dirfds,
-			     const uint64_t *order, uint64_t end)
+                             const uint64_t *order, uint64_t end)
 {
 	struct bench_worker wk[BENCH_MAX_THREADS];
 	uint32_t started = 0;
@@ -293,8 +293,12 @@ static int bench_run_workers(const struct bench_opts *o, const int *dirfds,
 
 	for (uint32_t t = 0; t < o->threads; t++) {
 		wk[t] = (struct bench_worker){
-			.o = o, .dirfds = dirfds, .order = order,
-			.first = t, .stride = o->threads, .end = end,
+		    .o = o,
+		    .dirfds = dirfds,
+		    .order = order,
+		    .first = t,
+		    .stride = o->threads,
+		    .end = end,
 		};
 		err = -pthread_create(&wk[t].tid, NULL, bench_write_worker, &wk[t]);
 		if (err)
@@ -373,7 +377,7 @@ static int bench_overwrite(const struct bench_opts *o, int root)
 
 /* Reads one whole file into @buf (capacity @cap) and checks its content. */
 static int bench_read_one(int dirfd, uint64_t i, uint32_t size, unsigned char *buf,
-			  unsigned char *want, size_t cap)
+                          unsigned char *want, size_t cap)
 {
 	char name[BENCH_NAME_MAX];
 	size_t got = 0;
@@ -421,7 +425,8 @@ static void bench_print_latency(uint64_t *lat, uint64_t n, double secs)
 	printf("read_files=%" PRIu64 "\ntotal_s=%.6f\nfiles_per_s=%.1f\n", n, secs,
 	       (double)n / secs);
 	printf("p50_us=%.1f\np90_us=%.1f\np99_us=%.1f\nmax_us=%.1f\nmean_us=%.1f\n",
-	       (double)lat[(n - 1) * 50 / 100] / 1e3, (double)lat[(n - 1) * 90 / 100] / 1e3,
+	       (double)lat[(n - 1) * 50 / 100] / 1e3,
+	       (double)lat[(n - 1) * 90 / 100] / 1e3,
 	       (double)lat[(n - 1) * 99 / 100] / 1e3, (double)lat[n - 1] / 1e3,
 	       sum / (double)n / 1e3);
 }
@@ -484,7 +489,7 @@ static int walk_fail(int err)
 }
 
 static int bench_stat_cb(const char *path, const struct stat *st, int type,
-			 struct FTW *ftw)
+                         struct FTW *ftw)
 {
 	if (type == FTW_F)
 		walk_files++;
@@ -506,13 +511,13 @@ static int bench_statwalk(const struct bench_opts *o)
 	secs = bench_now() - t0;
 	printf("workload=statwalk\ndir=%s\nwalked_files=%" PRIu64 "\nwalked_dirs=%" PRIu64
 	       "\nwalked_other=%" PRIu64 "\ntotal_s=%.6f\nfiles_per_s=%.1f\n",
-	       o->dir, walk_files, walk_dirs, walk_other, secs, (double)walk_files / secs);
+	       o->dir, walk_files, walk_dirs, walk_other, secs,
+	       (double)walk_files / secs);
 	return 0;
 }
 
 /* rm -rf: unlink every entry depth-first, then rmdir each directory. */
-static int bench_rm_cb(const char *path, const struct stat *st, int type,
-		       struct FTW *ftw)
+static int bench_rm_cb(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
 	if (type == FTW_DP) {
 		if (rmdir(path) < 0)
@@ -555,8 +560,10 @@ static int bench_expire(const struct bench_opts *o, int root)
 	if (fstatat(root, name, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)
 		return bench_fail("expired window still present:", path, -EEXIST);
 	if (!o->use_rmdir && walk_files != k) {
-		fprintf(stderr, "fs_bench: rm -rf %s removed %" PRIu64 " files, expected %" PRIu64 "\n",
-			path, walk_files, k);
+		fprintf(stderr,
+		        "fs_bench: rm -rf %s removed %" PRIu64 " files, expected %" PRIu64
+		        "\n",
+		        path, walk_files, k);
 		return 1;
 	}
 	bench_print_common(o);
@@ -572,43 +579,44 @@ static int bench_statfs(const struct bench_opts *o)
 
 	if (statvfs(o->dir, &sv) < 0)
 		return bench_fail("statvfs", o->dir, -errno);
-	printf("workload=statfs\ndir=%s\nfrsize=%lu\nblocks=%llu\nbfree=%llu\nbavail=%llu\n"
-	       "inodes=%llu\nifree=%llu\nused_bytes=%llu\n",
-	       o->dir, sv.f_frsize, (unsigned long long)sv.f_blocks,
-	       (unsigned long long)sv.f_bfree, (unsigned long long)sv.f_bavail,
-	       (unsigned long long)sv.f_files, (unsigned long long)sv.f_ffree,
-	       (unsigned long long)(sv.f_blocks - sv.f_bfree) * sv.f_frsize);
+	printf(
+	    "workload=statfs\ndir=%s\nfrsize=%lu\nblocks=%llu\nbfree=%llu\nbavail=%llu\n"
+	    "inodes=%llu\nifree=%llu\nused_bytes=%llu\n",
+	    o->dir, sv.f_frsize, (unsigned long long)sv.f_blocks,
+	    (unsigned long long)sv.f_bfree, (unsigned long long)sv.f_bavail,
+	    (unsigned long long)sv.f_files, (unsigned long long)sv.f_ffree,
+	    (unsigned long long)(sv.f_blocks - sv.f_bfree) * sv.f_frsize);
 	return 0;
 }
 
 static void bench_usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: fs_bench [options] WORKLOAD DIR\n"
-		"\n"
-		"Workloads (DIR is the root of the filesystem under test):\n"
-		"  ingest     create N files of S bytes in D windows DIR/wNNNN with T\n"
-		"             threads, then sync; files/s includes the sync\n"
-		"  read       open/read/close files in random order, verify content;\n"
-		"             latency percentiles and files/s\n"
-		"  statwalk   stat every entry under DIR (nftw)\n"
-		"  overwrite  rewrite P%% of the files with a few bytes (O_TRUNC), sync\n"
-		"  expire     remove window W: rm -rf style (nftw, unlink, rmdir) or,\n"
-		"             with -m rmdir, one rmdir() (a tslabfs epoch drop)\n"
-		"  statfs     print statvfs() of DIR\n"
-		"Sync is syncfs(DIR), then fsync() of every window and of DIR.\n"
-		"\n"
-		"Options:\n"
-		"  -n N        files in the data set (default 10000)\n"
-		"  -s S        bytes per file (default 100)\n"
-		"  -d D        top-level directories (default 10)\n"
-		"  -t T        threads for ingest and overwrite (default 1)\n"
-		"  -c C        files read (default all N)\n"
-		"  -p P        percent of files overwritten (default 10)\n"
-		"  -w W        window expired (default 0)\n"
-		"  -m METHOD   expire method: tree (default) or rmdir\n"
-		"  -r SEED     order of reads and overwrites (default 1)\n"
-		"Output: key=value lines. Exit status 0 ok, 1 failure, 2 usage.\n");
+	        "Usage: fs_bench [options] WORKLOAD DIR\n"
+	        "\n"
+	        "Workloads (DIR is the root of the filesystem under test):\n"
+	        "  ingest     create N files of S bytes in D windows DIR/wNNNN with T\n"
+	        "             threads, then sync; files/s includes the sync\n"
+	        "  read       open/read/close files in random order, verify content;\n"
+	        "             latency percentiles and files/s\n"
+	        "  statwalk   stat every entry under DIR (nftw)\n"
+	        "  overwrite  rewrite P%% of the files with a few bytes (O_TRUNC), sync\n"
+	        "  expire     remove window W: rm -rf style (nftw, unlink, rmdir) or,\n"
+	        "             with -m rmdir, one rmdir() (a tslabfs epoch drop)\n"
+	        "  statfs     print statvfs() of DIR\n"
+	        "Sync is syncfs(DIR), then fsync() of every window and of DIR.\n"
+	        "\n"
+	        "Options:\n"
+	        "  -n N        files in the data set (default 10000)\n"
+	        "  -s S        bytes per file (default 100)\n"
+	        "  -d D        top-level directories (default 10)\n"
+	        "  -t T        threads for ingest and overwrite (default 1)\n"
+	        "  -c C        files read (default all N)\n"
+	        "  -p P        percent of files overwritten (default 10)\n"
+	        "  -w W        window expired (default 0)\n"
+	        "  -m METHOD   expire method: tree (default) or rmdir\n"
+	        "  -r SEED     order of reads and overwrites (default 1)\n"
+	        "Output: key=value lines. Exit status 0 ok, 1 failure, 2 usage.\n");
 }
 
 static int bench_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -672,8 +680,12 @@ static int bench_parse(struct bench_opts *o, int argc, char **argv)
 	int c;
 
 	*o = (struct bench_opts){
-		.files = 10000, .size = 100, .dirs = 10, .threads = 1,
-		.percent = 10, .seed = 1,
+	    .files = 10000,
+	    .size = 100,
+	    .dirs = 10,
+	    .threads = 1,
+	    .percent = 10,
+	    .seed = 1,
 	};
 	while ((c = getopt(argc, argv, "n:s:d:t:c:p:w:m:r:h")) != -1) {
 		if (c == 'h') {
@@ -681,7 +693,8 @@ static int bench_parse(struct bench_opts *o, int argc, char **argv)
 			exit(0);
 		}
 		if (bench_parse_opt(o, c, optarg)) {
-			fprintf(stderr, "fs_bench: bad option -%c %s\n", c, optarg ? optarg : "");
+			fprintf(stderr, "fs_bench: bad option -%c %s\n", c,
+			        optarg ? optarg : "");
 			return -EINVAL;
 		}
 	}
