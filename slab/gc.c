@@ -78,6 +78,7 @@ static int gc_zone(struct slab_store *st, uint32_t zone, uint64_t wp)
 
 	if (ret)
 		return ret;
+	zs.st = st;
 	while ((ret = slab_zscan_next(&zs, &page, &ph, &poff)) > 0) {
 		for (uint32_t off = SLAB_PAGE_HDR; off < ph.used;) {
 			struct slab_rec r;

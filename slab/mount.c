@@ -44,6 +44,12 @@ struct recov {
 	uint64_t max_seq, max_page_seq;
 };
 
+static void rvec_sort(struct rvec *v, int (*cmp)(const void *, const void *))
+{
+	if (v->n > 1)
+		qsort(v->v, v->n, sizeof(*v->v), cmp);
+}
+
 static int rvec_push(struct rvec *v, const struct rent *r)
 {
 	if (v->n == v->cap) {
@@ -203,7 +209,7 @@ static void drops_dedupe(struct recov *rc)
 {
 	size_t n = 0;
 
-	qsort(rc->drops.v, rc->drops.n, sizeof(struct rent), drop_cmp);
+	rvec_sort(&rc->drops, drop_cmp);
 	for (size_t i = 0; i < rc->drops.n; i++)
 		if (n == 0 || rc->drops.v[n - 1].aux != rc->drops.v[i].aux)
 			rc->drops.v[n++] = rc->drops.v[i];
@@ -346,7 +352,8 @@ static int rc_decide(struct recov *rc)
 	struct rent *v = rc->recs.v;
 	int ret = 0;
 
-	qsort(v, rc->recs.n, sizeof(*v), rent_cmp);
+	rvec_sort(&rc->recs, rent_cmp);
+	v = rc->recs.v;
 	for (size_t i = 0, j; i < rc->recs.n; i = j) {
 		uint64_t key = v[i].handle & ~0xff00000000ull; /* epoch + slot */
 
@@ -415,7 +422,7 @@ static int rc_drops(struct recov *rc)
 	bool changed = true;
 	size_t lo, hi, n = 0;
 
-	qsort(rc->dzones.v, rc->dzones.n, sizeof(struct rent), dzone_cmp);
+	rvec_sort(&rc->dzones, dzone_cmp);
 	for (size_t i = 0; i < rc->dzones.n; i++)
 		if (!n || dzone_cmp(&rc->dzones.v[n - 1], &rc->dzones.v[i]))
 			rc->dzones.v[n++] = rc->dzones.v[i];
@@ -496,7 +503,7 @@ static void rc_zones(struct recov *rc, const struct zns_zone *zr)
 				/* Never append after a torn tail. */
 				zn->state = ZS_FULL;
 				if (!st->ro)
-					zns_zone_finish(st->dev, z);
+					slab_dev_finish(st, z);
 			} else {
 				zn->state = ZS_OPEN;
 				st->active++;
@@ -639,7 +646,8 @@ static int rc_pass2(struct recov *rc, slab_recover_fn fn, void *ctx)
 	size_t i = 0;
 	int ret = 0;
 
-	qsort(lv, rc->live.n, sizeof(*lv), loc_cmp);
+	rvec_sort(&rc->live, loc_cmp);
+	lv = rc->live.v;
 	while (i < rc->live.n && !ret) {
 		uint32_t z = lv[i].zone;
 		struct slab_zscan zs;
@@ -717,6 +725,7 @@ int slab_store_alloc(struct zns_dev *dev, struct slab_store **out)
 	pthread_mutex_init(&st->slock, NULL);
 	pthread_mutex_init(&st->bglock, NULL);
 	pthread_mutex_init(&st->gclock, NULL);
+	pthread_rwlock_init(&st->iolock, NULL);
 	pthread_cond_init(&st->scond, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -755,6 +764,7 @@ void slab_store_free(struct slab_store *st)
 	pthread_mutex_destroy(&st->slock);
 	pthread_mutex_destroy(&st->bglock);
 	pthread_mutex_destroy(&st->gclock);
+	pthread_rwlock_destroy(&st->iolock);
 	pthread_cond_destroy(&st->scond);
 	pthread_cond_destroy(&st->bgcond);
 	pthread_cond_destroy(&st->spacecond);
@@ -798,7 +808,7 @@ static int mount_layout(struct slab_store *st, struct zns_zone **zr)
 	for (uint32_t z = 0; z < st->nzones; z += 256) {
 		uint32_t n = st->nzones - z < 256 ? st->nzones - z : 256;
 
-		if (zns_zone_report(st->dev, z, n, *zr + z) != (int)n)
+		if (slab_dev_report(st, z, n, *zr + z) != (int)n)
 			return -EIO;
 	}
 	for (uint32_t j = 0; j < st->nr_journal; j++)

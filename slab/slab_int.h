@@ -406,6 +406,11 @@ struct slab_store {
 	pthread_cond_t spacecond; /* throttled writers wait here */
 	pthread_mutex_t gclock;  /* one GC pass at a time */
 
+	/* I/O fence: device calls hold iolock shared; slab_fence() takes it
+	 * exclusively and sets fenced, after which every device call fails. */
+	pthread_rwlock_t iolock;
+	bool fenced;
+
 	/* counters */
 	_Atomic uint64_t c_objects, c_pages, c_jwrites, c_resets, c_gc_runs, c_gc_moved;
 	_Atomic uint64_t c_user, c_dev, c_slow, c_torn;
@@ -447,6 +452,19 @@ void slab_zone_detach(struct slab_store *st, struct slab_epoch *e);
 /* Reset a data zone whose live bytes are 0 and that is not open (st->zlock
  * not held). Returns 0, -EBUSY when it became live/open meanwhile, or -errno. */
 int slab_zone_reset(struct slab_store *st, uint32_t zone);
+/* Device calls through the I/O fence. */
+ssize_t slab_dev_write(struct slab_store *st, uint32_t z, uint64_t off, const void *buf,
+		       size_t len);
+ssize_t slab_dev_read(struct slab_store *st, uint32_t z, uint64_t off, void *buf, size_t len);
+int slab_dev_reset(struct slab_store *st, uint32_t z);
+int slab_dev_finish(struct slab_store *st, uint32_t z);
+int slab_dev_flush(struct slab_store *st);
+int slab_dev_report(struct slab_store *st, uint32_t z, uint32_t n, struct zns_zone *out);
+/* Wait for device calls in flight, then fail every later one with -EIO and
+ * make the store read-only: nothing reaches the device after this returns.
+ * Used when the store must stop writing, and by tests to model the instant
+ * a process dies. */
+void slab_fence(struct slab_store *st);
 /* Read LEN bytes of the record at LOC into OUT. */
 int slab_read_rec(struct slab_store *st, struct slab_loc loc, uint32_t len, uint8_t *out);
 static inline bool slab_zone_is_journal(const struct slab_store *st, uint32_t zone)
@@ -456,6 +474,7 @@ static inline bool slab_zone_is_journal(const struct slab_store *st, uint32_t zo
 
 /* Sequential page scanner over one zone [0, end). */
 struct slab_zscan {
+	struct slab_store *st; /* reads through its fence when set */
 	struct zns_dev *dev;
 	uint32_t zone, lba;
 	uint64_t end;     /* scan limit (write pointer) */

@@ -137,13 +137,13 @@ int slab_journal_cycle(struct slab_store *st, bool all_pages)
 		if (ret)
 			return ret;
 	}
-	ret = zns_flush(st->dev);
+	ret = slab_dev_flush(st);
 	if (ret)
 		return ret;
 	for (uint32_t j = 0; j < st->nr_journal; j++) {
 		if (!st->jwp[j])
 			continue;
-		ret = zns_zone_reset(st->dev, SLAB_JOURNAL_FIRST + j);
+		ret = slab_dev_reset(st, SLAB_JOURNAL_FIRST + j);
 		if (ret)
 			return ret;
 		st->jwp[j] = 0;
@@ -164,12 +164,12 @@ static int journal_write(struct slab_store *st, struct jbuild *jb)
 		return 0;
 	if (st->jwp[j] + jb->len > st->geo.zone_capacity)
 		return slab_journal_cycle(st, false);
-	w = zns_zone_write(st->dev, SLAB_JOURNAL_FIRST + j, st->jwp[j], st->jbuf, jb->len);
+	w = slab_dev_write(st, SLAB_JOURNAL_FIRST + j, st->jwp[j], st->jbuf, jb->len);
 	if (w != (ssize_t)jb->len) {
 		/* The journal zone is unusable: put everything in slab pages. */
 		struct zns_zone z;
 
-		if (zns_zone_report(st->dev, SLAB_JOURNAL_FIRST + j, 1, &z) == 1)
+		if (slab_dev_report(st, SLAB_JOURNAL_FIRST + j, 1, &z) == 1)
 			st->jwp[j] = z.wp ? z.wp : st->jwp[j];
 		st->jwp[j] = st->jwp[j] ? st->jwp[j] : 1;
 		return slab_journal_cycle(st, false);
@@ -311,7 +311,7 @@ int slab_do_sync(struct slab_store *st, bool flush_pages)
 		ret = journal_dirty(st);
 	}
 	if (!ret)
-		ret = zns_flush(st->dev);
+		ret = slab_dev_flush(st);
 	if (ret) {
 		free(cand);
 		return ret;
@@ -408,6 +408,8 @@ static void idle_release(struct slab_store *st)
 /* GC that gave up tries again once a zone's worth of new dead space exists. */
 static bool gc_needed(struct slab_store *st)
 {
+	if (st->ro)
+		return false;
 	if (st->gc_gave_up &&
 	    slab_dead_bytes(st) >= st->gc_dead_mark + st->geo.zone_capacity)
 		st->gc_gave_up = false;
@@ -489,7 +491,8 @@ void slab_throttle(struct slab_store *st)
 	pthread_mutex_lock(&st->bglock);
 	st->gc_wanted = true;
 	pthread_cond_signal(&st->bgcond);
-	while (atomic_load(&st->zones_free) <= st->reserve && !st->gc_gave_up && !st->bg_stop) {
+	while (atomic_load(&st->zones_free) <= st->reserve && !st->gc_gave_up && !st->bg_stop &&
+	       !st->ro) {
 		deadline_after(&ts, 50);
 		pthread_cond_timedwait(&st->spacecond, &st->bglock, &ts);
 	}

@@ -37,7 +37,7 @@ static void zone_finish_locked(struct slab_store *st, uint32_t z)
 		st->active--;
 	zn->state = ZS_FULL;
 	if (zn->wp < zcap(st) && zn->wp > 0)
-		zns_zone_finish(st->dev, z);
+		slab_dev_finish(st, z);
 }
 
 static int pick_free(struct slab_store *st, bool gc)
@@ -155,7 +155,7 @@ static void zone_failed(struct slab_store *st, uint32_t z)
 	struct zns_zone rep;
 	struct slab_zone *zn = &st->zones[z];
 
-	if (zns_zone_report(st->dev, z, 1, &rep) == 1) {
+	if (slab_dev_report(st, z, 1, &rep) == 1) {
 		zn->wp = rep.wp;
 		if (rep.cond == ZNS_COND_READ_ONLY)
 			zn->ro = true;
@@ -199,7 +199,7 @@ int slab_zone_write_page(struct slab_store *st, struct slab_epoch *e, const uint
 		uint32_t gen = zn->gen;
 
 		pthread_mutex_unlock(&st->zlock);
-		ssize_t w = zns_zone_write(st->dev, z, off, buf, len);
+		ssize_t w = slab_dev_write(st, z, off, buf, len);
 
 		pthread_mutex_lock(&st->zlock);
 		if (w == (ssize_t)len) {
@@ -218,7 +218,7 @@ int slab_zone_write_page(struct slab_store *st, struct slab_epoch *e, const uint
 		pthread_mutex_unlock(&st->zlock);
 		pthread_mutex_unlock(&zn->wlock);
 		if (++errors >= 3) {
-			st->ro = true;
+			slab_fence(st);
 			return w < 0 ? (int)w : -EIO;
 		}
 	}
@@ -236,7 +236,7 @@ int slab_zone_reset(struct slab_store *st, uint32_t z)
 		ret = -EBUSY;
 		goto out;
 	}
-	ret = zns_zone_reset(st->dev, z);
+	ret = slab_dev_reset(st, z);
 	if (ret) {
 		zone_failed(st, z);
 		goto out;
@@ -262,12 +262,103 @@ int slab_read_rec(struct slab_store *st, struct slab_loc loc, uint32_t len, uint
 
 	if (loc.zone >= st->nzones || len > SLAB_REC_MAX || end - start > sizeof(buf))
 		return -EUCLEAN;
-	ssize_t r = zns_zone_read(st->dev, loc.zone, start, buf, end - start);
+	ssize_t r = slab_dev_read(st, loc.zone, start, buf, end - start);
 
 	if (r != (ssize_t)(end - start))
 		return r < 0 ? (int)r : -EIO;
 	memcpy(out, buf + (loc.off - start), len);
 	return 0;
+}
+
+/* ---- device access through the fence ------------------------------------ */
+
+static int io_enter(struct slab_store *st)
+{
+	pthread_rwlock_rdlock(&st->iolock);
+	if (!st->fenced)
+		return 0;
+	pthread_rwlock_unlock(&st->iolock);
+	return -EIO;
+}
+
+static void io_exit(struct slab_store *st)
+{
+	pthread_rwlock_unlock(&st->iolock);
+}
+
+ssize_t slab_dev_write(struct slab_store *st, uint32_t z, uint64_t off, const void *buf,
+		       size_t len)
+{
+	ssize_t r = io_enter(st);
+
+	if (r)
+		return r;
+	r = zns_zone_write(st->dev, z, off, buf, len);
+	io_exit(st);
+	return r;
+}
+
+ssize_t slab_dev_read(struct slab_store *st, uint32_t z, uint64_t off, void *buf, size_t len)
+{
+	ssize_t r = io_enter(st);
+
+	if (r)
+		return r;
+	r = zns_zone_read(st->dev, z, off, buf, len);
+	io_exit(st);
+	return r;
+}
+
+int slab_dev_reset(struct slab_store *st, uint32_t z)
+{
+	int r = io_enter(st);
+
+	if (r)
+		return r;
+	r = zns_zone_reset(st->dev, z);
+	io_exit(st);
+	return r;
+}
+
+int slab_dev_finish(struct slab_store *st, uint32_t z)
+{
+	int r = io_enter(st);
+
+	if (r)
+		return r;
+	r = zns_zone_finish(st->dev, z);
+	io_exit(st);
+	return r;
+}
+
+int slab_dev_flush(struct slab_store *st)
+{
+	int r = io_enter(st);
+
+	if (r)
+		return r;
+	r = zns_flush(st->dev);
+	io_exit(st);
+	return r;
+}
+
+int slab_dev_report(struct slab_store *st, uint32_t z, uint32_t n, struct zns_zone *out)
+{
+	int r = io_enter(st);
+
+	if (r)
+		return r;
+	r = zns_zone_report(st->dev, z, n, out);
+	io_exit(st);
+	return r;
+}
+
+void slab_fence(struct slab_store *st)
+{
+	pthread_rwlock_wrlock(&st->iolock);
+	st->fenced = true;
+	st->ro = true;
+	pthread_rwlock_unlock(&st->iolock);
 }
 
 /* ---- zone scanner --------------------------------------------------------- */
@@ -304,7 +395,8 @@ int slab_zscan_next(struct slab_zscan *zs, const uint8_t **page, struct slab_pag
 	}
 	if (zs->pos < zs->buf_off || zs->pos + need > zs->buf_off + zs->buf_len) {
 		uint64_t n = zs->end - zs->pos < SLAB_SCAN_BUF ? zs->end - zs->pos : SLAB_SCAN_BUF;
-		ssize_t r = zns_zone_read(zs->dev, zs->zone, zs->pos, zs->buf, n);
+		ssize_t r = zs->st ? slab_dev_read(zs->st, zs->zone, zs->pos, zs->buf, n)
+				   : zns_zone_read(zs->dev, zs->zone, zs->pos, zs->buf, n);
 
 		if (r != (ssize_t)n)
 			return r < 0 ? (int)r : -EIO;
