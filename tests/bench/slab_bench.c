@@ -1,0 +1,377 @@
+// SPDX-License-Identifier: MIT
+/*
+ * slab_bench [DIR=/var/tmp] [CYCLES=50]: slab layer numbers on emulated
+ * images created in DIR (removed afterwards).
+ *   arena    alloc/free latency vs malloc/free, sizes uniform in 16..4096,
+ *            steady state (a live set of 10,000 blocks; each step frees a
+ *            random block and allocates a new one). Every call is timed on
+ *            its own with rdtscp; the cost of an empty timed region is
+ *            subtracted; TSC ticks are converted with a clock_gettime
+ *            calibration.
+ *   drop     time of slab_epoch_drop() (durable: drop record + sync + zone
+ *            resets) for epochs of 1,000 and 1,000,000 objects of 100 B.
+ *   memory   DRAM per live object (slab only: slots, slot tables, page
+ *            buffers) and RSS after the 1st and the last of CYCLES
+ *            create/fill 100k/drop cycles.
+ *   space    device bytes per object (pages + journal) for 100, 512, 4000 B
+ *            payloads with 8-byte names, 20,000 objects each.
+ *   gc       write amplification (user + GC bytes) / user bytes for FIFO
+ *            epoch drops and for 30 % random frees across epochs.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <x86intrin.h>
+
+#include "slab/slab.h"
+
+static const char *dir = "/var/tmp";
+static char img[512];
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static double tsc_ghz(void)
+{
+	double t0 = now_s();
+	unsigned aux;
+	uint64_t c0 = __rdtscp(&aux);
+
+	while (now_s() - t0 < 0.2)
+		;
+	return (double)(__rdtscp(&aux) - c0) / ((now_s() - t0) * 1e9);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void pct(const char *what, uint32_t *v, size_t n, double ghz, uint32_t base)
+{
+	qsort(v, n, sizeof(*v), cmp_u32);
+	double p[3] = {0.5, 0.99, 0.999};
+
+	printf("  %-14s", what);
+	for (int i = 0; i < 3; i++) {
+		uint32_t c = v[(size_t)(p[i] * (double)n)];
+
+		printf("  p%-5g %6.1f ns", p[i] * 100, (double)(c > base ? c - base : 0) / ghz);
+	}
+	printf("\n");
+}
+
+enum { LIVE = 10000, STEPS = 1000000 };
+
+static void bench_arena(void)
+{
+	static uint32_t ta[STEPS], tf[STEPS], ma[STEPS], mf[STEPS], sz[LIVE];
+	static void *blk[LIVE];
+	static uint32_t size_of[STEPS];
+	struct slab_arena *a = slab_arena_new();
+	double ghz = tsc_ghz();
+	unsigned aux;
+	uint32_t base = UINT32_MAX;
+
+	srand(1);
+	for (int i = 0; i < STEPS; i++)
+		size_of[i] = 16 + (uint32_t)rand() % (4096 - 15);
+	for (int i = 0; i < 100000; i++) {
+		uint64_t c0 = __rdtscp(&aux), c1 = __rdtscp(&aux);
+
+		if (c1 - c0 < base)
+			base = (uint32_t)(c1 - c0);
+	}
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < LIVE; i++) {
+			sz[i] = size_of[i];
+			blk[i] = round ? malloc(sz[i]) : slab_arena_alloc(a, sz[i]);
+		}
+		for (int s = 0; s < STEPS; s++) {
+			int k = (int)(size_of[s] * 2654435761u % LIVE);
+			uint64_t c0 = __rdtscp(&aux);
+
+			if (round)
+				free(blk[k]);
+			else
+				slab_arena_free(a, blk[k], sz[k]);
+			uint64_t c1 = __rdtscp(&aux);
+
+			sz[k] = size_of[(s + 7) % STEPS];
+			uint64_t c2 = __rdtscp(&aux);
+
+			blk[k] = round ? malloc(sz[k]) : slab_arena_alloc(a, sz[k]);
+			uint64_t c3 = __rdtscp(&aux);
+
+			*(volatile char *)blk[k] = 1;
+			(round ? mf : tf)[s] = (uint32_t)(c1 - c0);
+			(round ? ma : ta)[s] = (uint32_t)(c3 - c2);
+		}
+		for (int i = 0; i < LIVE; i++) {
+			if (round)
+				free(blk[i]);
+			else
+				slab_arena_free(a, blk[i], sz[i]);
+		}
+	}
+	printf("arena (TSC %.2f GHz, timer overhead %u ticks subtracted, %d steps, live set %d):\n",
+	       ghz, base, STEPS, LIVE);
+	pct("arena alloc", ta, STEPS, ghz, base);
+	pct("arena free", tf, STEPS, ghz, base);
+	pct("malloc", ma, STEPS, ghz, base);
+	pct("free", mf, STEPS, ghz, base);
+	printf("  arena held %zu KiB for the live set\n", slab_arena_bytes(a) / 1024);
+	slab_arena_destroy(a);
+}
+
+static struct zns_dev *mkdev(uint32_t nzones, uint64_t zsize)
+{
+	struct zns_emul_params p = {.lba_size = 4096, .zone_size = zsize, .nr_zones = nzones,
+				    .size = (uint64_t)(nzones + 2) * zsize + (4u << 20)};
+	struct zns_dev *dev;
+
+	snprintf(img, sizeof(img), "%s/slab_bench-%d.img", dir, (int)getpid());
+	if (zns_emul_create(img, &p) || zns_open(img, 0, &dev) || slab_format(dev, NULL)) {
+		fprintf(stderr, "cannot create %s\n", img);
+		exit(1);
+	}
+	return dev;
+}
+
+static void rmdev(struct zns_dev *dev)
+{
+	zns_close(dev);
+	unlink(img);
+}
+
+static struct slab_store *mount(struct zns_dev *dev)
+{
+	struct slab_mount_opts mo = {.commit_ms = 1000};
+	struct slab_store *st;
+
+	if (slab_mount(dev, &mo, NULL, NULL, &st)) {
+		fprintf(stderr, "mount failed\n");
+		exit(1);
+	}
+	return st;
+}
+
+static int fill(struct slab_store *st, uint32_t ep, long n, uint32_t len, slab_handle_t *hs)
+{
+	static uint8_t data[8192];
+	char name[16];
+	struct slab_obj o = {.kind = 1, .attr = {.mode = 0100644, .uid = 1000, .gid = 1000,
+						 .nlink = 1, .size = len},
+			     .name = name, .name_len = 8, .data = data, .data_len = len};
+
+	for (long i = 0; i < n; i++) {
+		slab_handle_t h;
+		int r;
+
+		snprintf(name, sizeof(name), "%08x", (unsigned)(i & 0xffffffff));
+		memset(data, (int)i, len);
+		r = slab_obj_alloc(st, ep, &h);
+		if (!r)
+			r = slab_obj_put(st, h, &o);
+		if (r)
+			return r;
+		if (hs)
+			hs[i] = h;
+	}
+	return 0;
+}
+
+static void bench_drop(void)
+{
+	struct zns_dev *dev = mkdev(12, 64ull << 20);
+	struct slab_store *st = mount(dev);
+	long sizes[2] = {1000, 1000000};
+	double t[2];
+
+	printf("drop (100 B objects, 64 MiB zones):\n");
+	for (int i = 0; i < 2; i++) {
+		uint32_t ep;
+		struct slab_epoch_stats es;
+
+		slab_epoch_create(st, &ep);
+		if (fill(st, ep, sizes[i], 100, NULL)) {
+			printf("  fill failed\n");
+			return;
+		}
+		slab_sync(st);
+		slab_epoch_stats(st, ep, &es);
+		double t0 = now_s();
+		int r = slab_epoch_drop(st, ep);
+
+		t[i] = now_s() - t0;
+		printf("  %8ld objects, %u zones: drop %d in %.3f ms\n", sizes[i], es.zones, r,
+		       t[i] * 1e3);
+	}
+	printf("  ratio 1M / 1k: %.2f\n", t[1] / t[0]);
+	slab_unmount(st);
+	rmdev(dev);
+}
+
+static long rss_kib(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	long pages = 0, res = 0;
+
+	if (f) {
+		if (fscanf(f, "%ld %ld", &pages, &res) != 2)
+			res = 0;
+		fclose(f);
+	}
+	return res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static void bench_memory(int cycles)
+{
+	struct zns_dev *dev = mkdev(16, 64ull << 20);
+	struct slab_store *st = mount(dev);
+	long first = 0, last = 0, before = 0;
+	double per = 0;
+
+	printf("memory (create / fill 100k x 100 B / drop cycles: %d):\n", cycles);
+	for (int c = 0; c < cycles; c++) {
+		uint32_t ep;
+
+		before = rss_kib();
+		slab_epoch_create(st, &ep);
+		if (fill(st, ep, 100000, 100, NULL)) {
+			printf("  fill failed\n");
+			break;
+		}
+		if (c == 0)
+			per = (double)(rss_kib() - before) * 1024.0 / 100000.0;
+		slab_epoch_drop(st, ep);
+		if (c == 0)
+			first = rss_kib();
+		last = rss_kib();
+	}
+	printf("  DRAM per live object (slab layer, RSS delta while filled): %.1f B\n", per);
+	printf("  RSS after cycle 1: %ld KiB, after cycle %d: %ld KiB (%+.2f %%)\n", first, cycles,
+	       last, 100.0 * (double)(last - first) / (double)first);
+	slab_unmount(st);
+	rmdev(dev);
+}
+
+static void bench_space(void)
+{
+	uint32_t lens[3] = {100, 512, 4000};
+
+	printf("space (20,000 objects, 8-byte names, device bytes = pages + journal):\n");
+	for (int i = 0; i < 3; i++) {
+		struct zns_dev *dev = mkdev(16, 64ull << 20);
+		struct slab_store *st = mount(dev);
+		struct slab_counters c0, c1;
+		uint32_t ep;
+
+		slab_epoch_create(st, &ep);
+		slab_counters_get(st, &c0);
+		fill(st, ep, 20000, lens[i], NULL);
+		slab_sync(st);
+		slab_counters_get(st, &c1);
+		double dev_b = (double)(c1.device_bytes_written - c0.device_bytes_written) / 20000;
+		double rec_b = (double)(c1.bytes_live) / 20000;
+
+		printf("  %4u B payload: %.1f device B/object (%.3fx payload), record %.1f B live\n",
+		       lens[i], dev_b, dev_b / lens[i], rec_b);
+		slab_unmount(st);
+		rmdev(dev);
+	}
+}
+
+static void gc_report(const char *what, struct slab_store *st)
+{
+	struct slab_counters c;
+
+	slab_counters_get(st, &c);
+	printf("  %-26s gc runs %6llu, GC WA (user+gc)/user %.2f, device/user %.2f\n", what,
+	       (unsigned long long)c.gc_runs,
+	       (double)(c.user_bytes_written + c.gc_bytes_moved) / (double)c.user_bytes_written,
+	       (double)c.device_bytes_written / (double)c.user_bytes_written);
+}
+
+static void bench_gc(void)
+{
+	printf("gc (24 zones x 4 MiB):\n");
+	struct zns_dev *dev = mkdev(24, 4ull << 20);
+	struct slab_store *st = mount(dev);
+	uint32_t ring[4];
+
+	/* FIFO: 4 live epochs of 12,000 x 200 B; 60 epochs written in all */
+	for (int e = 0; e < 60; e++) {
+		if (e >= 4)
+			slab_epoch_drop(st, ring[e % 4]);
+		slab_epoch_create(st, &ring[e % 4]);
+		if (fill(st, ring[e % 4], 12000, 200, NULL)) {
+			printf("  FIFO fill failed\n");
+			break;
+		}
+	}
+	gc_report("FIFO epoch drops:", st);
+	slab_unmount(st);
+	rmdev(dev);
+
+	dev = mkdev(24, 4ull << 20);
+	st = mount(dev);
+	enum { NOBJ = 150000 };
+	static slab_handle_t hs[NOBJ];
+	static uint32_t hep[NOBJ];
+	uint32_t eps[8];
+	long puts = 0;
+
+	for (int e = 0; e < 8; e++)
+		slab_epoch_create(st, &eps[e]);
+	/* ~55 % of the device live, then rounds of 30 % random frees + refills */
+	long n = 40000;
+
+	for (long i = 0; i < n; i++) {
+		hep[i] = eps[i % 8];
+		if (fill(st, hep[i], 1, 300, &hs[i]))
+			break;
+		puts++;
+	}
+	srand(3);
+	for (int round = 0; round < 12; round++) {
+		for (long i = 0; i < n; i++) {
+			if (rand() % 100 >= 30)
+				continue;
+			slab_obj_free(st, hs[i]);
+			if (fill(st, hep[i], 1, 300, &hs[i])) {
+				printf("  refill failed at round %d\n", round);
+				round = 12;
+				break;
+			}
+			puts++;
+		}
+	}
+	gc_report("30 % random frees:", st);
+	slab_unmount(st);
+	rmdev(dev);
+}
+
+int main(int argc, char **argv)
+{
+	int cycles = argc > 2 ? atoi(argv[2]) : 50;
+
+	if (argc > 1)
+		dir = argv[1];
+	bench_arena();
+	bench_space();
+	bench_drop();
+	bench_gc();
+	bench_memory(cycles);
+	return 0;
+}
