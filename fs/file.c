@@ -223,8 +223,8 @@ void tslab_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	if (ip->ext->dirty)
 		err = tslab_inode_put(fs, ip);
-	if (err)
-		tslab_log(LOG_ERR, "%s: file %#llx: content not written at close: %s",
+	if (err) /* stays dirty: the commit thread retries */
+		tslab_log(LOG_WARNING, "%s: file %#llx: content not written at close: %s",
 			  fs->device, (unsigned long long)ino, strerror(-err));
 	tslab_ext_trim(ep, ip);
 unlock:

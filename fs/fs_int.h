@@ -132,6 +132,10 @@ struct tslab_fs {
 	bool read_only;
 	bool foreground;
 	atomic_bool went_ro;
+	/* A put failed with ENOSPC: new data is refused until a put succeeds
+	 * or an epoch is dropped; the unwritten files stay dirty in DRAM and
+	 * the commit thread retries them. */
+	atomic_bool space_full;
 
 	pthread_rwlock_t drop_lock;
 	pthread_mutex_t epochs_lock; /* epoch table and list; leaf lock */

@@ -39,20 +39,33 @@ int tslab_err(struct tslab_fs *fs, int err, const char *what)
 	return err;
 }
 
-/* Refuse new data early: file contents are put at release or commit, after
- * write() returned (and with the writeback cache, after close() returned),
- * so ENOSPC is reported when a file is created or grows while the free
- * space is below what is buffered plus a margin. */
+/* Refuse new data early: file contents are put at release or commit,
+ * after write() returned, so ENOSPC is reported when a file is created or
+ * grows. Two conditions: the live-byte estimate leaves less than a margin,
+ * or the empty zones are down to the GC reserve (plus one) while the
+ * partly used zones hold too little dead space for GC to win a zone back —
+ * a put would then wait for a GC that cannot succeed. */
 int tslab_space_check(struct tslab_fs *fs, uint64_t need)
 {
+	uint64_t cap = zns_geometry(fs->dev)->zone_capacity;
 	struct slab_space sp;
-	uint64_t margin;
+	uint64_t margin, reserve, in_used;
 
+	if (atomic_load(&fs->space_full))
+		return -ENOSPC;
 	slab_space_get(fs->st, &sp);
 	margin = sp.total_bytes / 64;
 	if (margin < TSLAB_SPACE_MARGIN)
 		margin = TSLAB_SPACE_MARGIN;
-	return sp.avail_bytes < need + margin ? -ENOSPC : 0;
+	if (sp.avail_bytes < need + margin)
+		return -ENOSPC;
+	reserve = cap ? (sp.free_bytes - sp.avail_bytes) / cap : 0;
+	if (sp.zones_empty > reserve + 2)
+		return 0;
+	in_used = sp.free_bytes > (uint64_t)sp.zones_empty * cap
+			  ? sp.free_bytes - (uint64_t)sp.zones_empty * cap
+			  : 0;
+	return in_used < 4 * cap ? -ENOSPC : 0;
 }
 
 /* ---- epochs -------------------------------------------------------------- */
@@ -454,8 +467,12 @@ int tslab_inode_put(struct tslab_fs *fs, struct tslab_inode *ip)
 		o.data_len = ip->size;
 	}
 	err = slab_obj_put(fs->st, ip->ino, &o);
+	if (err == -ENOSPC)
+		atomic_store(&fs->space_full, true);
 	if (err)
 		return tslab_err(fs, err, "writing an object");
+	if (atomic_load(&fs->space_full))
+		atomic_store(&fs->space_full, false);
 	if (x)
 		x->dirty = false;
 	return 0;

@@ -695,6 +695,7 @@ int tslab_drop_epoch_dir(struct tslab_fs *fs, struct tslab_epoch *pep, struct ts
 	free(bufs);
 	tslab_epoch_unlist(fs, ep);
 	tslab_epoch_destroy(ep);
+	atomic_store(&fs->space_full, false);
 	pip->nlink--;
 	tslab_touch_dir(fs, pep, pip);
 	return 0;
@@ -705,6 +706,7 @@ static int rmdir_epoch(struct tslab_fs *fs, fuse_ino_t parent, const char *name,
 	struct tslab_inode *pip, *ip;
 	struct tslab_epoch *pep;
 	struct tslab_dent *d;
+	int64_t t0 = tslab_now();
 	int err;
 
 	pthread_rwlock_wrlock(&fs->drop_lock);
@@ -722,8 +724,8 @@ static int rmdir_epoch(struct tslab_fs *fs, fuse_ino_t parent, const char *name,
 		err = tslab_drop_epoch_dir(fs, pep, pip, ip);
 	pthread_rwlock_unlock(&fs->drop_lock);
 	if (!err)
-		tslab_log(LOG_INFO, "%s: dropped epoch directory '%.*s'", fs->device, (int)len,
-			  name);
+		tslab_log(LOG_INFO, "%s: dropped epoch directory '%.*s' in %lld us", fs->device,
+			  (int)len, name, (long long)(tslab_now() - t0) / 1000);
 	return err;
 }
 

@@ -6,6 +6,7 @@ statfs, drop time vs epoch size, epoch_depth=2 and 0, and ENOSPC on a
 small image that goes away after a drop."""
 import errno
 import os
+import re
 import sys
 import time
 
@@ -79,9 +80,13 @@ def drop_cost(t):
         t0 = time.time()
         os.rmdir(m.p(e))
         times[n] = time.time() - t0
-    print("drop time: 1000 files %.2f ms, 30000 files %.2f ms" %
+    print("rmdir time seen by the caller (includes the kernel pruning its cached "
+          "dentries): 1000 files %.2f ms, 30000 files %.2f ms" %
           (times[1000] * 1e3, times[30000] * 1e3))
     m.umount()
+    daemon = dict(re.findall(r"dropped epoch directory '(E\d+)' in (\d+) us", m.read_log()))
+    print("drop time inside the daemon: 1000 files %s us, 30000 files %s us" %
+          (daemon.get("E1000"), daemon.get("E30000")))
 
 
 def depths(t):
