@@ -364,7 +364,8 @@ static int run_loop(struct tslab_fs *fs, const struct fuse_cmdline_opts *cmd)
 		return -1;
 	fuse_loop_cfg_set_clone_fd(cfg, (unsigned)cmd->clone_fd);
 	fuse_loop_cfg_set_idle_threads(cfg, cmd->max_idle_threads);
-	fuse_loop_cfg_set_max_threads(cfg, cmd->max_threads);
+	if (cmd->max_threads <= 100000) /* UINT_MAX: not given */
+		fuse_loop_cfg_set_max_threads(cfg, cmd->max_threads);
 	if (pthread_create(&sig_thread, NULL, sig_main, &sc)) {
 		fuse_loop_cfg_destroy(cfg);
 		return -1;

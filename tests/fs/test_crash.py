@@ -30,8 +30,18 @@ lf = open(log, "a", buffering=1)
 def note(kind, name, ver, size):
     lf.write(json.dumps([kind, name, ver, size]) + "\n")
 try:
+    # Everything relative to a descriptor of the FUSE root: once the daemon
+    # is killed and the mount detached, these calls fail instead of writing
+    # into the directory underneath.
+    root = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY)
+    if os.fstat(root).st_ino != 1:
+        sys.exit("not the tslabfs root")
     for ep in range(3):
-        os.makedirs(os.path.join(mnt, "r%d-e%d" % (round_, ep)), exist_ok=True)
+        try:
+            os.mkdir("r%d-e%d" % (round_, ep), dir_fd=root)
+        except FileExistsError:
+            pass
+    note("started", "", 0, 0)
     i = 0
     while True:
         ep = "r%d-e%d" % (round_, i % 3)
@@ -46,19 +56,19 @@ try:
         sync = r.random() < 0.3
         note("intent", name, ver, size)
         data = content(os.path.basename(name), ver, size)
-        path = os.path.join(mnt, name)
+        path = name
         tmp = path + ".tmp%d" % ver if ver else path
         if ver:
             note("intent", name + ".tmp%d" % ver, ver, size)
-        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644, dir_fd=root)
         os.write(fd, data)
         if sync:
             os.fsync(fd)
         os.close(fd)
         if ver:
-            os.rename(tmp, path)
+            os.rename(tmp, path, src_dir_fd=root, dst_dir_fd=root)
             if sync:
-                dfd = os.open(os.path.dirname(path), os.O_RDONLY)
+                dfd = os.open(os.path.dirname(path), os.O_RDONLY, dir_fd=root)
                 os.fsync(dfd)
                 os.close(dfd)
         if sync:
@@ -77,6 +87,8 @@ def load_log(path):
                 kind, name, ver, size = json.loads(line)
             except ValueError:
                 continue  # the writer may die mid-line
+            if kind == "started":
+                continue
             if kind == "intent":
                 intents.setdefault(name, {})[ver] = size
             else:
@@ -139,6 +151,14 @@ def main(t):
                               str(rng.randrange(1 << 30)), str(rnd)])
         delay = rng.choice([0.01, 0.05, 0.2]) + rng.random() * 1.5
         delays.append(round(delay, 2))
+        started = "[\"started\", \"\", 0, 0]"
+        for _ in range(3000):  # the kill point counts from the writer's start
+            with open(log) as f:
+                if f.read().count(started) > rnd:
+                    break
+            if w.poll() is not None:
+                raise Fail("writer exited early")
+            time.sleep(0.01)
         time.sleep(delay)
         m.kill()
         stats["kill_points"] += 1

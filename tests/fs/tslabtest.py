@@ -157,7 +157,7 @@ class Env:
         self.dir = tempfile.mkdtemp(prefix="tslabfs-test-", dir=base)
         self.mounts = []
         self.nmounts = 0
-        self.keep = False
+        self.keep = bool(os.environ.get("TSLAB_KEEP"))
         atexit.register(self.cleanup)
         for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(s, self._on_signal)
