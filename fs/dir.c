@@ -29,7 +29,7 @@
 
 /* Epoch that owns D's memory and object. */
 static struct tslab_epoch *dent_owner(struct tslab_fs *fs, struct tslab_dent *d,
-				      struct tslab_inode *ip)
+                                      struct tslab_inode *ip)
 {
 	slab_handle_t h = d->is_link ? ((struct tslab_link *)d)->h : ip->ino;
 
@@ -81,8 +81,8 @@ struct rn {
 
 /* Give D the name (PARENT, NAME) and insert it in DIP's listing. */
 static int rename_dent(struct tslab_fs *fs, struct tslab_dent *d, struct tslab_inode *ip,
-		       struct tslab_epoch *dep, struct tslab_inode *dip, const char *name,
-		       size_t len)
+                       struct tslab_epoch *dep, struct tslab_inode *dip, const char *name,
+                       size_t len)
 {
 	struct tslab_epoch *owner = dent_owner(fs, d, ip);
 	int err = owner ? tslab_dent_set_name(owner, d, dip->ino, name, len) : -ESTALE;
@@ -118,9 +118,11 @@ static int rename_exchange(struct tslab_fs *fs, struct rn *r)
 	if ((S_ISDIR(r->sip->mode) && is_ancestor(fs, r->sip->ino, r->npip->ino)) ||
 	    (S_ISDIR(r->tip->mode) && is_ancestor(fs, r->tip->ino, r->pip->ino)))
 		return -EINVAL;
-	if (!r->s->is_link && (err = tslab_data_load(fs, dent_owner(fs, r->s, r->sip), r->sip)))
+	if (!r->s->is_link &&
+	    (err = tslab_data_load(fs, dent_owner(fs, r->s, r->sip), r->sip)))
 		return err;
-	if (!r->t->is_link && (err = tslab_data_load(fs, dent_owner(fs, r->t, r->tip), r->tip)))
+	if (!r->t->is_link &&
+	    (err = tslab_data_load(fs, dent_owner(fs, r->t, r->tip), r->tip)))
 		return err;
 	tslab_ns_remove(r->pep, r->pip->ext, r->s);
 	tslab_ns_remove(r->npep, r->npip->ext, r->t);
@@ -171,7 +173,8 @@ static int rename_move(struct tslab_fs *fs, struct rn *r, unsigned flags)
 	}
 	if (S_ISDIR(r->sip->mode) && is_ancestor(fs, r->sip->ino, r->npip->ino))
 		return -EINVAL;
-	if (!r->s->is_link && (err = tslab_data_load(fs, dent_owner(fs, r->s, r->sip), r->sip)))
+	if (!r->s->is_link &&
+	    (err = tslab_data_load(fs, dent_owner(fs, r->s, r->sip), r->sip)))
 		return err;
 	if (r->t && S_ISDIR(r->tip->mode)) {
 		err = replace_dir(fs, r);
@@ -227,11 +230,11 @@ static int rename_locked(struct tslab_fs *fs, struct rn *r, unsigned flags)
 	return err;
 }
 
-void tslab_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-		     const char *newname, unsigned int flags)
+void tslab_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+                     fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
 	struct tslab_fs *fs = tslab_fs_of(req);
-	struct rn r = { .name = name, .newname = newname };
+	struct rn r = {.name = name, .newname = newname};
 	uint32_t e1 = tslab_epoch_of(parent), e2 = tslab_epoch_of(newparent);
 	bool excl = e1 != e2 || e1 == SLAB_EPOCH_ROOT;
 	struct tslab_epoch *ep = NULL;
@@ -313,8 +316,8 @@ void tslab_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *
 	fuse_reply_err(req, 0);
 }
 
-static uint8_t dent_type(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_dent *d,
-			 slab_handle_t *ino)
+static uint8_t dent_type(struct tslab_fs *fs, struct tslab_epoch *ep,
+                         struct tslab_dent *d, slab_handle_t *ino)
 {
 	struct tslab_inode *ip;
 
@@ -353,10 +356,11 @@ static int snapshot(struct tslab_fs *fs, struct tslab_dirh *dh, fuse_ino_t ino)
 	if (!dh->ents || !dh->names)
 		goto unlock;
 	memcpy(dh->names, ".\0..", 5);
-	dh->ents[0] = (struct dsnap){ .ino = ip->ino, .name_off = 0, .type = DT_DIR };
-	dh->ents[1] = (struct dsnap){ .ino = ip->ino == SLAB_HANDLE_ROOT ? ip->ino : ip->d.parent,
-				      .name_off = 2,
-				      .type = DT_DIR };
+	dh->ents[0] = (struct dsnap){.ino = ip->ino, .name_off = 0, .type = DT_DIR};
+	dh->ents[1] =
+	    (struct dsnap){.ino = ip->ino == SLAB_HANDLE_ROOT ? ip->ino : ip->d.parent,
+	                   .name_off = 2,
+	                   .type = DT_DIR};
 	i = 2;
 	pos = 5;
 	for (struct tslab_dent *d = ip->ext->children; d && i < n; d = d->sib_next) {
@@ -379,7 +383,7 @@ unlock:
 /* Adds entry I in plus mode; returns its size, or 0 when it did not fit,
  * or SIZE_MAX when the entry vanished and is skipped. */
 static size_t add_plus(fuse_req_t req, struct tslab_fs *fs, const struct dsnap *e,
-		       const char *name, char *buf, size_t room, off_t next)
+                       const char *name, char *buf, size_t room, off_t next)
 {
 	struct fuse_entry_param fe;
 	struct tslab_epoch *ep;
@@ -404,7 +408,7 @@ static size_t add_plus(fuse_req_t req, struct tslab_fs *fs, const struct dsnap *
 }
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi, bool plus)
+                       struct fuse_file_info *fi, bool plus)
 {
 	struct tslab_fs *fs = tslab_fs_of(req);
 	struct tslab_dirh *dh = (struct tslab_dirh *)(uintptr_t)fi->fh;
@@ -426,13 +430,16 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		size_t sz;
 
 		if (plus) {
-			sz = add_plus(req, fs, e, name, buf + pos, size - pos, (off_t)i + 1);
+			sz = add_plus(req, fs, e, name, buf + pos, size - pos,
+			              (off_t)i + 1);
 			if (sz == SIZE_MAX)
 				continue;
 		} else {
-			struct stat st = { .st_ino = e->ino, .st_mode = (mode_t)DTTOIF(e->type) };
+			struct stat st = {.st_ino = e->ino,
+			                  .st_mode = (mode_t)DTTOIF(e->type)};
 
-			sz = fuse_add_direntry(req, buf + pos, size - pos, name, &st, (off_t)i + 1);
+			sz = fuse_add_direntry(req, buf + pos, size - pos, name, &st,
+			                       (off_t)i + 1);
 			if (sz > size - pos)
 				sz = 0;
 		}
@@ -450,18 +457,19 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 }
 
 void tslab_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		      struct fuse_file_info *fi)
+                      struct fuse_file_info *fi)
 {
 	do_readdir(req, ino, size, off, fi, false);
 }
 
 void tslab_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-			  struct fuse_file_info *fi)
+                          struct fuse_file_info *fi)
 {
 	do_readdir(req, ino, size, off, fi, true);
 }
 
-void tslab_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+void tslab_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+                       struct fuse_file_info *fi)
 {
 	struct tslab_fs *fs = tslab_fs_of(req);
 	struct tslab_epoch *ep;

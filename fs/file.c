@@ -53,8 +53,8 @@ unlock_drop:
 	fuse_reply_open(req, fi);
 }
 
-static int read_locked(struct tslab_fs *fs, struct tslab_inode *ip, size_t size, off_t off,
-		       void **out, size_t *outlen)
+static int read_locked(struct tslab_fs *fs, struct tslab_inode *ip, size_t size,
+                       off_t off, void **out, size_t *outlen)
 {
 	struct tslab_ext *x = ip->ext;
 	size_t n;
@@ -89,7 +89,7 @@ static int read_locked(struct tslab_fs *fs, struct tslab_inode *ip, size_t size,
 }
 
 void tslab_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		   struct fuse_file_info *fi)
+                   struct fuse_file_info *fi)
 {
 	struct tslab_fs *fs = tslab_fs_of(req);
 	struct tslab_epoch *ep;
@@ -112,8 +112,8 @@ void tslab_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
-static int write_locked(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_inode *ip,
-			const char *data, size_t size, off_t off)
+static int write_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
+                        struct tslab_inode *ip, const char *data, size_t size, off_t off)
 {
 	struct tslab_ext *x;
 	uint64_t end = (uint64_t)off + size;
@@ -144,8 +144,8 @@ static int write_locked(struct tslab_fs *fs, struct tslab_epoch *ep, struct tsla
 	return 0;
 }
 
-void tslab_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+void tslab_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+                    off_t off, struct fuse_file_info *fi)
 {
 	struct tslab_fs *fs = tslab_fs_of(req);
 	struct tslab_epoch *ep;
@@ -196,7 +196,8 @@ void tslab_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, -file_commit(tslab_fs_of(req), ino, false));
 }
 
-void tslab_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+void tslab_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+                    struct fuse_file_info *fi)
 {
 	fuse_reply_err(req, -file_commit(tslab_fs_of(req), ino, true));
 }
@@ -225,7 +226,7 @@ void tslab_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		err = tslab_inode_put(fs, ip);
 	if (err) /* stays dirty: the commit thread retries */
 		tslab_log(LOG_WARNING, "%s: file %#llx: content not written at close: %s",
-			  fs->device, (unsigned long long)ino, strerror(-err));
+		          fs->device, (unsigned long long)ino, strerror(-err));
 	tslab_ext_trim(ep, ip);
 unlock:
 	pthread_mutex_unlock(&ep->lock);
@@ -234,8 +235,8 @@ unlock_drop:
 	fuse_reply_err(req, 0);
 }
 
-static int truncate_locked(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_inode *ip,
-			   uint64_t size)
+static int truncate_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
+                           struct tslab_inode *ip, uint64_t size)
 {
 	int err;
 
@@ -262,8 +263,8 @@ static int64_t ts_ns(const struct timespec *ts)
 	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
 
-static int setattr_locked(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_inode *ip,
-			  const struct stat *a, int to_set)
+static int setattr_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
+                          struct tslab_inode *ip, const struct stat *a, int to_set)
 {
 	int64_t now = tslab_now();
 	int err = 0;
@@ -294,7 +295,7 @@ static int setattr_locked(struct tslab_fs *fs, struct tslab_epoch *ep, struct ts
 }
 
 void tslab_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
-		      struct fuse_file_info *fi)
+                      struct fuse_file_info *fi)
 {
 	struct tslab_fs *fs = tslab_fs_of(req);
 	struct tslab_epoch *ep;

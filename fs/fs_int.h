@@ -80,8 +80,8 @@ struct tslab_inode {
 
 struct tslab_link {
 	struct tslab_dent d;
-	slab_handle_t h;      /* the link object */
-	slab_handle_t target; /* the inode */
+	slab_handle_t h;          /* the link object */
+	slab_handle_t target;     /* the inode */
 	struct tslab_link *lnext; /* other links of the same inode */
 	int64_t ctime;
 };
@@ -174,11 +174,12 @@ void tslab_epoch_free_buffers(struct tslab_epoch *ep);
 
 uint32_t tslab_name_hash(slab_handle_t parent, const char *name, size_t len);
 struct tslab_dent *tslab_ns_find(struct tslab_epoch *pep, slab_handle_t parent,
-				 const char *name, size_t len);
+                                 const char *name, size_t len);
 int tslab_ns_insert(struct tslab_epoch *pep, struct tslab_ext *dir, struct tslab_dent *d);
-void tslab_ns_remove(struct tslab_epoch *pep, struct tslab_ext *dir, struct tslab_dent *d);
-int tslab_dent_set_name(struct tslab_epoch *ep, struct tslab_dent *d, slab_handle_t parent,
-			const char *name, size_t len);
+void tslab_ns_remove(struct tslab_epoch *pep, struct tslab_ext *dir,
+                     struct tslab_dent *d);
+int tslab_dent_set_name(struct tslab_epoch *ep, struct tslab_dent *d,
+                        slab_handle_t parent, const char *name, size_t len);
 void tslab_dent_free_name(struct tslab_epoch *ep, struct tslab_dent *d);
 
 struct tslab_inode *tslab_inode_new(struct tslab_epoch *ep, slab_handle_t h);
@@ -189,7 +190,8 @@ void tslab_ext_trim(struct tslab_epoch *ep, struct tslab_inode *ip);
 int tslab_data_load(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_inode *ip);
 int tslab_data_reserve(struct tslab_ext *x, size_t len);
 int tslab_inode_put(struct tslab_fs *fs, struct tslab_inode *ip);
-int tslab_inode_dirty(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_inode *ip);
+int tslab_inode_dirty(struct tslab_fs *fs, struct tslab_epoch *ep,
+                      struct tslab_inode *ip);
 void tslab_inode_stat(const struct tslab_inode *ip, struct stat *st);
 int tslab_flush_epoch(struct tslab_fs *fs, struct tslab_epoch *ep, bool trim);
 int tslab_flush_all(struct tslab_fs *fs, bool trim);
@@ -201,7 +203,7 @@ int tslab_err(struct tslab_fs *fs, int err, const char *what);
 
 /* Look an inode up by handle and lock its epoch; caller holds drop_lock. */
 int tslab_get_locked(struct tslab_fs *fs, fuse_ino_t ino, struct tslab_epoch **ep,
-		     struct tslab_inode **ip);
+                     struct tslab_inode **ip);
 
 /* ---- recover.c --------------------------------------------------------- */
 int tslab_mount_store(struct tslab_fs *fs);
@@ -209,29 +211,31 @@ int tslab_mount_store(struct tslab_fs *fs);
 /* ---- ops.c / file.c / xattr.c ------------------------------------------ */
 extern const struct fuse_lowlevel_ops tslab_ops;
 void tslab_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
-void tslab_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-		       size_t size, int flags);
+void tslab_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+                       const char *value, size_t size, int flags);
 void tslab_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void tslab_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 void tslab_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void tslab_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		   struct fuse_file_info *fi);
-void tslab_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-		    struct fuse_file_info *fi);
+                   struct fuse_file_info *fi);
+void tslab_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+                    off_t off, struct fuse_file_info *fi);
 void tslab_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void tslab_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void tslab_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void tslab_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+                    struct fuse_file_info *fi);
 void tslab_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
-		      struct fuse_file_info *fi);
-void tslab_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-		     const char *newname, unsigned int flags);
+                      struct fuse_file_info *fi);
+void tslab_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+                     fuse_ino_t newparent, const char *newname, unsigned int flags);
 void tslab_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void tslab_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		      struct fuse_file_info *fi);
+                      struct fuse_file_info *fi);
 void tslab_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-			  struct fuse_file_info *fi);
+                          struct fuse_file_info *fi);
 void tslab_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void tslab_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void tslab_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+                       struct fuse_file_info *fi);
 
 /* Helpers shared by the operation files (ops.c). */
 struct tslab_fs *tslab_fs_of(fuse_req_t req);
@@ -239,17 +243,20 @@ bool tslab_is_ro(struct tslab_fs *fs);
 struct tslab_inode *tslab_dent_inode(struct tslab_fs *fs, struct tslab_dent *d);
 bool tslab_is_epoch_dir(const struct tslab_inode *ip);
 void tslab_fill_entry(struct fuse_entry_param *e, const struct tslab_inode *ip);
-void tslab_touch_dir(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_inode *dip);
+void tslab_touch_dir(struct tslab_fs *fs, struct tslab_epoch *ep,
+                     struct tslab_inode *dip);
 int tslab_link_put(struct tslab_fs *fs, const struct tslab_link *l, uint32_t mode);
-int tslab_unlink_inode(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_inode *ip);
-int tslab_release_dentry(struct tslab_fs *fs, struct tslab_epoch *pep, struct tslab_dent *d);
-int tslab_drop_epoch_dir(struct tslab_fs *fs, struct tslab_epoch *pep, struct tslab_inode *pip,
-			 struct tslab_inode *ip);
+int tslab_unlink_inode(struct tslab_fs *fs, struct tslab_epoch *ep,
+                       struct tslab_inode *ip);
+int tslab_release_dentry(struct tslab_fs *fs, struct tslab_epoch *pep,
+                         struct tslab_dent *d);
+int tslab_drop_epoch_dir(struct tslab_fs *fs, struct tslab_epoch *pep,
+                         struct tslab_inode *pip, struct tslab_inode *ip);
 
 /* ---- notify (ops.c) / commit (ns.c) threads ---------------------------- */
 int tslab_threads_start(struct tslab_fs *fs);
 void tslab_threads_stop(struct tslab_fs *fs);
 void tslab_notify_inval_entry(struct tslab_fs *fs, slab_handle_t parent, const char *name,
-			      size_t len);
+                              size_t len);
 
 #endif /* TSLAB_FS_INT_H */

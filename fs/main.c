@@ -34,12 +34,11 @@ struct tslab_opts {
 enum { KEY_RO, KEY_ALLOW_OTHER };
 
 static const struct fuse_opt tslab_opt_spec[] = {
-	{ "epoch_depth=%u", offsetof(struct tslab_opts, epoch_depth), 0 },
-	{ "commit=%u", offsetof(struct tslab_opts, commit), 0 },
-	FUSE_OPT_KEY("ro", KEY_RO),
-	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
-	FUSE_OPT_END
-};
+    {"epoch_depth=%u", offsetof(struct tslab_opts, epoch_depth), 0},
+    {"commit=%u", offsetof(struct tslab_opts, commit), 0},
+    FUSE_OPT_KEY("ro", KEY_RO),
+    FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+    FUSE_OPT_END};
 
 /* ---- logging ------------------------------------------------------------ */
 
@@ -75,22 +74,23 @@ void tslab_log(int prio, const char *fmt, ...)
 
 static void usage(const char *prog)
 {
-	printf("Usage: %s [options] DEVICE MOUNTPOINT\n"
-	       "\n"
-	       "Mount the tslabfs filesystem on DEVICE (a zoned block device, or an image\n"
-	       "file or block device formatted by mkfs.tslabfs) at MOUNTPOINT.\n"
-	       "\n"
-	       "tslabfs options:\n"
-	       "    -o epoch_depth=N       directories at depth N below the root are\n"
-	       "                           epochs (default 1; 0 = no epochs)\n"
-	       "    -o commit=SECONDS      longest time unsynced data waits before it\n"
-	       "                           is written (default 5)\n"
-	       "    -o ro                  mount read-only\n"
-	       "    -o allow_other         let every user access the filesystem;\n"
-	       "                           implies default_permissions (the kernel\n"
-	       "                           checks permissions)\n"
-	       "\n",
-	       prog);
+	printf(
+	    "Usage: %s [options] DEVICE MOUNTPOINT\n"
+	    "\n"
+	    "Mount the tslabfs filesystem on DEVICE (a zoned block device, or an image\n"
+	    "file or block device formatted by mkfs.tslabfs) at MOUNTPOINT.\n"
+	    "\n"
+	    "tslabfs options:\n"
+	    "    -o epoch_depth=N       directories at depth N below the root are\n"
+	    "                           epochs (default 1; 0 = no epochs)\n"
+	    "    -o commit=SECONDS      longest time unsynced data waits before it\n"
+	    "                           is written (default 5)\n"
+	    "    -o ro                  mount read-only\n"
+	    "    -o allow_other         let every user access the filesystem;\n"
+	    "                           implies default_permissions (the kernel\n"
+	    "                           checks permissions)\n"
+	    "\n",
+	    prog);
 }
 
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
@@ -125,7 +125,7 @@ static int add_opts(struct fuse_args *args, const struct tslab_opts *o)
 	 * kernel checks permissions (default_permissions). Not always: with
 	 * default_permissions every create costs a GETATTR of the directory. */
 	err = fuse_opt_add_opt(&s, o->allow_other ? "subtype=tslabfs,default_permissions"
-						  : "subtype=tslabfs");
+	                                          : "subtype=tslabfs");
 	if (!err)
 		err = fuse_opt_add_opt(&s, "fsname=");
 	if (!err) {
@@ -185,7 +185,7 @@ static void *sig_main(void *arg)
 	if (sig_seen == SIGUSR2)
 		return NULL; /* shutdown from the loop's own exit */
 	tslab_log(LOG_INFO, "%s: signal %d: flushing and unmounting", c->fs->device,
-		  (int)sig_seen);
+	          (int)sig_seen);
 	/* The loop still serves requests: the kernel writes back its dirty
 	 * pages through us before the session stops. */
 	fd = open(c->mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -200,7 +200,7 @@ static void *sig_main(void *arg)
 
 static int install_signals(void)
 {
-	struct sigaction sa = { .sa_handler = on_term };
+	struct sigaction sa = {.sa_handler = on_term};
 
 	if (sem_init(&sig_sem, 0, 0))
 		return -errno;
@@ -280,13 +280,16 @@ static int open_device(struct tslab_fs *fs)
 		err = zns_open(fs->device, flags, &fs->dev);
 	}
 	if (err == -EBUSY) {
-		tslab_log(LOG_ERR, "%s is in use (already mounted by another tslabfs daemon?)",
-			  fs->device);
+		tslab_log(LOG_ERR,
+		          "%s is in use (already mounted by another tslabfs daemon?)",
+		          fs->device);
 		return err;
 	}
 	if (err == -EMEDIUMTYPE) {
-		tslab_log(LOG_ERR, "%s is neither a zoned device nor a tslabfs image "
-				   "(format it with mkfs.tslabfs)", fs->device);
+		tslab_log(LOG_ERR,
+		          "%s is neither a zoned device nor a tslabfs image "
+		          "(format it with mkfs.tslabfs)",
+		          fs->device);
 		return err;
 	}
 	if (err) {
@@ -296,15 +299,16 @@ static int open_device(struct tslab_fs *fs)
 	err = slab_sb_read(fs->dev, &sb);
 	if (err) {
 		tslab_log(LOG_ERR, "%s: %s", fs->device,
-			  err == -ENODATA ? "no tslabfs filesystem (format it with mkfs.tslabfs)"
-			  : err == -EOPNOTSUPP ? "filesystem of a newer or unknown format"
-			  : strerror(-err));
+		          err == -ENODATA
+		              ? "no tslabfs filesystem (format it with mkfs.tslabfs)"
+		          : err == -EOPNOTSUPP ? "filesystem of a newer or unknown format"
+		                               : strerror(-err));
 		goto close_dev;
 	}
 	err = tslab_mount_store(fs);
 	if (err) {
 		tslab_log(LOG_ERR, "%s: mounting the store failed: %s", fs->device,
-			  strerror(-err));
+		          strerror(-err));
 		goto close_dev;
 	}
 	return 0;
@@ -355,8 +359,8 @@ static struct tslab_fs *fs_new(const struct tslab_opts *o, bool foreground)
 static int run_loop(struct tslab_fs *fs, const struct fuse_cmdline_opts *cmd)
 {
 	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
-	struct sig_ctx sc = { .fs = fs, .mountpoint = cmd->mountpoint,
-			      .main_thread = pthread_self() };
+	struct sig_ctx sc = {
+	    .fs = fs, .mountpoint = cmd->mountpoint, .main_thread = pthread_self()};
 	pthread_t sig_thread;
 	int ret;
 
@@ -370,7 +374,8 @@ static int run_loop(struct tslab_fs *fs, const struct fuse_cmdline_opts *cmd)
 		fuse_loop_cfg_destroy(cfg);
 		return -1;
 	}
-	ret = cmd->singlethread ? fuse_session_loop(fs->se) : fuse_session_loop_mt(fs->se, cfg);
+	ret = cmd->singlethread ? fuse_session_loop(fs->se)
+	                        : fuse_session_loop_mt(fs->se, cfg);
 	fuse_loop_cfg_destroy(cfg);
 	if (!sig_seen) {
 		sig_seen = SIGUSR2;
@@ -384,15 +389,17 @@ static int check_opts(const struct tslab_opts *o, const struct fuse_cmdline_opts
 {
 	if (!o->device || !cmd->mountpoint) {
 		fprintf(stderr, "tslabfs: missing %s (see tslabfs --help)\n",
-			o->device ? "MOUNTPOINT" : "DEVICE and MOUNTPOINT");
+		        o->device ? "MOUNTPOINT" : "DEVICE and MOUNTPOINT");
 		return -1;
 	}
 	if (o->commit < 1 || o->commit > 86400) {
-		fprintf(stderr, "tslabfs: commit=%u: must be 1..86400 seconds\n", o->commit);
+		fprintf(stderr, "tslabfs: commit=%u: must be 1..86400 seconds\n",
+		        o->commit);
 		return -1;
 	}
 	if (o->epoch_depth > 64) {
-		fprintf(stderr, "tslabfs: epoch_depth=%u: must be 0..64\n", o->epoch_depth);
+		fprintf(stderr, "tslabfs: epoch_depth=%u: must be 0..64\n",
+		        o->epoch_depth);
 		return -1;
 	}
 	return 0;
@@ -417,7 +424,8 @@ static int mount_and_serve(struct tslab_fs *fs, struct fuse_cmdline_opts *cmd)
 		goto unmount;
 	}
 	tslab_log(LOG_INFO, "%s mounted at %s (epoch_depth=%u, commit=%u%s)", fs->device,
-		  cmd->mountpoint, fs->epoch_depth, fs->commit_s, fs->read_only ? ", ro" : "");
+	          cmd->mountpoint, fs->epoch_depth, fs->commit_s,
+	          fs->read_only ? ", ro" : "");
 	daemon_ready(status_fd, 0);
 	status_fd = -1;
 	ret = run_loop(fs, cmd) ? 1 : 0;
@@ -436,8 +444,8 @@ fail:
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct tslab_opts o = { .epoch_depth = 1, .commit = 5 };
-	struct fuse_cmdline_opts cmd = { 0 };
+	struct tslab_opts o = {.epoch_depth = 1, .commit = 5};
+	struct fuse_cmdline_opts cmd = {0};
 	struct tslab_fs *fs = NULL;
 	int ret = 1;
 

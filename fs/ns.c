@@ -31,7 +31,7 @@ int tslab_err(struct tslab_fs *fs, int err, const char *what)
 	if (err == -EIO || err == -EROFS || err == -EUCLEAN) {
 		if (!atomic_exchange(&fs->went_ro, true))
 			tslab_log(LOG_ERR, "%s: %s: %s; the filesystem is now read-only",
-				  fs->device, what, strerror(-err));
+			          fs->device, what, strerror(-err));
 		return err == -EUCLEAN ? -EIO : err;
 	}
 	if (err != -ENOSPC && err != -ESTALE && err != -ENOENT)
@@ -63,8 +63,8 @@ int tslab_space_check(struct tslab_fs *fs, uint64_t need)
 	if (sp.zones_empty > reserve + 2)
 		return 0;
 	in_used = sp.free_bytes > (uint64_t)sp.zones_empty * cap
-			  ? sp.free_bytes - (uint64_t)sp.zones_empty * cap
-			  : 0;
+	              ? sp.free_bytes - (uint64_t)sp.zones_empty * cap
+	              : 0;
 	return in_used < 4 * cap ? -ENOSPC : 0;
 }
 
@@ -119,7 +119,8 @@ free_ep:
 
 struct tslab_epoch *tslab_epoch_get(struct tslab_fs *fs, uint32_t id)
 {
-	struct tslab_epoch *ep = __atomic_load_n(&fs->epochs[epoch_slot(id)], __ATOMIC_ACQUIRE);
+	struct tslab_epoch *ep =
+	    __atomic_load_n(&fs->epochs[epoch_slot(id)], __ATOMIC_ACQUIRE);
 
 	return ep && ep->id == id ? ep : NULL;
 }
@@ -165,11 +166,12 @@ uint32_t tslab_name_hash(slab_handle_t parent, const char *name, size_t len)
 }
 
 struct tslab_dent *tslab_ns_find(struct tslab_epoch *pep, slab_handle_t parent,
-				 const char *name, size_t len)
+                                 const char *name, size_t len)
 {
 	uint32_t hash = tslab_name_hash(parent, name, len);
 
-	for (struct tslab_dent *d = pep->buckets[hash & (pep->nbuckets - 1)]; d; d = d->hnext)
+	for (struct tslab_dent *d = pep->buckets[hash & (pep->nbuckets - 1)]; d;
+	     d = d->hnext)
 		if (d->hash == hash && d->parent == parent && d->name_len == len &&
 		    !memcmp(d->name, name, len))
 			return d;
@@ -239,8 +241,8 @@ void tslab_ns_remove(struct tslab_epoch *pep, struct tslab_ext *dir, struct tsla
 }
 
 /* The name lives in EP, the arena of the object owning the dentry. */
-int tslab_dent_set_name(struct tslab_epoch *ep, struct tslab_dent *d, slab_handle_t parent,
-			const char *name, size_t len)
+int tslab_dent_set_name(struct tslab_epoch *ep, struct tslab_dent *d,
+                        slab_handle_t parent, const char *name, size_t len)
 {
 	char *n = NULL;
 
@@ -316,7 +318,7 @@ struct tslab_inode *tslab_inode_lookup(struct tslab_fs *fs, slab_handle_t h)
 }
 
 int tslab_get_locked(struct tslab_fs *fs, fuse_ino_t ino, struct tslab_epoch **ep,
-		     struct tslab_inode **ip)
+                     struct tslab_inode **ip)
 {
 	struct tslab_epoch *e = tslab_epoch_get(fs, tslab_epoch_of(ino));
 
@@ -416,9 +418,10 @@ int tslab_data_load(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_in
 		if (n < 0)
 			return tslab_err(fs, (int)n, "reading a file");
 		if ((uint64_t)n != ip->size) {
-			tslab_log(LOG_ERR, "%s: object %#llx holds %zd bytes, expected %llu",
-				  fs->device, (unsigned long long)ip->ino, n,
-				  (unsigned long long)ip->size);
+			tslab_log(LOG_ERR,
+			          "%s: object %#llx holds %zd bytes, expected %llu",
+			          fs->device, (unsigned long long)ip->ino, n,
+			          (unsigned long long)ip->size);
 			return -EIO;
 		}
 	}
@@ -442,21 +445,22 @@ int tslab_inode_put(struct tslab_fs *fs, struct tslab_inode *ip)
 {
 	struct tslab_ext *x = ip->ext;
 	struct slab_obj o = {
-		.kind = TSLAB_KIND_INODE,
-		.attr = {
-			.mode = ip->mode,
-			.uid = ip->uid,
-			.gid = ip->gid,
-			.nlink = ip->nlink,
-			.rdev = x ? x->rdev : 0,
-			.size = ip->size,
-			.atime_ns = ip->atime,
-			.mtime_ns = ip->mtime,
-			.ctime_ns = ip->ctime,
-		},
-		.parent = ip->d.parent,
-		.name = ip->d.name,
-		.name_len = ip->d.name_len,
+	    .kind = TSLAB_KIND_INODE,
+	    .attr =
+	        {
+	            .mode = ip->mode,
+	            .uid = ip->uid,
+	            .gid = ip->gid,
+	            .nlink = ip->nlink,
+	            .rdev = x ? x->rdev : 0,
+	            .size = ip->size,
+	            .atime_ns = ip->atime,
+	            .mtime_ns = ip->mtime,
+	            .ctime_ns = ip->ctime,
+	        },
+	    .parent = ip->d.parent,
+	    .name = ip->d.name,
+	    .name_len = ip->d.name_len,
 	};
 	int err;
 
@@ -528,7 +532,8 @@ int tslab_flush_all(struct tslab_fs *fs, bool trim)
 	pthread_mutex_lock(&fs->epochs_lock);
 	for (struct tslab_epoch *ep = fs->epoch_list; ep; ep = ep->next) {
 		if (n == cap) {
-			uint32_t *p = realloc(ids, (cap = cap ? cap * 2 : 64) * sizeof(*ids));
+			uint32_t *p =
+			    realloc(ids, (cap = cap ? cap * 2 : 64) * sizeof(*ids));
 
 			if (!p) {
 				err = -ENOMEM;

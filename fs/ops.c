@@ -143,7 +143,8 @@ static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 	fuse_reply_none(req);
 }
 
-static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+static void op_forget_multi(fuse_req_t req, size_t count,
+                            struct fuse_forget_data *forgets)
 {
 	struct tslab_fs *fs = tslab_fs_of(req);
 
@@ -228,8 +229,8 @@ struct mk_args {
 };
 
 static int mk_init(struct tslab_fs *fs, struct tslab_epoch *cep, struct tslab_inode *ip,
-		   const struct tslab_inode *pip, const struct mk_args *a,
-		   const struct fuse_ctx *ctx)
+                   const struct tslab_inode *pip, const struct mk_args *a,
+                   const struct fuse_ctx *ctx)
 {
 	struct tslab_ext *x;
 	int err;
@@ -269,13 +270,13 @@ static int mk_init(struct tslab_fs *fs, struct tslab_epoch *cep, struct tslab_in
 
 /* Create NAME in PIP (epoch PEP, locked). On success *cep is the child's
  * epoch, locked when it differs from PEP (a new epoch directory). */
-static int mk_locked(struct tslab_fs *fs, struct tslab_epoch *pep, struct tslab_inode *pip,
-		     const char *name, size_t len, const struct mk_args *a,
-		     const struct fuse_ctx *ctx, struct tslab_inode **out,
-		     struct tslab_epoch **cep)
+static int mk_locked(struct tslab_fs *fs, struct tslab_epoch *pep,
+                     struct tslab_inode *pip, const char *name, size_t len,
+                     const struct mk_args *a, const struct fuse_ctx *ctx,
+                     struct tslab_inode **out, struct tslab_epoch **cep)
 {
-	bool new_epoch = S_ISDIR(a->mode) && pep->id == SLAB_EPOCH_ROOT && fs->epoch_depth &&
-			 dir_depth(fs, pip) + 1 == fs->epoch_depth;
+	bool new_epoch = S_ISDIR(a->mode) && pep->id == SLAB_EPOCH_ROOT &&
+	                 fs->epoch_depth && dir_depth(fs, pip) + 1 == fs->epoch_depth;
 	struct tslab_epoch *ep = pep;
 	struct tslab_inode *ip;
 	slab_handle_t h;
@@ -331,7 +332,7 @@ drop_epoch:
 }
 
 static void do_make(fuse_req_t req, fuse_ino_t parent, const char *name,
-		    const struct mk_args *a)
+                    const struct mk_args *a)
 {
 	struct tslab_fs *fs = tslab_fs_of(req);
 	struct tslab_epoch *pep, *cep = NULL;
@@ -377,9 +378,9 @@ out:
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-		     dev_t rdev)
+                     dev_t rdev)
 {
-	struct mk_args a = { .mode = mode, .rdev = rdev };
+	struct mk_args a = {.mode = mode, .rdev = rdev};
 
 	if (!S_ISREG(mode) && !S_ISFIFO(mode) && !S_ISSOCK(mode) && !S_ISCHR(mode) &&
 	    !S_ISBLK(mode)) {
@@ -393,14 +394,15 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-	struct mk_args a = { .mode = S_IFDIR | (mode & 07777) };
+	struct mk_args a = {.mode = S_IFDIR | (mode & 07777)};
 
 	do_make(req, parent, name, &a);
 }
 
-static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+                       const char *name)
 {
-	struct mk_args a = { .mode = S_IFLNK | 0777, .link = link };
+	struct mk_args a = {.mode = S_IFLNK | 0777, .link = link};
 
 	if (strlen(link) > PATH_MAX) {
 		fuse_reply_err(req, ENAMETOOLONG);
@@ -410,9 +412,9 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-		      struct fuse_file_info *fi)
+                      struct fuse_file_info *fi)
 {
-	struct mk_args a = { .mode = S_IFREG | (mode & 07777), .fi = fi };
+	struct mk_args a = {.mode = S_IFREG | (mode & 07777), .fi = fi};
 
 	do_make(req, parent, name, &a);
 }
@@ -423,13 +425,16 @@ int tslab_link_put(struct tslab_fs *fs, const struct tslab_link *l, uint32_t mod
 {
 	uint8_t le[8];
 	struct slab_obj o = {
-		.kind = TSLAB_KIND_LINK,
-		.attr = { .mode = mode, .nlink = 1, .ctime_ns = l->ctime, .mtime_ns = l->ctime },
-		.parent = l->d.parent,
-		.name = l->d.name,
-		.name_len = l->d.name_len,
-		.data = le,
-		.data_len = sizeof(le),
+	    .kind = TSLAB_KIND_LINK,
+	    .attr = {.mode = mode,
+	             .nlink = 1,
+	             .ctime_ns = l->ctime,
+	             .mtime_ns = l->ctime},
+	    .parent = l->d.parent,
+	    .name = l->d.name,
+	    .name_len = l->d.name_len,
+	    .data = le,
+	    .data_len = sizeof(le),
 	};
 	int err;
 
@@ -439,8 +444,9 @@ int tslab_link_put(struct tslab_fs *fs, const struct tslab_link *l, uint32_t mod
 	return err ? tslab_err(fs, err, "writing a link") : 0;
 }
 
-static int link_locked(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_inode *ip,
-		       fuse_ino_t newparent, const char *name, size_t len)
+static int link_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
+                       struct tslab_inode *ip, fuse_ino_t newparent, const char *name,
+                       size_t len)
 {
 	struct tslab_inode *npip = tslab_inode_lookup(fs, newparent);
 	struct tslab_ext *x = tslab_ext_get(ep, ip);
@@ -498,7 +504,8 @@ free_handle:
 	return err;
 }
 
-static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+                    const char *newname)
 {
 	struct tslab_fs *fs = tslab_fs_of(req);
 	struct tslab_epoch *ep;
@@ -532,7 +539,8 @@ out:
 /* ---- removing names ---------------------------------------------------------- */
 
 /* Free IP's objects (xattrs, then the inode) and its DRAM. */
-int tslab_unlink_inode(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_inode *ip)
+int tslab_unlink_inode(struct tslab_fs *fs, struct tslab_epoch *ep,
+                       struct tslab_inode *ip)
 {
 	int err = slab_obj_free(fs->st, ip->ino);
 
@@ -556,7 +564,8 @@ static void link_forget(struct tslab_ext *x, struct tslab_link *l)
 
 /* IP's primary name was removed from the namespace while links remain: the
  * first link becomes the primary name (one put + one free). */
-static int promote_link(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_inode *ip)
+static int promote_link(struct tslab_fs *fs, struct tslab_epoch *ep,
+                        struct tslab_inode *ip)
 {
 	struct tslab_link *l = ip->ext->links;
 	struct tslab_inode *ldir = tslab_inode_lookup(fs, l->d.parent);
@@ -586,7 +595,8 @@ static int promote_link(struct tslab_fs *fs, struct tslab_epoch *ep, struct tsla
 
 /* D was removed from PEP's namespace: release what it named. Directories
  * are released by the caller. */
-int tslab_release_dentry(struct tslab_fs *fs, struct tslab_epoch *pep, struct tslab_dent *d)
+int tslab_release_dentry(struct tslab_fs *fs, struct tslab_epoch *pep,
+                         struct tslab_dent *d)
 {
 	struct tslab_inode *ip = tslab_dent_inode(fs, d);
 	int err;
@@ -658,8 +668,8 @@ out:
 /* Drop the epoch of directory D (in PIP, epoch PEP). Caller holds drop_lock
  * for writing, so no request runs and no epoch lock is needed. Cost:
  * O(zones + arena chunks + open/dirty files of the epoch), not O(files). */
-int tslab_drop_epoch_dir(struct tslab_fs *fs, struct tslab_epoch *pep, struct tslab_inode *pip,
-			 struct tslab_inode *ip)
+int tslab_drop_epoch_dir(struct tslab_fs *fs, struct tslab_epoch *pep,
+                         struct tslab_inode *pip, struct tslab_inode *ip)
 {
 	struct tslab_epoch *ep = tslab_epoch_get(fs, tslab_epoch_of(ip->ino));
 	void **bufs = NULL;
@@ -673,7 +683,8 @@ int tslab_drop_epoch_dir(struct tslab_fs *fs, struct tslab_epoch *pep, struct ts
 		if (!x->buf)
 			continue;
 		if (n == cap) {
-			void **p = realloc(bufs, (cap = cap ? cap * 2 : 16) * sizeof(*bufs));
+			void **p =
+			    realloc(bufs, (cap = cap ? cap * 2 : 16) * sizeof(*bufs));
 
 			if (!p) {
 				free(bufs);
@@ -701,7 +712,8 @@ int tslab_drop_epoch_dir(struct tslab_fs *fs, struct tslab_epoch *pep, struct ts
 	return 0;
 }
 
-static int rmdir_epoch(struct tslab_fs *fs, fuse_ino_t parent, const char *name, size_t len)
+static int rmdir_epoch(struct tslab_fs *fs, fuse_ino_t parent, const char *name,
+                       size_t len)
 {
 	struct tslab_inode *pip, *ip;
 	struct tslab_epoch *pep;
@@ -712,7 +724,8 @@ static int rmdir_epoch(struct tslab_fs *fs, fuse_ino_t parent, const char *name,
 	pthread_rwlock_wrlock(&fs->drop_lock);
 	pip = tslab_inode_lookup(fs, parent);
 	pep = tslab_epoch_get(fs, tslab_epoch_of(parent));
-	d = pip && pep && S_ISDIR(pip->mode) ? tslab_ns_find(pep, parent, name, len) : NULL;
+	d = pip && pep && S_ISDIR(pip->mode) ? tslab_ns_find(pep, parent, name, len)
+	                                     : NULL;
 	ip = d ? tslab_dent_inode(fs, d) : NULL;
 	if (!ip)
 		err = -ENOENT;
@@ -724,12 +737,14 @@ static int rmdir_epoch(struct tslab_fs *fs, fuse_ino_t parent, const char *name,
 		err = tslab_drop_epoch_dir(fs, pep, pip, ip);
 	pthread_rwlock_unlock(&fs->drop_lock);
 	if (!err)
-		tslab_log(LOG_INFO, "%s: dropped epoch directory '%.*s' in %lld us", fs->device,
-			  (int)len, name, (long long)(tslab_now() - t0) / 1000);
+		tslab_log(LOG_INFO, "%s: dropped epoch directory '%.*s' in %lld us",
+		          fs->device, (int)len, name,
+		          (long long)(tslab_now() - t0) / 1000);
 	return err;
 }
 
-static int rmdir_plain(struct tslab_fs *fs, fuse_ino_t parent, const char *name, size_t len)
+static int rmdir_plain(struct tslab_fs *fs, fuse_ino_t parent, const char *name,
+                       size_t len)
 {
 	struct tslab_epoch *pep;
 	struct tslab_inode *pip, *ip;
@@ -808,7 +823,8 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &v);
 }
 
-static int access_check(const struct tslab_inode *ip, const struct fuse_ctx *ctx, int mask)
+static int access_check(const struct tslab_inode *ip, const struct fuse_ctx *ctx,
+                        int mask)
 {
 	unsigned bits;
 
@@ -866,36 +882,36 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 }
 
 const struct fuse_lowlevel_ops tslab_ops = {
-	.init = op_init,
-	.lookup = op_lookup,
-	.forget = op_forget,
-	.forget_multi = op_forget_multi,
-	.getattr = op_getattr,
-	.setattr = tslab_op_setattr,
-	.readlink = op_readlink,
-	.mknod = op_mknod,
-	.mkdir = op_mkdir,
-	.unlink = op_unlink,
-	.rmdir = op_rmdir,
-	.symlink = op_symlink,
-	.rename = tslab_op_rename,
-	.link = op_link,
-	.open = tslab_op_open,
-	.read = tslab_op_read,
-	.write = tslab_op_write,
-	.flush = tslab_op_flush,
-	.release = tslab_op_release,
-	.fsync = tslab_op_fsync,
-	.opendir = tslab_op_opendir,
-	.readdir = tslab_op_readdir,
-	.readdirplus = tslab_op_readdirplus,
-	.releasedir = tslab_op_releasedir,
-	.fsyncdir = tslab_op_fsyncdir,
-	.statfs = op_statfs,
-	.setxattr = tslab_op_setxattr,
-	.getxattr = tslab_op_getxattr,
-	.listxattr = tslab_op_listxattr,
-	.removexattr = tslab_op_removexattr,
-	.access = op_access,
-	.create = op_create,
+    .init = op_init,
+    .lookup = op_lookup,
+    .forget = op_forget,
+    .forget_multi = op_forget_multi,
+    .getattr = op_getattr,
+    .setattr = tslab_op_setattr,
+    .readlink = op_readlink,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .unlink = op_unlink,
+    .rmdir = op_rmdir,
+    .symlink = op_symlink,
+    .rename = tslab_op_rename,
+    .link = op_link,
+    .open = tslab_op_open,
+    .read = tslab_op_read,
+    .write = tslab_op_write,
+    .flush = tslab_op_flush,
+    .release = tslab_op_release,
+    .fsync = tslab_op_fsync,
+    .opendir = tslab_op_opendir,
+    .readdir = tslab_op_readdir,
+    .readdirplus = tslab_op_readdirplus,
+    .releasedir = tslab_op_releasedir,
+    .fsyncdir = tslab_op_fsyncdir,
+    .statfs = op_statfs,
+    .setxattr = tslab_op_setxattr,
+    .getxattr = tslab_op_getxattr,
+    .listxattr = tslab_op_listxattr,
+    .removexattr = tslab_op_removexattr,
+    .access = op_access,
+    .create = op_create,
 };

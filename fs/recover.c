@@ -65,7 +65,7 @@ static struct tslab_epoch *rec_epoch(struct tslab_fs *fs, uint32_t id, int *err)
 }
 
 static int rec_inode(struct rec *r, struct tslab_epoch *ep, slab_handle_t h,
-		     const struct slab_obj *o)
+                     const struct slab_obj *o)
 {
 	struct tslab_inode *ip = tslab_inode_new(ep, h);
 	int err;
@@ -97,7 +97,7 @@ static int rec_inode(struct rec *r, struct tslab_epoch *ep, slab_handle_t h,
 }
 
 static int rec_link(struct rec *r, struct tslab_epoch *ep, slab_handle_t h,
-		    const struct slab_obj *o)
+                    const struct slab_obj *o)
 {
 	const uint8_t *p = o->data;
 	struct tslab_link *l;
@@ -123,7 +123,7 @@ static int rec_link(struct rec *r, struct tslab_epoch *ep, slab_handle_t h,
 }
 
 static int rec_xattr(struct rec *r, struct tslab_epoch *ep, slab_handle_t h,
-		     const struct slab_obj *o)
+                     const struct slab_obj *o)
 {
 	struct tslab_xattr *a = slab_arena_alloc(ep->arena, sizeof(*a) + o->name_len);
 	int err;
@@ -183,13 +183,13 @@ static int rec_one(struct rec *r, const struct pend *p)
 	struct tslab_epoch *ep = rec_epoch(r->fs, tslab_epoch_of(p->h), &err);
 	slab_handle_t h = p->h;
 	struct slab_obj obj = {
-		.kind = p->kind,
-		.attr = p->attr,
-		.parent = p->parent,
-		.name = p->name,
-		.name_len = p->name_len,
-		.data = p->has_le ? p->le : NULL,
-		.data_len = p->data_len,
+	    .kind = p->kind,
+	    .attr = p->attr,
+	    .parent = p->parent,
+	    .name = p->name,
+	    .name_len = p->name_len,
+	    .data = p->has_le ? p->le : NULL,
+	    .data_len = p->data_len,
 	};
 	const struct slab_obj *o = &obj;
 
@@ -204,7 +204,7 @@ static int rec_one(struct rec *r, const struct pend *p)
 		return rec_xattr(r, ep, h, o);
 	default:
 		tslab_log(LOG_WARNING, "%s: object %#llx has unknown kind %u; ignored",
-			  r->fs->device, (unsigned long long)h, o->kind);
+		          r->fs->device, (unsigned long long)h, o->kind);
 		r->bad++;
 		return 0;
 	}
@@ -366,8 +366,9 @@ static void drop_headless_epochs(struct rec *r)
 		if (!headless)
 			continue;
 		if (slab_epoch_drop(r->fs->st, ep->id) == 0) {
-			tslab_log(LOG_INFO, "%s: recovery dropped epoch %u without a directory",
-				  r->fs->device, ep->id);
+			tslab_log(LOG_INFO,
+			          "%s: recovery dropped epoch %u without a directory",
+			          r->fs->device, ep->id);
 			tslab_epoch_unlist(r->fs, ep);
 			tslab_epoch_destroy(ep);
 		}
@@ -388,8 +389,9 @@ static int make_root(struct tslab_fs *fs)
 	if (err)
 		return err;
 	if (h != SLAB_HANDLE_ROOT) {
-		tslab_log(LOG_ERR, "%s: root directory missing and not recreatable (handle %#llx)",
-			  fs->device, (unsigned long long)h);
+		tslab_log(LOG_ERR,
+		          "%s: root directory missing and not recreatable (handle %#llx)",
+		          fs->device, (unsigned long long)h);
 		return -EUCLEAN;
 	}
 	ip = tslab_inode_new(ep, h);
@@ -415,8 +417,9 @@ static int check_root(struct tslab_fs *fs, struct rec *r)
 	if (!root && r->inodes.n == 0 && r->links.n == 0 && r->xattrs.n == 0)
 		return make_root(fs);
 	if (!root || !S_ISDIR(root->mode)) {
-		tslab_log(LOG_ERR, "%s: the root directory object is missing or not a directory",
-			  fs->device);
+		tslab_log(LOG_ERR,
+		          "%s: the root directory object is missing or not a directory",
+		          fs->device);
 		return -EUCLEAN;
 	}
 	root->d.parent = 0;
@@ -425,9 +428,9 @@ static int check_root(struct tslab_fs *fs, struct rec *r)
 
 int tslab_mount_store(struct tslab_fs *fs)
 {
-	struct slab_mount_opts mo = { .read_only = fs->read_only,
-				      .commit_ms = fs->commit_s * 1000u };
-	struct rec r = { .fs = fs };
+	struct slab_mount_opts mo = {.read_only = fs->read_only,
+	                             .commit_ms = fs->commit_s * 1000u};
+	struct rec r = {.fs = fs};
 	int err;
 
 	err = slab_mount(fs->dev, &mo, rec_cb, &r, &fs->st);
@@ -453,9 +456,10 @@ int tslab_mount_store(struct tslab_fs *fs)
 	link_xattrs(&r);
 	if (!r.ro)
 		drop_headless_epochs(&r);
-	tslab_log(LOG_INFO, "%s: mounted: %zu inodes, %zu links, %zu xattrs; %llu freed, %llu bad",
-		  fs->device, r.inodes.n, r.links.n, r.xattrs.n, (unsigned long long)r.freed,
-		  (unsigned long long)r.bad);
+	tslab_log(LOG_INFO,
+	          "%s: mounted: %zu inodes, %zu links, %zu xattrs; %llu freed, %llu bad",
+	          fs->device, r.inodes.n, r.links.n, r.xattrs.n,
+	          (unsigned long long)r.freed, (unsigned long long)r.bad);
 	goto free_vecs;
 
 unmount:

@@ -34,7 +34,8 @@ static void *commit_main(void *arg)
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += fs->commit_s;
 		while (!fs->stopping &&
-		       pthread_cond_timedwait(&fs->commit_cv, &fs->commit_mu, &until) != ETIMEDOUT)
+		       pthread_cond_timedwait(&fs->commit_cv, &fs->commit_mu, &until) !=
+		           ETIMEDOUT)
 			;
 		if (fs->stopping)
 			break;
@@ -78,7 +79,7 @@ static void *notify_main(void *arg)
 }
 
 void tslab_notify_inval_entry(struct tslab_fs *fs, slab_handle_t parent, const char *name,
-			      size_t len)
+                              size_t len)
 {
 	struct tslab_notify *n = malloc(sizeof(*n) + len + 1);
 

@@ -20,8 +20,8 @@
 
 #define TSLAB_XATTR_RESERVED "user.tslab."
 
-static const char *const epoch_attrs[] = { "user.tslab.files", "user.tslab.bytes",
-					   "user.tslab.slabs", "user.tslab.zones" };
+static const char *const epoch_attrs[] = {"user.tslab.files", "user.tslab.bytes",
+                                          "user.tslab.slabs", "user.tslab.zones"};
 #define N_EPOCH_ATTRS (sizeof(epoch_attrs) / sizeof(epoch_attrs[0]))
 
 static bool has_epoch_attrs(const struct tslab_inode *ip)
@@ -29,8 +29,8 @@ static bool has_epoch_attrs(const struct tslab_inode *ip)
 	return ip->ino == SLAB_HANDLE_ROOT || tslab_is_epoch_dir(ip);
 }
 
-static struct tslab_xattr *xattr_find(struct tslab_inode *ip, const char *name, size_t len,
-				      struct tslab_xattr ***pp)
+static struct tslab_xattr *xattr_find(struct tslab_inode *ip, const char *name,
+                                      size_t len, struct tslab_xattr ***pp)
 {
 	if (!ip->ext)
 		return NULL;
@@ -44,8 +44,8 @@ static struct tslab_xattr *xattr_find(struct tslab_inode *ip, const char *name, 
 }
 
 /* Value of a user.tslab.* attribute as text; -ENODATA if not one. */
-static int epoch_attr(struct tslab_fs *fs, struct tslab_inode *ip, const char *name, char *out,
-		      size_t outlen)
+static int epoch_attr(struct tslab_fs *fs, struct tslab_inode *ip, const char *name,
+                      char *out, size_t outlen)
 {
 	struct slab_epoch_stats s;
 	uint64_t v;
@@ -80,7 +80,7 @@ static void reply_value(fuse_req_t req, const void *val, size_t len, size_t size
 }
 
 static int get_locked(struct tslab_fs *fs, struct tslab_inode *ip, const char *name,
-		      void **val, size_t *len)
+                      void **val, size_t *len)
 {
 	struct tslab_xattr *a;
 	char num[32];
@@ -134,17 +134,19 @@ void tslab_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t 
 }
 
 static int xattr_put(struct tslab_fs *fs, struct tslab_xattr *a, slab_handle_t owner,
-		     const char *value, size_t size)
+                     const char *value, size_t size)
 {
 	struct slab_obj o = {
-		.kind = TSLAB_KIND_XATTR,
-		.attr = { .mode = S_IFREG | 0600, .nlink = 1, .size = size,
-			  .ctime_ns = tslab_now() },
-		.parent = owner,
-		.name = a->name,
-		.name_len = a->name_len,
-		.data = value,
-		.data_len = size,
+	    .kind = TSLAB_KIND_XATTR,
+	    .attr = {.mode = S_IFREG | 0600,
+	             .nlink = 1,
+	             .size = size,
+	             .ctime_ns = tslab_now()},
+	    .parent = owner,
+	    .name = a->name,
+	    .name_len = a->name_len,
+	    .data = value,
+	    .data_len = size,
 	};
 	int err = slab_obj_put(fs->st, a->h, &o);
 
@@ -152,7 +154,7 @@ static int xattr_put(struct tslab_fs *fs, struct tslab_xattr *a, slab_handle_t o
 }
 
 static int set_new(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_inode *ip,
-		   const char *name, size_t len, const char *value, size_t size)
+                   const char *name, size_t len, const char *value, size_t size)
 {
 	struct tslab_ext *x = tslab_ext_get(ep, ip);
 	struct tslab_xattr *a;
@@ -185,7 +187,7 @@ static int set_new(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_ino
 }
 
 static int set_locked(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_inode *ip,
-		      const char *name, const char *value, size_t size, int flags)
+                      const char *name, const char *value, size_t size, int flags)
 {
 	size_t len = strlen(name);
 	struct tslab_xattr *a = xattr_find(ip, name, len, NULL);
@@ -218,8 +220,8 @@ static int name_ok(struct tslab_fs *fs, const char *name, bool write)
 	return tslab_is_ro(fs) ? -EROFS : 0;
 }
 
-void tslab_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-		       size_t size, int flags)
+void tslab_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+                       const char *value, size_t size, int flags)
 {
 	struct tslab_fs *fs = tslab_fs_of(req);
 	struct tslab_epoch *ep;
@@ -243,8 +245,8 @@ out:
 	fuse_reply_err(req, -err);
 }
 
-static int remove_locked(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_inode *ip,
-			 const char *name)
+static int remove_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
+                         struct tslab_inode *ip, const char *name)
 {
 	struct tslab_xattr **pp = NULL, *a = xattr_find(ip, name, strlen(name), &pp);
 	int err;
