@@ -40,32 +40,33 @@ struct mkfs_opts {
 
 static void mkfs_usage(FILE *out)
 {
-	fprintf(out,
-		"Usage: mkfs.tslabfs [options] TARGET\n"
-		"\n"
-		"Format TARGET for tslabfs. TARGET is a host-managed zoned block device\n"
-		"(native zones), a conventional block device or an image file (emulated\n"
-		"zones; an image file is created when missing).\n"
-		"\n"
-		"Options:\n"
-		"  -f, --force               overwrite an existing filesystem on TARGET\n"
-		"  -L, --label LABEL         volume label (up to 31 bytes)\n"
-		"  -s, --size SIZE           image file size (default 4G; image files only)\n"
-		"  -z, --zone-size SIZE      emulated zone size (default 64M)\n"
-		"  -c, --zone-capacity SIZE  emulated zone capacity (default: zone size)\n"
-		"  -b, --lba-size N          emulated logical block size, 512 or 4096\n"
-		"                            (default 4096)\n"
-		"      --max-open N          emulated max open zones (default 14)\n"
-		"      --max-active N        emulated max active zones (default 14)\n"
-		"  -r, --reserve-zones N     zones kept free for garbage collection\n"
-		"  -q, --quiet               print nothing but errors\n"
-		"  -h, --help                show this help and exit\n"
-		"  -V, --version             show the version and exit\n"
-		"\n"
-		"SIZE takes an optional K, M, G or T suffix (powers of 1024).\n"
-		"Emulation options apply to image files and conventional block devices;\n"
-		"a zoned device's geometry comes from the device.\n"
-		"Exit status: 0 success, 1 error, 16 usage error.\n");
+	fprintf(
+	    out,
+	    "Usage: mkfs.tslabfs [options] TARGET\n"
+	    "\n"
+	    "Format TARGET for tslabfs. TARGET is a host-managed zoned block device\n"
+	    "(native zones), a conventional block device or an image file (emulated\n"
+	    "zones; an image file is created when missing).\n"
+	    "\n"
+	    "Options:\n"
+	    "  -f, --force               overwrite an existing filesystem on TARGET\n"
+	    "  -L, --label LABEL         volume label (up to 31 bytes)\n"
+	    "  -s, --size SIZE           image file size (default 4G; image files only)\n"
+	    "  -z, --zone-size SIZE      emulated zone size (default 64M)\n"
+	    "  -c, --zone-capacity SIZE  emulated zone capacity (default: zone size)\n"
+	    "  -b, --lba-size N          emulated logical block size, 512 or 4096\n"
+	    "                            (default 4096)\n"
+	    "      --max-open N          emulated max open zones (default 14)\n"
+	    "      --max-active N        emulated max active zones (default 14)\n"
+	    "  -r, --reserve-zones N     zones kept free for garbage collection\n"
+	    "  -q, --quiet               print nothing but errors\n"
+	    "  -h, --help                show this help and exit\n"
+	    "  -V, --version             show the version and exit\n"
+	    "\n"
+	    "SIZE takes an optional K, M, G or T suffix (powers of 1024).\n"
+	    "Emulation options apply to image files and conventional block devices;\n"
+	    "a zoned device's geometry comes from the device.\n"
+	    "Exit status: 0 success, 1 error, 16 usage error.\n");
 }
 
 static int mkfs_parse_u32(const char *s, uint32_t *out)
@@ -95,30 +96,33 @@ static int mkfs_parse_emul_opt(int c, const char *arg, struct mkfs_opts *o)
 	switch (c) {
 	case 's':
 		o->size_set = true;
-		return mkfs_parse_size(arg, &o->emul.size) ? mkfs_bad_arg("--size", arg) : 0;
+		return mkfs_parse_size(arg, &o->emul.size) ? mkfs_bad_arg("--size", arg)
+		                                           : 0;
 	case 'z':
-		return mkfs_parse_size(arg, &o->emul.zone_size) ? mkfs_bad_arg("--zone-size", arg)
-								  : 0;
+		return mkfs_parse_size(arg, &o->emul.zone_size)
+		           ? mkfs_bad_arg("--zone-size", arg)
+		           : 0;
 	case 'c':
 		return mkfs_parse_size(arg, &o->emul.zone_capacity)
-			       ? mkfs_bad_arg("--zone-capacity", arg)
-			       : 0;
+		           ? mkfs_bad_arg("--zone-capacity", arg)
+		           : 0;
 	case 'b':
 		if (mkfs_parse_u32(arg, &o->emul.lba_size) ||
 		    (o->emul.lba_size != 512 && o->emul.lba_size != 4096))
 			return mkfs_bad_arg("--lba-size (512 or 4096)", arg);
 		return 0;
 	case OPT_MAX_OPEN:
-		return mkfs_parse_u32(arg, &o->emul.max_open) ? mkfs_bad_arg("--max-open", arg)
-							       : 0;
+		return mkfs_parse_u32(arg, &o->emul.max_open)
+		           ? mkfs_bad_arg("--max-open", arg)
+		           : 0;
 	case OPT_MAX_ACTIVE:
 		return mkfs_parse_u32(arg, &o->emul.max_active)
-			       ? mkfs_bad_arg("--max-active", arg)
-			       : 0;
+		           ? mkfs_bad_arg("--max-active", arg)
+		           : 0;
 	case 'r':
 		return mkfs_parse_u32(arg, &o->reserve_zones)
-			       ? mkfs_bad_arg("--reserve-zones", arg)
-			       : 0;
+		           ? mkfs_bad_arg("--reserve-zones", arg)
+		           : 0;
 	}
 	return -EINVAL;
 }
@@ -127,19 +131,19 @@ static int mkfs_parse_emul_opt(int c, const char *arg, struct mkfs_opts *o)
 static int mkfs_parse_args(int argc, char **argv, struct mkfs_opts *o)
 {
 	static const struct option longopts[] = {
-		{"force", no_argument, NULL, 'f'},
-		{"label", required_argument, NULL, 'L'},
-		{"size", required_argument, NULL, 's'},
-		{"zone-size", required_argument, NULL, 'z'},
-		{"zone-capacity", required_argument, NULL, 'c'},
-		{"lba-size", required_argument, NULL, 'b'},
-		{"max-open", required_argument, NULL, OPT_MAX_OPEN},
-		{"max-active", required_argument, NULL, OPT_MAX_ACTIVE},
-		{"reserve-zones", required_argument, NULL, 'r'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+	    {"force", no_argument, NULL, 'f'},
+	    {"label", required_argument, NULL, 'L'},
+	    {"size", required_argument, NULL, 's'},
+	    {"zone-size", required_argument, NULL, 'z'},
+	    {"zone-capacity", required_argument, NULL, 'c'},
+	    {"lba-size", required_argument, NULL, 'b'},
+	    {"max-open", required_argument, NULL, OPT_MAX_OPEN},
+	    {"max-active", required_argument, NULL, OPT_MAX_ACTIVE},
+	    {"reserve-zones", required_argument, NULL, 'r'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
 	};
 	int c;
 
@@ -171,7 +175,8 @@ static int mkfs_parse_args(int argc, char **argv, struct mkfs_opts *o)
 	}
 	if (optind != argc - 1) {
 		fprintf(stderr, "mkfs.tslabfs: %s\n",
-			optind >= argc ? "no TARGET given" : "more than one TARGET given");
+		        optind >= argc ? "no TARGET given"
+		                       : "more than one TARGET given");
 		return -EINVAL;
 	}
 	o->target = argv[optind];
@@ -187,22 +192,25 @@ static int mkfs_check_emul_params(const struct mkfs_opts *o, bool is_file)
 		return -EINVAL;
 	}
 	if (p->zone_size == 0 || p->zone_size % p->lba_size) {
-		fprintf(stderr, "mkfs.tslabfs: zone size must be a non-zero multiple of %u\n",
-			p->lba_size);
+		fprintf(stderr,
+		        "mkfs.tslabfs: zone size must be a non-zero multiple of %u\n",
+		        p->lba_size);
 		return -EINVAL;
 	}
 	if (p->zone_capacity > p->zone_size || p->zone_capacity % p->lba_size ||
 	    p->zone_capacity < 4096) {
-		fprintf(stderr,
-			"mkfs.tslabfs: zone capacity must be a multiple of the block size, "
-			"at least 4096 and at most the zone size\n");
+		fprintf(
+		    stderr,
+		    "mkfs.tslabfs: zone capacity must be a multiple of the block size, "
+		    "at least 4096 and at most the zone size\n");
 		return -EINVAL;
 	}
 	if (is_file && p->size / p->zone_size < MKFS_MIN_ZONES) {
 		fprintf(stderr,
-			"mkfs.tslabfs: an image of %" PRIu64 " bytes holds fewer than %u zones "
-			"of %" PRIu64 " bytes\n",
-			p->size, MKFS_MIN_ZONES, p->zone_size);
+		        "mkfs.tslabfs: an image of %" PRIu64
+		        " bytes holds fewer than %u zones "
+		        "of %" PRIu64 " bytes\n",
+		        p->size, MKFS_MIN_ZONES, p->zone_size);
 		return -EINVAL;
 	}
 	return 0;
@@ -225,14 +233,14 @@ static void mkfs_print_geometry(const struct mkfs_opts *o, struct zns_dev *dev)
 	printf("  uuid            %s\n", uuid);
 	printf("  format version  %u\n", sb.version);
 	printf("  block size      %u\n", g->lba_size);
-	printf("  zones           %u x %" PRIu64 " MiB (capacity %" PRIu64 " MiB)\n", g->nr_zones,
-	       g->zone_size >> 20, g->zone_capacity >> 20);
+	printf("  zones           %u x %" PRIu64 " MiB (capacity %" PRIu64 " MiB)\n",
+	       g->nr_zones, g->zone_size >> 20, g->zone_capacity >> 20);
 	printf("  max open/active %u/%u%s\n", g->max_open, g->max_active,
 	       g->max_active ? "" : " (0 = no limit)");
 	printf("  superblock      zones %u and %u\n", sb.sb_zones[0], sb.sb_zones[1]);
 	printf("  journal         %u zones\n", sb.journal_zones);
-	printf("  data            zones %u..%u, %u kept free for GC\n", sb.first_data_zone,
-	       g->nr_zones - 1, sb.reserve_zones);
+	printf("  data            zones %u..%u, %u kept free for GC\n",
+	       sb.first_data_zone, g->nr_zones - 1, sb.reserve_zones);
 	printf("  data capacity   %" PRIu64 " MiB\n",
 	       (uint64_t)(g->nr_zones - sb.first_data_zone) * g->zone_capacity >> 20);
 }
@@ -243,7 +251,7 @@ static int mkfs_emul_create(const struct mkfs_opts *o)
 
 	if (ret)
 		fprintf(stderr, "mkfs.tslabfs: cannot set up emulated zones on %s: %s\n",
-			o->target, strerror(-ret));
+		        o->target, strerror(-ret));
 	return ret;
 }
 
@@ -264,7 +272,8 @@ static int mkfs_prepare_target(struct mkfs_opts *o, int kind)
 		return mkfs_emul_create(o);
 	}
 	if (kind < 0) {
-		fprintf(stderr, "mkfs.tslabfs: cannot use %s: %s\n", o->target, strerror(-kind));
+		fprintf(stderr, "mkfs.tslabfs: cannot use %s: %s\n", o->target,
+		        strerror(-kind));
 		return -ENODEV;
 	}
 	ret = mkfs_refuse_existing(o->target, o->force);
@@ -289,8 +298,10 @@ static int mkfs_prepare_target(struct mkfs_opts *o, int kind)
 int main(int argc, char **argv)
 {
 	struct mkfs_opts o = {
-		.emul = {.lba_size = 4096, .zone_size = MKFS_DEFAULT_ZONE_SIZE, .max_open = 14,
-			 .max_active = 14},
+	    .emul = {.lba_size = 4096,
+	             .zone_size = MKFS_DEFAULT_ZONE_SIZE,
+	             .max_open = 14,
+	             .max_active = 14},
 	};
 	struct slab_format_opts fo = {0};
 	struct zns_dev *dev;
@@ -307,8 +318,8 @@ int main(int argc, char **argv)
 		return ret == -EINVAL ? MKFS_EXIT_USAGE : MKFS_EXIT_ERROR;
 	ret = zns_open(o.target, ZNS_OPEN_EXCL, &dev);
 	if (ret) {
-		fprintf(stderr, "mkfs.tslabfs: cannot open %s: %s%s\n", o.target, strerror(-ret),
-			ret == -EBUSY ? " (is it mounted?)" : "");
+		fprintf(stderr, "mkfs.tslabfs: cannot open %s: %s%s\n", o.target,
+		        strerror(-ret), ret == -EBUSY ? " (is it mounted?)" : "");
 		return MKFS_EXIT_ERROR;
 	}
 	fo.label = o.label;
@@ -316,7 +327,7 @@ int main(int argc, char **argv)
 	ret = slab_format(dev, &fo);
 	if (ret) {
 		fprintf(stderr, "mkfs.tslabfs: formatting %s failed: %s\n", o.target,
-			strerror(-ret));
+		        strerror(-ret));
 		goto close_dev;
 	}
 	mkfs_print_geometry(&o, dev);

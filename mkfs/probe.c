@@ -24,18 +24,18 @@ struct mkfs_sig {
 
 /* Signatures at fixed offsets from the start of the target. */
 static const struct mkfs_sig mkfs_sigs[] = {
-	{"ext2/ext3/ext4", 0x438, "\x53\xef", 2},
-	{"xfs", 0, "XFSB", 4},
-	{"btrfs", 0x10040, "_BHRfS_M", 8},
-	{"f2fs", 0x400, "\x10\x20\xf5\xf2", 4},
-	{"LUKS", 0, "LUKS\xba\xbe", 6},
-	{"squashfs", 0, "hsqs", 4},
-	{"swap", 4086, "SWAPSPACE2", 10},
-	{"iso9660", 0x8001, "CD001", 5},
-	{"GPT partition table", 512, "EFI PART", 8},
-	{"vfat", 0x52, "FAT32   ", 8},
-	{"vfat", 0x36, "FAT16   ", 8},
-	{"vfat", 0x36, "FAT12   ", 8},
+    {"ext2/ext3/ext4", 0x438, "\x53\xef", 2},
+    {"xfs", 0, "XFSB", 4},
+    {"btrfs", 0x10040, "_BHRfS_M", 8},
+    {"f2fs", 0x400, "\x10\x20\xf5\xf2", 4},
+    {"LUKS", 0, "LUKS\xba\xbe", 6},
+    {"squashfs", 0, "hsqs", 4},
+    {"swap", 4086, "SWAPSPACE2", 10},
+    {"iso9660", 0x8001, "CD001", 5},
+    {"GPT partition table", 512, "EFI PART", 8},
+    {"vfat", 0x52, "FAT32   ", 8},
+    {"vfat", 0x36, "FAT16   ", 8},
+    {"vfat", 0x36, "FAT12   ", 8},
 };
 
 const char *mkfs_signature(const uint8_t *buf, size_t len)
@@ -52,9 +52,9 @@ const char *mkfs_signature(const uint8_t *buf, size_t len)
 void mkfs_uuid_str(const uint8_t u[16], char out[37])
 {
 	snprintf(out, 37,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
-		 u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
-		 u[14], u[15]);
+	         "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+	         u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11],
+	         u[12], u[13], u[14], u[15]);
 }
 
 /* 1 and a description in WHAT when TARGET holds tslabfs, 0 when not. */
@@ -110,12 +110,13 @@ int mkfs_refuse_existing(const char *target, bool force)
 		snprintf(what, sizeof(what), "a %s filesystem", foreign);
 	}
 	if (force) {
-		fprintf(stderr, "mkfs.tslabfs: overwriting %s on %s (--force)\n", what, target);
+		fprintf(stderr, "mkfs.tslabfs: overwriting %s on %s (--force)\n", what,
+		        target);
 		return 0;
 	}
 	fprintf(stderr,
-		"mkfs.tslabfs: %s already contains %s.\n"
-		"Use -f to overwrite it; everything on it will be lost.\n",
-		target, what);
+	        "mkfs.tslabfs: %s already contains %s.\n"
+	        "Use -f to overwrite it; everything on it will be lost.\n",
+	        target, what);
 	return -EEXIST;
 }

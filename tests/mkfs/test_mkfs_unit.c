@@ -62,7 +62,7 @@ static void test_signatures(void **state)
 static void test_uuid_str(void **state)
 {
 	const uint8_t u[16] = {0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef,
-			       0x10, 0x32, 0x54, 0x76, 0x98, 0xba, 0xdc, 0xfe};
+	                       0x10, 0x32, 0x54, 0x76, 0x98, 0xba, 0xdc, 0xfe};
 	char s[37];
 
 	(void)state;
@@ -73,9 +73,9 @@ static void test_uuid_str(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_size),
-		cmocka_unit_test(test_signatures),
-		cmocka_unit_test(test_uuid_str),
+	    cmocka_unit_test(test_parse_size),
+	    cmocka_unit_test(test_signatures),
+	    cmocka_unit_test(test_uuid_str),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
