@@ -62,8 +62,8 @@ typedef uint64_t slab_handle_t;
 #define SLAB_HANDLE_ROOT ((slab_handle_t)1)
 #define SLAB_EPOCH_ROOT  0u
 /* Largest payload stored in one record; larger objects are chunked. */
-#define SLAB_CHUNK_MAX   4000u
-#define SLAB_NAME_MAX    255u
+#define SLAB_CHUNK_MAX 4000u
+#define SLAB_NAME_MAX  255u
 
 static inline uint32_t slab_handle_epoch(slab_handle_t h)
 {
@@ -76,9 +76,9 @@ struct slab_arena;
 /* ---- formatting and mounting ------------------------------------------ */
 
 struct slab_format_opts {
-	const char *label;       /* up to 31 bytes, may be NULL */
-	const uint8_t *uuid;     /* 16 bytes, NULL = random */
-	uint32_t reserve_zones;  /* zones kept free for GC; 0 = default */
+	const char *label;      /* up to 31 bytes, may be NULL */
+	const uint8_t *uuid;    /* 16 bytes, NULL = random */
+	uint32_t reserve_zones; /* zones kept free for GC; 0 = default */
 };
 
 /* Reset the zones in use and write a fresh superblock. */
@@ -141,7 +141,7 @@ typedef int (*slab_recover_fn)(void *ctx, slab_handle_t h, const struct slab_obj
  * its write pointer (records accepted by checksum; a torn tail ends a
  * zone's scan), then one callback per live object. */
 int slab_mount(struct zns_dev *dev, const struct slab_mount_opts *o, slab_recover_fn fn,
-	       void *ctx, struct slab_store **out);
+               void *ctx, struct slab_store **out);
 /* Sync everything, stop background work, free all memory. The device stays
  * open (the caller owns it). */
 int slab_unmount(struct slab_store *st);
@@ -157,7 +157,7 @@ int slab_obj_free(struct slab_store *st, slab_handle_t h);
 /* Read payload bytes [off, off+len) of H's newest version; returns bytes read
  * (short at end of data). */
 ssize_t slab_obj_read(struct slab_store *st, slab_handle_t h, uint64_t off, void *buf,
-		      size_t len);
+                      size_t len);
 /* 0 if H is live, -ESTALE otherwise. O(1). */
 int slab_obj_check(struct slab_store *st, slab_handle_t h);
 /* Opaque per-object pointer owned by the caller (e.g. fs inode). */
@@ -167,9 +167,16 @@ int slab_obj_get_priv(struct slab_store *st, slab_handle_t h, void **priv);
 /* ---- epochs ------------------------------------------------------------- */
 
 int slab_epoch_create(struct slab_store *st, uint32_t *epoch_out);
-/* Drop EPOCH: durable before return. -EINVAL for the root epoch. */
+/*
+ * Drop EPOCH: durable before return, and the zones that held only its pages
+ * are reset. Its handles are stale at once; its DRAM (slot table, arena,
+ * page buffer) is unlinked and returned to the system by the background
+ * thread shortly after. -EINVAL for the root epoch.
+ */
 int slab_epoch_drop(struct slab_store *st, uint32_t epoch);
-/* The epoch's DRAM arena, released wholesale by slab_epoch_drop(). */
+/* Wait until the DRAM of every epoch dropped so far has been returned. */
+void slab_reclaim_wait(struct slab_store *st);
+/* The epoch's DRAM arena, released wholesale after slab_epoch_drop(). */
 struct slab_arena *slab_epoch_arena(struct slab_store *st, uint32_t epoch);
 
 struct slab_epoch_stats {
@@ -187,9 +194,9 @@ int slab_sync(struct slab_store *st);
 /* ---- space and counters ------------------------------------------------- */
 
 struct slab_space {
-	uint64_t total_bytes;  /* capacity of data zones */
-	uint64_t free_bytes;   /* not holding live data (reclaimable by GC) */
-	uint64_t avail_bytes;  /* free minus GC reserve */
+	uint64_t total_bytes; /* capacity of data zones */
+	uint64_t free_bytes;  /* not holding live data (reclaimable by GC) */
+	uint64_t avail_bytes; /* free minus GC reserve */
 	uint64_t objects;
 	uint32_t zones_total, zones_empty;
 };

@@ -78,26 +78,26 @@ static inline uint32_t slab_hash32(const void *p, size_t len)
  * bytes are produced by slab_sb_encode(), never by copying this struct.
  */
 struct slab_sb_disk {
-	uint8_t magic[8];             /*   0 "TSLABFS\0" */
-	uint32_t version;             /*   8 */
-	uint32_t block_size;          /*  12 4096 */
-	uint64_t features_compat;     /*  16 */
-	uint64_t features_incompat;   /*  24 */
-	uint64_t features_ro_compat;  /*  32 */
-	uint8_t uuid[16];             /*  40 */
-	char label[32];               /*  56 */
-	uint32_t lba_size;            /*  88 */
-	uint32_t nr_zones;            /*  92 */
-	uint64_t zone_size;           /*  96 */
-	uint64_t zone_capacity;       /* 104 */
-	uint32_t sb_zone[2];          /* 112 */
-	uint32_t journal_first;       /* 120 */
-	uint32_t journal_zones;       /* 124 */
-	uint32_t first_data_zone;     /* 128 */
-	uint32_t reserve_zones;       /* 132 */
-	uint64_t created_ns;          /* 136 */
-	uint64_t sequence;            /* 144 */
-	uint64_t csum;                /* 152 XXH3-64 of the block, this field 0 */
+	uint8_t magic[8];            /*   0 "TSLABFS\0" */
+	uint32_t version;            /*   8 */
+	uint32_t block_size;         /*  12 4096 */
+	uint64_t features_compat;    /*  16 */
+	uint64_t features_incompat;  /*  24 */
+	uint64_t features_ro_compat; /*  32 */
+	uint8_t uuid[16];            /*  40 */
+	char label[32];              /*  56 */
+	uint32_t lba_size;           /*  88 */
+	uint32_t nr_zones;           /*  92 */
+	uint64_t zone_size;          /*  96 */
+	uint64_t zone_capacity;      /* 104 */
+	uint32_t sb_zone[2];         /* 112 */
+	uint32_t journal_first;      /* 120 */
+	uint32_t journal_zones;      /* 124 */
+	uint32_t first_data_zone;    /* 128 */
+	uint32_t reserve_zones;      /* 132 */
+	uint64_t created_ns;         /* 136 */
+	uint64_t sequence;           /* 144 */
+	uint64_t csum;               /* 152 XXH3-64 of the block, this field 0 */
 };
 #define SLAB_SB_CSUM_OFF 152u
 _Static_assert(sizeof(struct slab_sb_disk) == 160, "superblock layout");
@@ -111,7 +111,7 @@ struct slab_sb_geom {
 };
 
 void slab_sb_encode(uint8_t *blk, const struct slab_sb_info *sb,
-		    const struct slab_sb_geom *g);
+                    const struct slab_sb_geom *g);
 /* 0, -ENODATA (no magic), -EUCLEAN (bad checksum/fields), -EOPNOTSUPP. */
 int slab_sb_decode(const uint8_t *blk, struct slab_sb_info *sb, struct slab_sb_geom *g);
 /* Append a new superblock copy (sequence = sb->sequence) to the ping-pong
@@ -120,9 +120,9 @@ int slab_sb_write(struct zns_dev *dev, const struct slab_sb_info *sb);
 
 /* ---- slab pages and records (record.c) ------------------------------- */
 
-#define SLAB_PAGE_SIZE    4096u
-#define SLAB_PAGE_HDR     32u
-#define SLAB_PAGE_MAGIC   "TSPG"
+#define SLAB_PAGE_SIZE     4096u
+#define SLAB_PAGE_HDR      32u
+#define SLAB_PAGE_MAGIC    "TSPG"
 #define SLAB_EPOCH_JOURNAL 0xffffffffu /* epoch field of journal pages */
 
 struct slab_page_hdr {
@@ -185,21 +185,21 @@ struct slab_rec {
 uint32_t slab_rec_size(const struct slab_rec *r, uint32_t duid, uint32_t dgid);
 /* Encode into P (room CAP); returns the length or -ENOSPC. */
 int slab_rec_encode(uint8_t *p, size_t cap, const struct slab_rec *r, uint32_t duid,
-		    uint32_t dgid);
+                    uint32_t dgid);
 /* Decode and verify the record at P (AVAIL bytes left in the page) against
  * page defaults DUID/DGID. 0 or -EUCLEAN. */
 int slab_rec_decode(const uint8_t *p, size_t avail, uint32_t duid, uint32_t dgid,
-		    struct slab_rec *r);
+                    struct slab_rec *r);
 /* Copy the encoded record SRC (length LEN, page defaults SUID/SGID) to DST,
  * re-expressed against defaults DUID/DGID; returns the new length (LEN or
  * LEN + 8) or -ENOSPC when CAP is too small. */
 int slab_rec_copy(uint8_t *dst, size_t cap, const uint8_t *src, uint32_t len,
-		  uint32_t suid, uint32_t sgid, uint32_t duid, uint32_t dgid);
+                  uint32_t suid, uint32_t sgid, uint32_t duid, uint32_t dgid);
 
 /* ---- DRAM arena (arena.c) --------------------------------------------- */
 
-#define SLAB_ARENA_CHUNK   (64u * 1024u)
-#define SLAB_ARENA_NCLASS  28u
+#define SLAB_ARENA_CHUNK  (64u * 1024u)
+#define SLAB_ARENA_NCLASS 28u
 /* Class index for SIZE (1..SLAB_ARENA_MAX), and the class's block size. */
 unsigned slab_arena_class(size_t size);
 size_t slab_arena_class_size(unsigned cls);
@@ -271,6 +271,15 @@ struct slab_slot {
 };
 _Static_assert(sizeof(struct slab_slot) == 32, "slot size");
 
+/* The DRAM of a dropped epoch: its arena, slot directory and page buffer. */
+struct slab_grave {
+	struct slab_grave *next;
+	struct slab_arena *arena;
+	struct slab_slot **sdir;
+	uint32_t sdir_n;
+	uint8_t *pagebuf;
+};
+
 /* Live bytes an epoch has in one zone (valid while zone gen == zgen). */
 struct slab_ezone {
 	uint32_t zone, zgen;
@@ -297,16 +306,16 @@ struct slab_epoch {
 	pthread_mutex_t lock; /* protects everything below */
 	uint8_t gen;
 	uint8_t state;
-	bool dirty;       /* on the store's dirty list (unjournaled records) */
-	bool wrote;       /* a page was written since the last commit tick */
-	bool journaled;   /* some of its records went to the journal ... */
-	uint64_t jlast;   /* ... last during journal cycle jlast */
+	bool dirty;     /* on the store's dirty list (unjournaled records) */
+	bool wrote;     /* a page was written since the last commit tick */
+	bool journaled; /* some of its records went to the journal ... */
+	uint64_t jlast; /* ... last during journal cycle jlast */
 	uint32_t eslot;
 	struct slab_arena *arena;
 	/* object slots: geometric chunk directory, see slot_ptr() */
 	struct slab_slot **sdir;
-	uint32_t sdir_n;   /* chunks allocated */
-	uint32_t nslots;   /* slots [0, nslots) exist */
+	uint32_t sdir_n;               /* chunks allocated */
+	uint32_t nslots;               /* slots [0, nslots) exist */
 	uint32_t free_head, free_tail; /* FIFO of free slots, 0 = none */
 	uint64_t objects;
 	uint64_t pages;
@@ -334,7 +343,11 @@ struct slab_zone {
 	uint32_t gen;          /* bumped at every reset */
 	uint16_t writers;      /* epochs whose cur_zone this is */
 	uint8_t state;
-	bool ro;               /* READ_ONLY: readable, never written */
+	bool ro; /* READ_ONLY: readable, never written */
+	/* FULL to slab but still open on the device (an OPEN zone whose
+	 * records all died, taken for reset without a finish): it keeps its
+	 * place in st->active until the reset. */
+	bool dev_open;
 };
 
 /* A dropped epoch whose drop record is still needed. Under the root lock. */
@@ -343,9 +356,9 @@ struct slab_drop {
 	uint64_t seq;
 	struct slab_loc loc; /* the DROP record */
 	uint16_t len;
-	bool ready;          /* ez filled in: may be retired */
-	bool jwait;          /* its epoch had journaled records ... */
-	uint64_t jcycle;     /* ... so retire only once st->jcycle > this */
+	bool ready;            /* ez filled in: may be retired */
+	bool jwait;            /* its epoch had journaled records ... */
+	uint64_t jcycle;       /* ... so retire only once st->jcycle > this */
 	struct slab_ezone *ez; /* zones that held its pages (zone, zgen) */
 	uint32_t ez_n;
 };
@@ -354,7 +367,7 @@ struct slab_store {
 	struct zns_dev *dev;
 	struct zns_geometry geo;
 	struct slab_sb_info sb;
-	bool ro;        /* mounted read-only or went read-only */
+	bool ro; /* mounted read-only or went read-only */
 	unsigned commit_ms;
 
 	_Atomic uint64_t seq;      /* next record sequence number */
@@ -391,8 +404,8 @@ struct slab_store {
 	int sync_err;
 
 	/* journal: owned by the running sync (or mount/unmount) */
-	uint32_t jzone;         /* current journal zone */
-	uint64_t jwp[8];        /* write pointer of each journal zone */
+	uint32_t jzone;          /* current journal zone */
+	uint64_t jwp[8];         /* write pointer of each journal zone */
 	_Atomic uint64_t jcycle; /* times every journal zone was reset */
 	uint8_t *jbuf;
 	size_t jbuf_cap;
@@ -402,9 +415,16 @@ struct slab_store {
 	bool bg_started, bg_stop, gc_wanted, gc_gave_up;
 	uint64_t gc_dead_mark; /* dead bytes when GC gave up (zlock) */
 	pthread_mutex_t bglock;
-	pthread_cond_t bgcond;   /* wakes the background thread */
+	pthread_cond_t bgcond;    /* wakes the background thread */
 	pthread_cond_t spacecond; /* throttled writers wait here */
-	pthread_mutex_t gclock;  /* one GC pass at a time */
+	/* DRAM of dropped epochs waiting for the background thread to free it
+	 * (bglock); a drop only unlinks it, so its cost does not grow with the
+	 * number of objects the epoch held. */
+	struct slab_grave *graves;
+	/* Drops handed to the background thread, and how many of them it has
+	 * finished (graves freed, then a sync that resets the dead zones). */
+	uint64_t reclaim_asked, reclaim_done;
+	pthread_mutex_t gclock; /* one GC pass at a time */
 
 	/* I/O fence: device calls hold iolock shared; slab_fence() takes it
 	 * exclusively and sets fenced, after which every device call fails. */
@@ -422,10 +442,11 @@ struct slab_slot *slab_slot_get(struct slab_epoch *e, uint32_t slot);
 int slab_slot_grow(struct slab_epoch *e, uint32_t nslots);
 int slab_epoch_init_slot(struct slab_store *st, uint32_t eslot);
 void slab_epoch_free_contents(struct slab_epoch *e);
+void slab_grave_free(struct slab_grave *g);
 void slab_dirty_add(struct slab_store *st, struct slab_epoch *e);
 int slab_ezone_add(struct slab_epoch *e, uint32_t zone, uint32_t zgen, int64_t delta);
 void slab_loc_kill(struct slab_store *st, struct slab_epoch *e, struct slab_loc loc,
-		   uint32_t len);
+                   uint32_t len);
 int slab_store_alloc(struct zns_dev *dev, struct slab_store **out);
 void slab_store_free(struct slab_store *st);
 
@@ -437,16 +458,17 @@ int slab_page_reserve(struct slab_store *st, struct slab_epoch *e, uint32_t len,
 int slab_page_write(struct slab_store *st, struct slab_epoch *e, bool gc);
 /* Append a raw record (with its source page defaults); sets *loc. */
 int slab_page_append_raw(struct slab_store *st, struct slab_epoch *e, const uint8_t *rec,
-			 uint32_t len, uint32_t suid, uint32_t sgid, bool gc,
-			 struct slab_loc *loc, uint32_t *newlen);
+                         uint32_t len, uint32_t suid, uint32_t sgid, bool gc,
+                         struct slab_loc *loc, uint32_t *newlen);
 int slab_page_append(struct slab_store *st, struct slab_epoch *e, struct slab_rec *r,
-		     bool gc, struct slab_loc *loc);
+                     bool gc, struct slab_loc *loc);
 
 /* zone.c */
 /* Write a page of LEN bytes for epoch E to its zone (choosing one when
  * needed); returns where it landed. Epoch lock held. */
 int slab_zone_write_page(struct slab_store *st, struct slab_epoch *e, const uint8_t *buf,
-			 uint32_t len, bool gc, uint32_t *zone, uint32_t *zoff, uint32_t *zgen);
+                         uint32_t len, bool gc, uint32_t *zone, uint32_t *zoff,
+                         uint32_t *zgen);
 /* Epoch E stops writing to its current zone (epoch lock held). */
 void slab_zone_detach(struct slab_store *st, struct slab_epoch *e);
 /* Reset a data zone whose live bytes are 0 and that is not open (st->zlock
@@ -454,8 +476,9 @@ void slab_zone_detach(struct slab_store *st, struct slab_epoch *e);
 int slab_zone_reset(struct slab_store *st, uint32_t zone);
 /* Device calls through the I/O fence. */
 ssize_t slab_dev_write(struct slab_store *st, uint32_t z, uint64_t off, const void *buf,
-		       size_t len);
-ssize_t slab_dev_read(struct slab_store *st, uint32_t z, uint64_t off, void *buf, size_t len);
+                       size_t len);
+ssize_t slab_dev_read(struct slab_store *st, uint32_t z, uint64_t off, void *buf,
+                      size_t len);
 int slab_dev_reset(struct slab_store *st, uint32_t z);
 int slab_dev_finish(struct slab_store *st, uint32_t z);
 int slab_dev_flush(struct slab_store *st);
@@ -482,15 +505,16 @@ struct slab_zscan {
 	uint8_t *buf;     /* SLAB_SCAN_BUF bytes */
 	uint64_t buf_off; /* zone offset of buf[0] */
 	uint64_t buf_len;
-	bool torn;        /* stopped on a bad page before end */
+	bool torn; /* stopped on a bad page before end */
 };
 #define SLAB_SCAN_BUF (1024u * 1024u)
-int slab_zscan_init(struct slab_zscan *zs, struct zns_dev *dev, uint32_t zone, uint64_t end);
+int slab_zscan_init(struct slab_zscan *zs, struct zns_dev *dev, uint32_t zone,
+                    uint64_t end);
 void slab_zscan_fini(struct slab_zscan *zs);
 /* Next valid page: 1 with *page (in the scan buffer), *hdr, *off set; 0 at the
  * end (zs->torn tells if the end was a bad page); -errno on I/O error. */
-int slab_zscan_next(struct slab_zscan *zs, const uint8_t **page, struct slab_page_hdr *hdr,
-		    uint64_t *off);
+int slab_zscan_next(struct slab_zscan *zs, const uint8_t **page,
+                    struct slab_page_hdr *hdr, uint64_t *off);
 
 /* sync.c */
 int slab_sync_all(struct slab_store *st, bool flush_pages);
@@ -505,7 +529,7 @@ void slab_gc_kick(struct slab_store *st);
 /* Location field (and length field, if any) that names record R of epoch E,
  * whether or not it currently points at R; NULL if none. */
 struct slab_loc *slab_rec_owner(struct slab_store *st, struct slab_epoch *e,
-				const struct slab_rec *r, uint16_t **lenp);
+                                const struct slab_rec *r, uint16_t **lenp);
 
 /* gc.c */
 int slab_gc_pass(struct slab_store *st);

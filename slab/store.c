@@ -18,6 +18,8 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 
 #include "slab/slab_int.h"
 
@@ -40,6 +42,70 @@ static void slot_index(uint32_t s, uint32_t *chunk, uint32_t *idx, uint32_t *csi
 		*idx = s & 0xffffu;
 		*csize = 65536;
 	}
+}
+
+/*
+ * Slot chunks of SLOT_HUGE bytes (65536 slots) are mapped 2 MiB-aligned and
+ * marked MADV_HUGEPAGE, so an epoch of a million objects holds its slot
+ * table in 16 huge pages and a drop unmaps it in 16 cheap munmap calls
+ * instead of returning 8192 small pages one by one. Smaller chunks come
+ * from malloc.
+ */
+#define SLOT_HUGE ((size_t)2 << 20)
+
+static size_t slot_chunk_bytes(uint32_t n)
+{
+	return (size_t)n * sizeof(struct slab_slot);
+}
+
+static struct slab_slot *slot_chunk_alloc(uint32_t n)
+{
+	size_t len = slot_chunk_bytes(n);
+	struct slab_slot *c;
+
+	if (len < SLOT_HUGE) {
+		c = malloc(len);
+	} else {
+		uint8_t *m = mmap(NULL, len + SLOT_HUGE, PROT_READ | PROT_WRITE,
+		                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (m == MAP_FAILED)
+			return NULL;
+		uintptr_t a =
+		    ((uintptr_t)m + SLOT_HUGE - 1) & ~(uintptr_t)(SLOT_HUGE - 1);
+		size_t head = a - (uintptr_t)m;
+
+		if (head)
+			munmap(m, head);
+		munmap((uint8_t *)a + len, SLOT_HUGE - head);
+		c = (struct slab_slot *)a;
+		madvise(c, len, MADV_HUGEPAGE);
+	}
+	if (!c)
+		return NULL;
+	memset(c, 0, len);
+	for (uint32_t j = 0; j < n; j++)
+		c[j].loc.zone = SLAB_LOC_NONE;
+	return c;
+}
+
+static void slot_chunk_free(struct slab_slot *c, uint32_t n)
+{
+	size_t len = slot_chunk_bytes(n);
+
+	if (len < SLOT_HUGE)
+		free(c);
+	else if (c)
+		munmap(c, len);
+}
+
+/* Number of slots in chunk K of a slot directory. */
+static uint32_t chunk_slots(uint32_t k)
+{
+	uint32_t first = k == 0 ? 0 : (k <= 8 ? 128u << k : (k - 8) << 16), c, i, n;
+
+	slot_index(first, &c, &i, &n);
+	return n;
 }
 
 struct slab_slot *slab_slot_get(struct slab_epoch *e, uint32_t slot)
@@ -66,16 +132,11 @@ int slab_slot_grow(struct slab_epoch *e, uint32_t nslots)
 			return -ENOMEM;
 		e->sdir = d;
 		for (uint32_t k = e->sdir_n; k <= c; k++) {
-			uint32_t kc, ki, kn, first = k == 0 ? 0 : (k <= 8 ? 128u << k : (k - 8) << 16);
-
-			slot_index(first, &kc, &ki, &kn);
-			d[k] = calloc(kn, sizeof(struct slab_slot));
+			d[k] = slot_chunk_alloc(chunk_slots(k));
 			if (!d[k]) {
 				e->sdir_n = k;
 				return -ENOMEM;
 			}
-			for (uint32_t j = 0; j < kn; j++)
-				d[k][j].loc.zone = SLAB_LOC_NONE;
 		}
 		e->sdir_n = c + 1;
 	}
@@ -121,17 +182,34 @@ static int epoch_setup(struct slab_epoch *e)
 	return 0;
 }
 
-void slab_epoch_free_contents(struct slab_epoch *e)
+void slab_grave_free(struct slab_grave *g)
 {
-	slab_arena_destroy(e->arena);
+	slab_arena_destroy(g->arena);
+	for (uint32_t k = 0; k < g->sdir_n; k++)
+		slot_chunk_free(g->sdir[k], chunk_slots(k));
+	free(g->sdir);
+	zns_buf_free(g->pagebuf);
+}
+
+/* Detach the epoch's arena, slot directory and page buffer into G. */
+static void epoch_bury(struct slab_epoch *e, struct slab_grave *g)
+{
+	*g = (struct slab_grave){.arena = e->arena,
+	                         .sdir = e->sdir,
+	                         .sdir_n = e->sdir_n,
+	                         .pagebuf = e->page.buf};
 	e->arena = NULL;
-	for (uint32_t k = 0; k < e->sdir_n; k++)
-		free(e->sdir[k]);
-	free(e->sdir);
 	e->sdir = NULL;
 	e->sdir_n = e->nslots = 0;
-	zns_buf_free(e->page.buf);
 	e->page.buf = NULL;
+}
+
+void slab_epoch_free_contents(struct slab_epoch *e)
+{
+	struct slab_grave g;
+
+	epoch_bury(e, &g);
+	slab_grave_free(&g);
 	free(e->ez);
 	e->ez = NULL;
 	e->ez_n = e->ez_cap = 0;
@@ -211,7 +289,7 @@ int slab_ezone_add(struct slab_epoch *e, uint32_t zone, uint32_t zgen, int64_t d
 
 /* The record at LOC (LEN bytes) of epoch E stopped being live. */
 void slab_loc_kill(struct slab_store *st, struct slab_epoch *e, struct slab_loc loc,
-		   uint32_t len)
+                   uint32_t len)
 {
 	if (loc.zone >= st->nzones || loc.zone < st->first_data)
 		return; /* open page, none, or journal: not counted */
@@ -261,8 +339,8 @@ int slab_epoch_create(struct slab_store *st, uint32_t *epoch_out)
 		goto fail_setup;
 	e->state = EPOCH_OPEN;
 	struct slab_rec r = {.rtype = SLAB_REC_EPOCH,
-			     .handle = slab_handle_make(epoch_id(e), 0, 0),
-			     .seq = atomic_fetch_add(&st->seq, 1)};
+	                     .handle = slab_handle_make(epoch_id(e), 0, 0),
+	                     .seq = atomic_fetch_add(&st->seq, 1)};
 	struct slab_loc loc;
 	struct slab_slot *m = slab_slot_get(e, 0);
 
@@ -327,7 +405,7 @@ int slab_epoch_stats(struct slab_store *st, uint32_t epoch, struct slab_epoch_st
 
 /* Slot of a handed-out handle (ALLOC or LIVE) with its epoch locked, or NULL. */
 static struct slab_slot *obj_lookup(struct slab_store *st, slab_handle_t h,
-				    struct slab_epoch **ep)
+                                    struct slab_epoch **ep)
 {
 	struct slab_epoch *e;
 	struct slab_slot *s;
@@ -397,16 +475,18 @@ static void slot_push_free(struct slab_epoch *e, uint32_t slot, struct slab_slot
 
 /* Drop the chunk table and kill the records of the slot's current version. */
 static void slot_kill_version(struct slab_store *st, struct slab_epoch *e,
-			      struct slab_slot *s, struct slab_loc loc, uint16_t len,
-			      struct slab_chunks *ch)
+                              struct slab_slot *s, struct slab_loc loc, uint16_t len,
+                              struct slab_chunks *ch)
 {
 	slab_loc_kill(st, e, loc, len);
 	if (!ch)
 		return;
 	for (uint32_t i = 0; i < ch->n; i++) {
-		uint32_t clen = SLAB_REC_HDR +
-				(i + 1 < ch->n ? SLAB_CHUNK_MAX
-					       : (uint32_t)(ch->total - (uint64_t)i * SLAB_CHUNK_MAX));
+		uint32_t clen =
+		    SLAB_REC_HDR +
+		    (i + 1 < ch->n
+		         ? SLAB_CHUNK_MAX
+		         : (uint32_t)(ch->total - (uint64_t)i * SLAB_CHUNK_MAX));
 
 		slab_loc_kill(st, e, ch->loc[i], clen);
 	}
@@ -415,7 +495,7 @@ static void slot_kill_version(struct slab_store *st, struct slab_epoch *e,
 }
 
 static void rec_from_obj(struct slab_rec *r, slab_handle_t h, const struct slab_obj *o,
-			 uint64_t seq)
+                         uint64_t seq)
 {
 	memset(r, 0, sizeof(*r));
 	r->rtype = SLAB_REC_OBJ;
@@ -438,10 +518,12 @@ static void rec_from_obj(struct slab_rec *r, slab_handle_t h, const struct slab_
 
 /* Append the chunks then the head of a chunked version (epoch lock held). */
 static int put_chunked(struct slab_store *st, struct slab_epoch *e, struct slab_slot *s,
-		       struct slab_rec *r, const struct slab_obj *o, struct slab_loc *head)
+                       struct slab_rec *r, const struct slab_obj *o,
+                       struct slab_loc *head)
 {
 	uint32_t n = (uint32_t)((o->data_len + SLAB_CHUNK_MAX - 1) / SLAB_CHUNK_MAX);
-	struct slab_chunks *ch = slab_arena_alloc_any(e->arena, sizeof(*ch) + n * sizeof(ch->loc[0]));
+	struct slab_chunks *ch =
+	    slab_arena_alloc_any(e->arena, sizeof(*ch) + n * sizeof(ch->loc[0]));
 	int ret;
 
 	if (!ch)
@@ -455,13 +537,14 @@ static int put_chunked(struct slab_store *st, struct slab_epoch *e, struct slab_
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t off = (uint64_t)i * SLAB_CHUNK_MAX;
 		struct slab_rec c = {.rtype = SLAB_REC_CHUNK,
-				     .handle = r->handle,
-				     .parent = i,
-				     .seq = r->seq,
-				     .data = (const uint8_t *)o->data + off};
+		                     .handle = r->handle,
+		                     .parent = i,
+		                     .seq = r->seq,
+		                     .data = (const uint8_t *)o->data + off};
 
-		c.data_len = (uint16_t)(o->data_len - off < SLAB_CHUNK_MAX ? o->data_len - off
-									  : SLAB_CHUNK_MAX);
+		c.data_len =
+		    (uint16_t)(o->data_len - off < SLAB_CHUNK_MAX ? o->data_len - off
+		                                                  : SLAB_CHUNK_MAX);
 		ret = slab_page_append(st, e, &c, false, &ch->loc[i]);
 		if (ret)
 			return ret;
@@ -506,7 +589,7 @@ int slab_obj_put(struct slab_store *st, slab_handle_t h, const struct slab_obj *
 	r.data = o->data;
 	r.uid = ~o->attr.uid; /* worst case: uid/gid extension present */
 	bool single = o->data_len <= SLAB_CHUNK_MAX &&
-		      slab_rec_size(&r, o->attr.uid, o->attr.gid) <= SLAB_REC_MAX;
+	              slab_rec_size(&r, o->attr.uid, o->attr.gid) <= SLAB_REC_MAX;
 
 	r.uid = o->attr.uid;
 	s->chunks = NULL;
@@ -518,7 +601,8 @@ int slab_obj_put(struct slab_store *st, slab_handle_t h, const struct slab_obj *
 		/* Records appended so far are dead: nothing points at them. */
 		if (s->chunks)
 			slab_arena_free_any(e->arena, s->chunks,
-					    sizeof(*s->chunks) + s->chunks->n * sizeof(loc));
+			                    sizeof(*s->chunks) +
+			                        s->chunks->n * sizeof(loc));
 		s->chunks = old_ch;
 		pthread_mutex_unlock(&e->lock);
 		return ret;
@@ -552,8 +636,8 @@ int slab_obj_free(struct slab_store *st, slab_handle_t h)
 		return -ESTALE;
 	if (s->state == SLOT_LIVE) {
 		struct slab_rec r = {.rtype = SLAB_REC_TOMB,
-				     .handle = h,
-				     .seq = atomic_fetch_add(&st->seq, 1)};
+		                     .handle = h,
+		                     .seq = atomic_fetch_add(&st->seq, 1)};
 		struct slab_loc loc;
 		int ret = slab_page_append(st, e, &r, false, &loc);
 
@@ -642,11 +726,11 @@ static int drop_record(struct slab_store *st, uint32_t epoch, bool jwait, uint64
 	r.seq = atomic_fetch_add(&st->seq, 1);
 	/* Registered first so that a page written by the append finds it. */
 	st->drops[st->ndrops] = (struct slab_drop){.epoch = epoch,
-						   .seq = r.seq,
-						   .loc = {SLAB_LOC_NONE, 0},
-						   .len = SLAB_REC_HDR,
-						   .jwait = jwait,
-						   .jcycle = jcycle};
+	                                           .seq = r.seq,
+	                                           .loc = {SLAB_LOC_NONE, 0},
+	                                           .len = SLAB_REC_HDR,
+	                                           .jwait = jwait,
+	                                           .jcycle = jcycle};
 	st->ndrops++;
 	ret = slab_page_append(st, root, &r, false, &loc);
 	if (ret) {
@@ -660,10 +744,30 @@ out:
 	return ret;
 }
 
-/* Take the dropped epoch's bytes out of its zones and free its memory.
+/* Hand the epoch's DRAM to the background thread (or free it here when
+ * there is none, or no memory for the hand-over). */
+static void drop_bury(struct slab_store *st, struct slab_epoch *e)
+{
+	struct slab_grave *g = st->bg_started ? malloc(sizeof(*g)) : NULL;
+
+	if (!g) {
+		slab_epoch_free_contents(e);
+		return;
+	}
+	epoch_bury(e, g);
+	slab_epoch_free_contents(e);
+	pthread_mutex_lock(&st->bglock);
+	g->next = st->graves;
+	st->graves = g;
+	st->reclaim_asked++;
+	pthread_cond_signal(&st->bgcond);
+	pthread_mutex_unlock(&st->bglock);
+}
+
+/* Take the dropped epoch's bytes out of its zones and release its memory.
  * Returns the (zone, zgen) list of zones that still hold its pages. */
 static struct slab_ezone *drop_release(struct slab_store *st, struct slab_epoch *e,
-				       uint32_t *nz)
+                                       uint32_t *nz)
 {
 	struct slab_ezone *ez = malloc((e->ez_n ? e->ez_n : 1) * sizeof(*ez));
 	uint32_t n = 0;
@@ -682,7 +786,7 @@ static struct slab_ezone *drop_release(struct slab_store *st, struct slab_epoch 
 		n = UINT32_MAX;
 	pthread_mutex_unlock(&st->zlock);
 	atomic_fetch_sub(&st->c_objects, e->objects);
-	slab_epoch_free_contents(e);
+	drop_bury(st, e);
 	e->state = EPOCH_DROPPED;
 	*nz = n;
 	return ez;
@@ -715,6 +819,13 @@ int slab_epoch_drop(struct slab_store *st, uint32_t epoch)
 		pthread_mutex_unlock(&e->lock);
 		return ret;
 	}
+	/*
+	 * The drop record is durable before the epoch's bytes count as dead,
+	 * so no sync can reset one of its zones ahead of the record. What is
+	 * left is O(zones) and goes to the background thread: the resets (a
+	 * sync that finds the zones' live bytes at 0) and freeing the DRAM.
+	 */
+	ret = slab_sync_all(st, false);
 	pthread_mutex_lock(&e->lock);
 	ez = drop_release(st, e, &nz);
 	pthread_mutex_unlock(&e->lock);
@@ -734,7 +845,13 @@ int slab_epoch_drop(struct slab_store *st, uint32_t epoch)
 	d->ez_n = nz;
 	d->ready = true;
 	pthread_mutex_unlock(&root->lock);
-	return slab_sync_all(st, false);
+	if (!st->bg_started) {
+		int r = slab_sync_all(st, false);
+
+		if (!ret)
+			ret = r;
+	}
+	return ret;
 }
 
 /* ---- reads ------------------------------------------------------------------- */
@@ -761,7 +878,7 @@ static struct slab_loc *slot_field(struct slab_slot *s, int64_t idx, uint32_t *l
  * retried if the record moved meanwhile (GC, overwrite).
  */
 static int fetch_rec(struct slab_store *st, slab_handle_t h, int64_t idx, uint8_t *out,
-		     struct slab_rec *r)
+                     struct slab_rec *r)
 {
 	struct slab_epoch *e;
 	struct slab_slot *s;
@@ -808,7 +925,7 @@ static int fetch_rec(struct slab_store *st, slab_handle_t h, int64_t idx, uint8_
 }
 
 ssize_t slab_obj_read(struct slab_store *st, slab_handle_t h, uint64_t off, void *buf,
-		      size_t len)
+                      size_t len)
 {
 	uint8_t rec[SLAB_REC_MAX];
 	struct slab_rec r;

@@ -60,11 +60,11 @@ static void jpage_close(struct slab_store *st, struct jbuild *jb)
 	uint8_t *p = st->jbuf + jb->len;
 	uint32_t plen = (jb->used + jb->lba - 1) / jb->lba * jb->lba;
 	struct slab_page_hdr h = {.epoch = SLAB_EPOCH_JOURNAL,
-				  .used = (uint16_t)jb->used,
-				  .nrec = jb->nrec,
-				  .seq = atomic_fetch_add(&st->page_seq, 1),
-				  .def_uid = jb->duid,
-				  .def_gid = jb->dgid};
+	                          .used = (uint16_t)jb->used,
+	                          .nrec = jb->nrec,
+	                          .seq = atomic_fetch_add(&st->page_seq, 1),
+	                          .def_uid = jb->duid,
+	                          .def_gid = jb->dgid};
 
 	memset(p + jb->used, 0, plen - jb->used);
 	slab_page_hdr_encode(p, &h);
@@ -108,7 +108,7 @@ static int journal_collect(struct slab_store *st, struct slab_epoch *e, struct j
 			jb->dgid = pg->def_gid;
 		}
 		ret = slab_rec_copy(p + jb->used, SLAB_PAGE_SIZE - jb->used, rec, len,
-				    pg->def_uid, pg->def_gid, jb->duid, jb->dgid);
+		                    pg->def_uid, pg->def_gid, jb->duid, jb->dgid);
 		if (ret < 0)
 			return ret;
 		jb->used += (uint32_t)ret;
@@ -221,8 +221,8 @@ static uint32_t reset_candidates(struct slab_store *st, uint32_t *out)
 		if (atomic_load(&zn->live) || zn->ro)
 			continue;
 		if (zn->state == ZS_OPEN && zn->writers == 0 && zn->wp > 0) {
-			st->active--;
 			zn->state = ZS_FULL;
+			zn->dev_open = true;
 		}
 		if (zn->state == ZS_FULL)
 			out[n++] = z;
@@ -387,7 +387,8 @@ static bool past(const struct timespec *ts)
 	struct timespec now;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	return now.tv_sec > ts->tv_sec || (now.tv_sec == ts->tv_sec && now.tv_nsec >= ts->tv_nsec);
+	return now.tv_sec > ts->tv_sec ||
+	       (now.tv_sec == ts->tv_sec && now.tv_nsec >= ts->tv_nsec);
 }
 
 /* Epochs that wrote no page during the last interval give up their zone, so
@@ -418,6 +419,45 @@ static bool gc_needed(struct slab_store *st)
 	return st->gc_wanted || atomic_load(&st->zones_free) <= st->reserve;
 }
 
+/* Finish the drops handed over so far: free their DRAM, then run a sync,
+ * which resets every zone whose live bytes reached 0 (bglock held; dropped
+ * while working). */
+static void reclaim(struct slab_store *st)
+{
+	struct slab_grave *g = st->graves;
+	uint64_t asked = st->reclaim_asked;
+
+	st->graves = NULL;
+	pthread_mutex_unlock(&st->bglock);
+	while (g) {
+		struct slab_grave *next = g->next;
+
+		slab_grave_free(g);
+		free(g);
+		g = next;
+	}
+	if (!st->ro && !st->fenced)
+		slab_sync_all(st, false);
+	pthread_mutex_lock(&st->bglock);
+	st->reclaim_done = asked;
+	pthread_cond_broadcast(&st->spacecond);
+}
+
+void slab_reclaim_wait(struct slab_store *st)
+{
+	struct timespec ts;
+
+	pthread_mutex_lock(&st->bglock);
+	uint64_t want = st->reclaim_asked;
+
+	while (st->reclaim_done < want && st->bg_started && !st->bg_stop) {
+		pthread_cond_signal(&st->bgcond);
+		deadline_after(&ts, 10);
+		pthread_cond_timedwait(&st->spacecond, &st->bglock, &ts);
+	}
+	pthread_mutex_unlock(&st->bglock);
+}
+
 static void *bg_main(void *arg)
 {
 	struct slab_store *st = arg;
@@ -426,6 +466,10 @@ static void *bg_main(void *arg)
 	deadline_after(&dl, st->commit_ms);
 	pthread_mutex_lock(&st->bglock);
 	while (!st->bg_stop) {
+		if (st->reclaim_done < st->reclaim_asked) {
+			reclaim(st);
+			continue;
+		}
 		if (gc_needed(st)) {
 			st->gc_wanted = false;
 			pthread_mutex_unlock(&st->bglock);
@@ -471,6 +515,10 @@ void slab_bg_stop(struct slab_store *st)
 	pthread_mutex_unlock(&st->bglock);
 	pthread_join(st->bg, NULL);
 	st->bg_started = false;
+	pthread_mutex_lock(&st->bglock);
+	if (st->reclaim_done < st->reclaim_asked)
+		reclaim(st);
+	pthread_mutex_unlock(&st->bglock);
 }
 
 void slab_gc_kick(struct slab_store *st)
@@ -491,8 +539,8 @@ void slab_throttle(struct slab_store *st)
 	pthread_mutex_lock(&st->bglock);
 	st->gc_wanted = true;
 	pthread_cond_signal(&st->bgcond);
-	while (atomic_load(&st->zones_free) <= st->reserve && !st->gc_gave_up && !st->bg_stop &&
-	       !st->ro) {
+	while (atomic_load(&st->zones_free) <= st->reserve && !st->gc_gave_up &&
+	       !st->bg_stop && !st->ro) {
 		deadline_after(&ts, 50);
 		pthread_cond_timedwait(&st->spacecond, &st->bglock, &ts);
 	}

@@ -119,7 +119,7 @@ void slab_zone_detach(struct slab_store *st, struct slab_epoch *e)
 
 /* The epoch's zone if it has room for LEN, else a newly chosen one. */
 static int zone_for_epoch(struct slab_store *st, struct slab_epoch *e, uint32_t len,
-			  bool gc, uint32_t *out)
+                          bool gc, uint32_t *out)
 {
 	uint32_t z = e->cur_zone;
 	int nz;
@@ -176,7 +176,8 @@ static void zone_failed(struct slab_store *st, uint32_t z)
 }
 
 int slab_zone_write_page(struct slab_store *st, struct slab_epoch *e, const uint8_t *buf,
-			 uint32_t len, bool gc, uint32_t *zone, uint32_t *zoff, uint32_t *zgen)
+                         uint32_t len, bool gc, uint32_t *zone, uint32_t *zoff,
+                         uint32_t *zgen)
 {
 	int errors = 0, ret;
 
@@ -237,6 +238,11 @@ int slab_zone_reset(struct slab_store *st, uint32_t z)
 		goto out;
 	}
 	ret = slab_dev_reset(st, z);
+	if (zn->dev_open) {
+		/* reset or failed: either way no longer open on the device */
+		zn->dev_open = false;
+		st->active--;
+	}
 	if (ret) {
 		zone_failed(st, z);
 		goto out;
@@ -287,7 +293,7 @@ static void io_exit(struct slab_store *st)
 }
 
 ssize_t slab_dev_write(struct slab_store *st, uint32_t z, uint64_t off, const void *buf,
-		       size_t len)
+                       size_t len)
 {
 	ssize_t r = io_enter(st);
 
@@ -298,7 +304,8 @@ ssize_t slab_dev_write(struct slab_store *st, uint32_t z, uint64_t off, const vo
 	return r;
 }
 
-ssize_t slab_dev_read(struct slab_store *st, uint32_t z, uint64_t off, void *buf, size_t len)
+ssize_t slab_dev_read(struct slab_store *st, uint32_t z, uint64_t off, void *buf,
+                      size_t len)
 {
 	ssize_t r = io_enter(st);
 
@@ -363,7 +370,8 @@ void slab_fence(struct slab_store *st)
 
 /* ---- zone scanner --------------------------------------------------------- */
 
-int slab_zscan_init(struct slab_zscan *zs, struct zns_dev *dev, uint32_t zone, uint64_t end)
+int slab_zscan_init(struct slab_zscan *zs, struct zns_dev *dev, uint32_t zone,
+                    uint64_t end)
 {
 	memset(zs, 0, sizeof(*zs));
 	zs->buf = zns_buf_alloc(SLAB_SCAN_BUF);
@@ -382,21 +390,24 @@ void slab_zscan_fini(struct slab_zscan *zs)
 	zs->buf = NULL;
 }
 
-int slab_zscan_next(struct slab_zscan *zs, const uint8_t **page, struct slab_page_hdr *hdr,
-		    uint64_t *off)
+int slab_zscan_next(struct slab_zscan *zs, const uint8_t **page,
+                    struct slab_page_hdr *hdr, uint64_t *off)
 {
 	if (zs->pos >= zs->end)
 		return 0;
-	uint64_t need = zs->end - zs->pos < SLAB_PAGE_SIZE ? zs->end - zs->pos : SLAB_PAGE_SIZE;
+	uint64_t need =
+	    zs->end - zs->pos < SLAB_PAGE_SIZE ? zs->end - zs->pos : SLAB_PAGE_SIZE;
 
 	if (need < SLAB_PAGE_HDR) {
 		zs->torn = true;
 		return 0;
 	}
 	if (zs->pos < zs->buf_off || zs->pos + need > zs->buf_off + zs->buf_len) {
-		uint64_t n = zs->end - zs->pos < SLAB_SCAN_BUF ? zs->end - zs->pos : SLAB_SCAN_BUF;
-		ssize_t r = zs->st ? slab_dev_read(zs->st, zs->zone, zs->pos, zs->buf, n)
-				   : zns_zone_read(zs->dev, zs->zone, zs->pos, zs->buf, n);
+		uint64_t n =
+		    zs->end - zs->pos < SLAB_SCAN_BUF ? zs->end - zs->pos : SLAB_SCAN_BUF;
+		ssize_t r = zs->st
+		                ? slab_dev_read(zs->st, zs->zone, zs->pos, zs->buf, n)
+		                : zns_zone_read(zs->dev, zs->zone, zs->pos, zs->buf, n);
 
 		if (r != (ssize_t)n)
 			return r < 0 ? (int)r : -EIO;

@@ -8,8 +8,10 @@
  *            its own with rdtscp; the cost of an empty timed region is
  *            subtracted; TSC ticks are converted with a clock_gettime
  *            calibration.
- *   drop     time of slab_epoch_drop() (durable: drop record + sync + zone
- *            resets) for epochs of 1,000 and 1,000,000 objects of 100 B.
+ *   drop     time of slab_epoch_drop() (durable drop record) for epochs of
+ *            1,000 and 1,000,000 objects of 100 B, median of 7 and 3 runs,
+ *            and the time the background thread then takes to reset the
+ *            epoch's zones and return its DRAM (slab_reclaim_wait()).
  *   memory   DRAM per live object (slab only: slots, slot tables, page
  *            buffers) and RSS after the 1st and the last of CYCLES
  *            create/fill 100k/drop cycles.
@@ -19,6 +21,7 @@
  *            epoch drops and for 30 % random frees across epochs.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +69,8 @@ static void pct(const char *what, uint32_t *v, size_t n, double ghz, uint32_t ba
 	for (int i = 0; i < 3; i++) {
 		uint32_t c = v[(size_t)(p[i] * (double)n)];
 
-		printf("  p%-5g %6.1f ns", p[i] * 100, (double)(c > base ? c - base : 0) / ghz);
+		printf("  p%-5g %6.1f ns", p[i] * 100,
+		       (double)(c > base ? c - base : 0) / ghz);
 	}
 	printf("\n");
 }
@@ -124,7 +128,8 @@ static void bench_arena(void)
 				slab_arena_free(a, blk[i], sz[i]);
 		}
 	}
-	printf("arena (TSC %.2f GHz, timer overhead %u ticks subtracted, %d steps, live set %d):\n",
+	printf("arena (TSC %.2f GHz, timer overhead %u ticks subtracted, %d steps, live "
+	       "set %d):\n",
 	       ghz, base, STEPS, LIVE);
 	pct("arena alloc", ta, STEPS, ghz, base);
 	pct("arena free", tf, STEPS, ghz, base);
@@ -136,12 +141,15 @@ static void bench_arena(void)
 
 static struct zns_dev *mkdev(uint32_t nzones, uint64_t zsize)
 {
-	struct zns_emul_params p = {.lba_size = 4096, .zone_size = zsize, .nr_zones = nzones,
-				    .size = (uint64_t)(nzones + 2) * zsize + (4u << 20)};
+	struct zns_emul_params p = {.lba_size = 4096,
+	                            .zone_size = zsize,
+	                            .nr_zones = nzones,
+	                            .size = (uint64_t)(nzones + 2) * zsize + (4u << 20)};
 	struct zns_dev *dev;
 
 	snprintf(img, sizeof(img), "%s/slab_bench-%d.img", dir, (int)getpid());
-	if (zns_emul_create(img, &p) || zns_open(img, 0, &dev) || slab_format(dev, NULL)) {
+	if (zns_emul_create(img, &p) || zns_open(img, 0, &dev) ||
+	    slab_format(dev, NULL)) {
 		fprintf(stderr, "cannot create %s\n", img);
 		exit(1);
 	}
@@ -166,13 +174,18 @@ static struct slab_store *mount(struct zns_dev *dev)
 	return st;
 }
 
-static int fill(struct slab_store *st, uint32_t ep, long n, uint32_t len, slab_handle_t *hs)
+static int fill(struct slab_store *st, uint32_t ep, long n, uint32_t len,
+                slab_handle_t *hs)
 {
 	static uint8_t data[8192];
 	char name[16];
-	struct slab_obj o = {.kind = 1, .attr = {.mode = 0100644, .uid = 1000, .gid = 1000,
-						 .nlink = 1, .size = len},
-			     .name = name, .name_len = 8, .data = data, .data_len = len};
+	struct slab_obj o = {
+	    .kind = 1,
+	    .attr = {.mode = 0100644, .uid = 1000, .gid = 1000, .nlink = 1, .size = len},
+	    .name = name,
+	    .name_len = 8,
+	    .data = data,
+	    .data_len = len};
 
 	for (long i = 0; i < n; i++) {
 		slab_handle_t h;
@@ -191,33 +204,71 @@ static int fill(struct slab_store *st, uint32_t ep, long n, uint32_t len, slab_h
 	return 0;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* One epoch of N objects: fill, sync, then time the drop call itself, the
+ * zone resets it caused (counter delta) and the wait for its DRAM. */
+static int drop_once(struct slab_store *st, long n, double *t_drop, double *t_dram,
+                     uint32_t *zones, uint64_t *resets)
+{
+	struct slab_epoch_stats es;
+	struct slab_counters c0, c1;
+	uint32_t ep;
+	int r;
+
+	if (slab_epoch_create(st, &ep) || fill(st, ep, n, 100, NULL) || slab_sync(st))
+		return -1;
+	slab_epoch_stats(st, ep, &es);
+	slab_counters_get(st, &c0);
+	double t0 = now_s();
+
+	r = slab_epoch_drop(st, ep);
+	double t1 = now_s();
+
+	slab_reclaim_wait(st);
+	*t_dram = now_s() - t1;
+	*t_drop = t1 - t0;
+	slab_counters_get(st, &c1);
+	*zones = es.zones;
+	*resets = c1.zone_resets - c0.zone_resets;
+	return r;
+}
+
 static void bench_drop(void)
 {
 	struct zns_dev *dev = mkdev(12, 64ull << 20);
 	struct slab_store *st = mount(dev);
-	long sizes[2] = {1000, 1000000};
-	double t[2];
+	const long sizes[2] = {1000, 1000000};
+	const int reps[2] = {7, 3};
+	double med[2];
 
-	printf("drop (100 B objects, 64 MiB zones):\n");
+	printf("drop (100 B objects, 64 MiB zones; median of the runs):\n");
 	for (int i = 0; i < 2; i++) {
-		uint32_t ep;
-		struct slab_epoch_stats es;
+		double t[8], tm[8];
+		uint32_t zones = 0;
+		uint64_t resets = 0;
 
-		slab_epoch_create(st, &ep);
-		if (fill(st, ep, sizes[i], 100, NULL)) {
-			printf("  fill failed\n");
-			return;
+		for (int k = 0; k < reps[i]; k++) {
+			if (drop_once(st, sizes[i], &t[k], &tm[k], &zones, &resets)) {
+				printf("  fill or drop failed\n");
+				goto out_unmount;
+			}
+			printf(
+			    "  %8ld objects, %u zones: drop %.3f ms; background: %" PRIu64
+			    " zone resets and DRAM returned %.3f ms later\n",
+			    sizes[i], zones, t[k] * 1e3, resets, tm[k] * 1e3);
 		}
-		slab_sync(st);
-		slab_epoch_stats(st, ep, &es);
-		double t0 = now_s();
-		int r = slab_epoch_drop(st, ep);
-
-		t[i] = now_s() - t0;
-		printf("  %8ld objects, %u zones: drop %d in %.3f ms\n", sizes[i], es.zones, r,
-		       t[i] * 1e3);
+		qsort(t, (size_t)reps[i], sizeof(t[0]), cmp_double);
+		med[i] = t[reps[i] / 2];
 	}
-	printf("  ratio 1M / 1k: %.2f\n", t[1] / t[0]);
+	printf("  median drop: 1k %.3f ms, 1M %.3f ms, ratio 1M / 1k: %.2f\n",
+	       med[0] * 1e3, med[1] * 1e3, med[1] / med[0]);
+out_unmount:
 	slab_unmount(st);
 	rmdev(dev);
 }
@@ -255,13 +306,15 @@ static void bench_memory(int cycles)
 		if (c == 0)
 			per = (double)(rss_kib() - before) * 1024.0 / 100000.0;
 		slab_epoch_drop(st, ep);
+		slab_reclaim_wait(st);
 		if (c == 0)
 			first = rss_kib();
 		last = rss_kib();
 	}
-	printf("  DRAM per live object (slab layer, RSS delta while filled): %.1f B\n", per);
-	printf("  RSS after cycle 1: %ld KiB, after cycle %d: %ld KiB (%+.2f %%)\n", first, cycles,
-	       last, 100.0 * (double)(last - first) / (double)first);
+	printf("  DRAM per live object (slab layer, RSS delta while filled): %.1f B\n",
+	       per);
+	printf("  RSS after cycle 1: %ld KiB, after cycle %d: %ld KiB (%+.2f %%)\n",
+	       first, cycles, last, 100.0 * (double)(last - first) / (double)first);
 	slab_unmount(st);
 	rmdev(dev);
 }
@@ -282,10 +335,12 @@ static void bench_space(void)
 		fill(st, ep, 20000, lens[i], NULL);
 		slab_sync(st);
 		slab_counters_get(st, &c1);
-		double dev_b = (double)(c1.device_bytes_written - c0.device_bytes_written) / 20000;
+		double dev_b =
+		    (double)(c1.device_bytes_written - c0.device_bytes_written) / 20000;
 		double rec_b = (double)(c1.bytes_live) / 20000;
 
-		printf("  %4u B payload: %.1f device B/object (%.3fx payload), record %.1f B live\n",
+		printf("  %4u B payload: %.1f device B/object (%.3fx payload), record "
+		       "%.1f B live\n",
 		       lens[i], dev_b, dev_b / lens[i], rec_b);
 		slab_unmount(st);
 		rmdev(dev);
@@ -297,9 +352,10 @@ static void gc_report(const char *what, struct slab_store *st)
 	struct slab_counters c;
 
 	slab_counters_get(st, &c);
-	printf("  %-26s gc runs %6llu, GC WA (user+gc)/user %.2f, device/user %.2f\n", what,
-	       (unsigned long long)c.gc_runs,
-	       (double)(c.user_bytes_written + c.gc_bytes_moved) / (double)c.user_bytes_written,
+	printf("  %-26s gc runs %6llu, GC WA (user+gc)/user %.2f, device/user %.2f\n",
+	       what, (unsigned long long)c.gc_runs,
+	       (double)(c.user_bytes_written + c.gc_bytes_moved) /
+	           (double)c.user_bytes_written,
 	       (double)c.device_bytes_written / (double)c.user_bytes_written);
 }
 

@@ -46,19 +46,24 @@ static void fix_close(struct fix *f)
 }
 
 static int put_ver(struct slab_store *st, slab_handle_t h, uint32_t id, uint32_t ver,
-		   uint32_t maxlen)
+                   uint32_t maxlen)
 {
 	static uint8_t buf[1 << 20];
 	uint32_t len = tu_len(id, ver, maxlen);
 	char name[32];
 	struct slab_obj o = {.kind = 1,
-			     .attr = {.mode = 0100644, .uid = 1000 + id % 3, .gid = 100,
-				      .nlink = 1, .size = len, .mtime_ns = ver,
-				      .ctime_ns = ver, .atime_ns = ver},
-			     .parent = SLAB_HANDLE_ROOT,
-			     .name = name,
-			     .data = buf,
-			     .data_len = len};
+	                     .attr = {.mode = 0100644,
+	                              .uid = 1000 + id % 3,
+	                              .gid = 100,
+	                              .nlink = 1,
+	                              .size = len,
+	                              .mtime_ns = ver,
+	                              .ctime_ns = ver,
+	                              .atime_ns = ver},
+	                     .parent = SLAB_HANDLE_ROOT,
+	                     .name = name,
+	                     .data = buf,
+	                     .data_len = len};
 
 	o.name_len = (uint8_t)snprintf(name, sizeof(name), "obj-%u", id);
 	tu_fill(buf, len, id, ver);
@@ -109,7 +114,8 @@ static void test_objects_remount(void **state)
 {
 	struct fix f;
 	slab_handle_t h[6];
-	uint32_t ids[6] = {1, 2, 3, 4, 5, 6}, maxl[6] = {16, 120, 600, 4000, 20000, 300000};
+	uint32_t ids[6] = {1, 2, 3, 4, 5, 6},
+	         maxl[6] = {16, 120, 600, 4000, 20000, 300000};
 	static uint8_t buf[400000];
 
 	fix_open(&f, 24, 1 << 20, 14);
@@ -268,7 +274,9 @@ static void test_drop(void **state)
 		assert_int_equal(put_ver(f.st, ha[i], (uint32_t)i, 1, 600), 0);
 		if (i % 4 == 0 && i / 4 < NB) {
 			assert_int_equal(slab_obj_alloc(f.st, eb, &hb[i / 4]), 0);
-			assert_int_equal(put_ver(f.st, hb[i / 4], 100000 + (uint32_t)i / 4, 1, 600), 0);
+			assert_int_equal(
+			    put_ver(f.st, hb[i / 4], 100000 + (uint32_t)i / 4, 1, 600),
+			    0);
 		}
 	}
 	assert_int_equal(slab_sync(f.st), 0);
@@ -280,6 +288,8 @@ static void test_drop(void **state)
 	assert_int_equal(es.objects, NA);
 	assert_true(es.zones >= 3);
 	assert_int_equal(slab_epoch_drop(f.st, ea), 0);
+	/* The drop is durable at return; its resets follow in the background. */
+	slab_reclaim_wait(f.st);
 	slab_counters_get(f.st, &c1);
 	zone_epochs(&f, after);
 	uint64_t abit = 1ull << slab_eslot(ea);
@@ -332,7 +342,8 @@ static void test_gc_full(void **state)
 	for (long op = 0; op < 40000; op++) {
 		int i = rand() % N;
 
-		if (ver[i] && (live_bytes > sp.total_bytes * 65 / 100 || rand() % 3 == 0)) {
+		if (ver[i] &&
+		    (live_bytes > sp.total_bytes * 65 / 100 || rand() % 3 == 0)) {
 			assert_int_equal(slab_obj_free(f.st, h[i]), 0);
 			live_bytes -= tu_len((uint32_t)i, ver[i], MAXL) + 60;
 			ver[i] = 0;
@@ -353,18 +364,19 @@ static void test_gc_full(void **state)
 		if (r) {
 			slab_counters_get(f.st, &c);
 			slab_space_get(f.st, &sp);
-			print_message("op %ld: put %d, live %llu est %llu, free zones %u, gc runs %llu\n",
-				      op, r, (unsigned long long)c.bytes_live,
-				      (unsigned long long)live_bytes, sp.zones_empty,
-				      (unsigned long long)c.gc_runs);
+			print_message("op %ld: put %d, live %llu est %llu, free zones "
+			              "%u, gc runs %llu\n",
+			              op, r, (unsigned long long)c.bytes_live,
+			              (unsigned long long)live_bytes, sp.zones_empty,
+			              (unsigned long long)c.gc_runs);
 			for (uint32_t z = f.st->first_data; z < f.st->nzones; z++)
-				print_message(" z%u st %d live %llu wp %llu writers %u\n", z,
-					      f.st->zones[z].state,
-					      (unsigned long long)f.st->zones[z].live,
-					      (unsigned long long)f.st->zones[z].wp,
-					      f.st->zones[z].writers);
-			print_message("gave up %d active %u budget %u\n", f.st->gc_gave_up,
-				      f.st->active, f.st->budget);
+				print_message(" z%u st %d live %llu wp %llu writers %u\n",
+				              z, f.st->zones[z].state,
+				              (unsigned long long)f.st->zones[z].live,
+				              (unsigned long long)f.st->zones[z].wp,
+				              f.st->zones[z].writers);
+			print_message("gave up %d active %u budget %u\n",
+			              f.st->gc_gave_up, f.st->active, f.st->budget);
 		}
 		assert_int_equal(r, 0);
 		live_bytes += tu_len((uint32_t)i, ver[i], MAXL) + 60;
@@ -373,18 +385,21 @@ static void test_gc_full(void **state)
 	}
 	for (int i = 0; i < N; i++)
 		if (ver[i])
-			assert_int_equal(read_ver(f.st, h[i], (uint32_t)i, MAXL), (int)ver[i]);
+			assert_int_equal(read_ver(f.st, h[i], (uint32_t)i, MAXL),
+			                 (int)ver[i]);
 	slab_counters_get(f.st, &c);
-	print_message("gc: runs %llu moved %llu B, resets %llu, user %llu B, device %llu B\n",
-		      (unsigned long long)c.gc_runs, (unsigned long long)c.gc_bytes_moved,
-		      (unsigned long long)c.zone_resets, (unsigned long long)c.user_bytes_written,
-		      (unsigned long long)c.device_bytes_written);
+	print_message(
+	    "gc: runs %llu moved %llu B, resets %llu, user %llu B, device %llu B\n",
+	    (unsigned long long)c.gc_runs, (unsigned long long)c.gc_bytes_moved,
+	    (unsigned long long)c.zone_resets, (unsigned long long)c.user_bytes_written,
+	    (unsigned long long)c.device_bytes_written);
 	assert_true(c.gc_runs > 0);
 	assert_int_equal(c.objects, (uint64_t)live);
 	fix_remount(&f, NULL, NULL);
 	for (int i = 0; i < N; i++)
 		if (ver[i])
-			assert_int_equal(read_ver(f.st, h[i], (uint32_t)i, MAXL), (int)ver[i]);
+			assert_int_equal(read_ver(f.st, h[i], (uint32_t)i, MAXL),
+			                 (int)ver[i]);
 	slab_counters_get(f.st, &c);
 	assert_int_equal(c.objects, (uint64_t)live);
 	fix_close(&f);
@@ -409,7 +424,8 @@ static void test_enospc(void **state)
 	slab_handle_t first = SLAB_HANDLE_ROOT;
 
 	assert_int_equal(read_ver(f.st, first, 0, 3000), 1);
-	assert_int_equal(slab_obj_free(f.st, first) == 0 || slab_obj_free(f.st, first) == -ESTALE, 1);
+	assert_int_equal(
+	    slab_obj_free(f.st, first) == 0 || slab_obj_free(f.st, first) == -ESTALE, 1);
 	assert_int_equal(slab_unmount(f.st), 0);
 	zns_close(f.dev);
 	unlink(f.img);
@@ -493,9 +509,9 @@ static void test_superblock(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_superblock), cmocka_unit_test(test_objects_remount),
-		cmocka_unit_test(test_stale_handles), cmocka_unit_test(test_drop),
-		cmocka_unit_test(test_gc_full),    cmocka_unit_test(test_enospc),
+	    cmocka_unit_test(test_superblock),    cmocka_unit_test(test_objects_remount),
+	    cmocka_unit_test(test_stale_handles), cmocka_unit_test(test_drop),
+	    cmocka_unit_test(test_gc_full),       cmocka_unit_test(test_enospc),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
