@@ -598,11 +598,11 @@ int slab_obj_put(struct slab_store *st, slab_handle_t h, const struct slab_obj *
 	else
 		ret = put_chunked(st, e, s, &r, o, &loc);
 	if (ret) {
-		/* Records appended so far are dead: nothing points at them. */
+		/* Records appended so far are dead: nothing points at them. The
+		 * chunks already written in pages of their own were counted. */
 		if (s->chunks)
-			slab_arena_free_any(e->arena, s->chunks,
-			                    sizeof(*s->chunks) +
-			                        s->chunks->n * sizeof(loc));
+			slot_kill_version(st, e, s, (struct slab_loc){SLAB_LOC_NONE, 0},
+			                  0, s->chunks);
 		s->chunks = old_ch;
 		pthread_mutex_unlock(&e->lock);
 		return ret;
@@ -610,7 +610,7 @@ int slab_obj_put(struct slab_store *st, slab_handle_t h, const struct slab_obj *
 	/* Read only now: a page written during the append may have moved it. */
 	slot_kill_version(st, e, s, s->loc, s->len, old_ch);
 	s->loc = loc;
-	s->len = (uint16_t)slab_rec_size(&r, e->page.def_uid, e->page.def_gid);
+	s->len = (uint16_t)r.len;
 	if (s->state != SLOT_LIVE) {
 		s->state = SLOT_LIVE;
 		e->objects++;
