@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "slab/slab_cache.h"
 #include "slab/slab_int.h"
 
 struct rent {
@@ -732,6 +733,9 @@ int slab_store_alloc(struct zns_dev *dev, struct slab_store **out)
 	pthread_cond_init(&st->bgcond, &ca);
 	pthread_cond_init(&st->spacecond, &ca);
 	pthread_condattr_destroy(&ca);
+	/* Without memory for it the store just runs uncached. */
+	if (slab_rcache_new(SLAB_RCACHE_BYTES, &st->rcache))
+		st->rcache = NULL;
 	*out = st;
 	return 0;
 }
@@ -768,6 +772,7 @@ void slab_store_free(struct slab_store *st)
 	pthread_cond_destroy(&st->scond);
 	pthread_cond_destroy(&st->bgcond);
 	pthread_cond_destroy(&st->spacecond);
+	slab_rcache_free(st->rcache);
 	free(st);
 }
 

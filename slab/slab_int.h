@@ -426,6 +426,9 @@ struct slab_store {
 	uint64_t reclaim_asked, reclaim_done;
 	pthread_mutex_t gclock; /* one GC pass at a time */
 
+	/* read cache of data-zone blocks (slab_cache.h); NULL: disabled */
+	struct slab_rcache *rcache;
+
 	/* I/O fence: device calls hold iolock shared; slab_fence() takes it
 	 * exclusively and sets fenced, after which every device call fails. */
 	pthread_rwlock_t iolock;

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "slab/slab_cache.h"
 #include "slab/slab_int.h"
 
 static uint64_t zcap(const struct slab_store *st)
@@ -259,6 +260,48 @@ out:
 	return ret;
 }
 
+/*
+ * Read a record of a data zone through the read cache, 4 KiB block by
+ * block. Returns 1 when the record reaches a block not wholly below the
+ * write pointer (such a block may still grow: not cached, read directly).
+ */
+static int read_cached(struct slab_store *st, struct slab_loc loc, uint32_t len,
+                       uint8_t *out)
+{
+	_Alignas(4096) uint8_t blk[SLAB_PAGE_SIZE];
+	uint64_t pos = loc.off, end = pos + len;
+	struct slab_zone *zn = &st->zones[loc.zone];
+
+	pthread_mutex_lock(&st->zlock);
+	uint32_t gen = zn->gen;
+	uint64_t wp = zn->wp;
+
+	pthread_mutex_unlock(&st->zlock);
+	if ((end + SLAB_PAGE_SIZE - 1) / SLAB_PAGE_SIZE * SLAB_PAGE_SIZE > wp)
+		return 1;
+	while (pos < end) {
+		uint32_t b = (uint32_t)(pos / SLAB_PAGE_SIZE),
+		         boff = (uint32_t)(pos % SLAB_PAGE_SIZE);
+		uint32_t n =
+		    (uint32_t)(end - pos < SLAB_PAGE_SIZE - boff ? end - pos
+		                                                 : SLAB_PAGE_SIZE - boff);
+
+		if (!slab_rcache_get(st->rcache, loc.zone, gen, b, boff, n, out)) {
+			ssize_t r =
+			    slab_dev_read(st, loc.zone, (uint64_t)b * SLAB_PAGE_SIZE, blk,
+			                  SLAB_PAGE_SIZE);
+
+			if (r != (ssize_t)SLAB_PAGE_SIZE)
+				return r < 0 ? (int)r : -EIO;
+			slab_rcache_put(st->rcache, loc.zone, gen, b, blk);
+			memcpy(out, blk + boff, n);
+		}
+		out += n;
+		pos += n;
+	}
+	return 0;
+}
+
 int slab_read_rec(struct slab_store *st, struct slab_loc loc, uint32_t len, uint8_t *out)
 {
 	_Alignas(4096) uint8_t buf[3 * SLAB_PAGE_SIZE];
@@ -268,6 +311,12 @@ int slab_read_rec(struct slab_store *st, struct slab_loc loc, uint32_t len, uint
 
 	if (loc.zone >= st->nzones || len > SLAB_REC_MAX || end - start > sizeof(buf))
 		return -EUCLEAN;
+	if (st->rcache && loc.zone >= st->first_data && lba <= SLAB_PAGE_SIZE) {
+		int ret = read_cached(st, loc, len, out);
+
+		if (ret <= 0)
+			return ret;
+	}
 	ssize_t r = slab_dev_read(st, loc.zone, start, buf, end - start);
 
 	if (r != (ssize_t)(end - start))

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "slab/slab_cache.h"
 #include "slab/slab_int.h"
 #include "slab_test_util.h"
 
@@ -506,12 +507,64 @@ static void test_superblock(void **state)
 	unlink(f.img);
 }
 
+/* ---- read cache ------------------------------------------------------------- */
+
+/* Reads are served from the block cache, and a zone reset and rewritten at
+ * the same offsets never serves the old contents. */
+static void test_read_cache_reset(void **state)
+{
+	enum { N = 400 };
+	static slab_handle_t ha[N], hb[N];
+	struct fix f;
+	uint32_t ea, eb;
+	uint64_t h0, m0, h1, m1;
+
+	(void)state;
+	fix_open(&f, 10, 1u << 20, 0);
+	assert_non_null(f.st->rcache);
+	assert_int_equal(slab_epoch_create(f.st, &ea), 0);
+	for (uint32_t i = 0; i < N; i++) {
+		assert_int_equal(slab_obj_alloc(f.st, ea, &ha[i]), 0);
+		assert_int_equal(put_ver(f.st, ha[i], i, 1, 600), 0);
+	}
+	assert_int_equal(slab_sync(f.st), 0);
+	for (int pass = 0; pass < 2; pass++)
+		for (uint32_t i = 0; i < N; i++)
+			assert_int_equal(read_ver(f.st, ha[i], i, 600), 1);
+	slab_rcache_stats(f.st->rcache, &h0, &m0);
+	assert_true(m0 > 0);
+	assert_true(h0 > m0); /* the second pass and the neighbours hit */
+	uint32_t zone_a = slab_slot_get(f.st->etab[slab_eslot(ea)], 1)->loc.zone;
+
+	assert_int_equal(slab_epoch_drop(f.st, ea), 0);
+	slab_reclaim_wait(f.st);
+	assert_int_equal(slab_epoch_create(f.st, &eb), 0);
+	for (uint32_t i = 0; i < N; i++) {
+		assert_int_equal(slab_obj_alloc(f.st, eb, &hb[i]), 0);
+		assert_int_equal(put_ver(f.st, hb[i], i, 2, 600), 0);
+	}
+	assert_int_equal(slab_sync(f.st), 0);
+	/* the same zone, rewritten from offset 0 */
+	assert_int_equal(slab_slot_get(f.st->etab[slab_eslot(eb)], 1)->loc.zone, zone_a);
+	for (uint32_t i = 0; i < N; i++) {
+		assert_int_equal(read_ver(f.st, ha[i], i, 600), -1);
+		assert_int_equal(read_ver(f.st, hb[i], i, 600), 2);
+	}
+	slab_rcache_stats(f.st->rcache, &h1, &m1);
+	assert_true(m1 > m0);
+	fix_close(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_superblock),    cmocka_unit_test(test_objects_remount),
-	    cmocka_unit_test(test_stale_handles), cmocka_unit_test(test_drop),
-	    cmocka_unit_test(test_gc_full),       cmocka_unit_test(test_enospc),
+	    cmocka_unit_test(test_superblock),
+	    cmocka_unit_test(test_objects_remount),
+	    cmocka_unit_test(test_stale_handles),
+	    cmocka_unit_test(test_drop),
+	    cmocka_unit_test(test_gc_full),
+	    cmocka_unit_test(test_enospc),
+	    cmocka_unit_test(test_read_cache_reset),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
