@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * slab_bench [DIR=/var/tmp] [CYCLES=50]: slab layer numbers on emulated
- * images created in DIR (removed afterwards).
+ * slab_bench [DIR=/var/tmp] [CYCLES=50] [SECTIONS=all]: slab layer numbers
+ * on emulated images created in DIR (removed afterwards). SECTIONS (or the
+ * environment variable SLAB_BENCH) picks a comma-separated subset of
+ * arena,space,drop,gc,memory.
  *   arena    alloc/free latency vs malloc/free, sizes uniform in 16..4096,
  *            steady state (a live set of 10,000 blocks; each step frees a
  *            random block and allocates a new one). Every call is timed on
@@ -418,16 +420,36 @@ static void bench_gc(void)
 	rmdev(dev);
 }
 
+/* SECTIONS: comma-separated subset of arena,space,drop,gc,memory; all when
+ * absent or "all". */
+static int want(const char *sections, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (!sections || !strcmp(sections, "all"))
+		return 1;
+	for (const char *p = sections; (p = strstr(p, name)); p += n)
+		if ((p == sections || p[-1] == ',') && (p[n] == ',' || !p[n]))
+			return 1;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int cycles = argc > 2 ? atoi(argv[2]) : 50;
+	const char *sections = argc > 3 ? argv[3] : getenv("SLAB_BENCH");
 
 	if (argc > 1)
 		dir = argv[1];
-	bench_arena();
-	bench_space();
-	bench_drop();
-	bench_gc();
-	bench_memory(cycles);
+	if (want(sections, "arena"))
+		bench_arena();
+	if (want(sections, "space"))
+		bench_space();
+	if (want(sections, "drop"))
+		bench_drop();
+	if (want(sections, "gc"))
+		bench_gc();
+	if (want(sections, "memory"))
+		bench_memory(cycles);
 	return 0;
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <cmocka.h>
+#include <pthread.h>
 
 #include "slab/slab_int.h"
 
@@ -37,7 +38,7 @@ static void test_arena_classes(void **state)
 	}
 	assert_int_equal(slab_arena_class_size(SLAB_ARENA_NCLASS - 1), SLAB_ARENA_MAX);
 	print_message("mean rounding waste 16..4096 (uniform): %.2f %%\n",
-		      100.0 * waste / (SLAB_ARENA_MAX - 15));
+	              100.0 * waste / (SLAB_ARENA_MAX - 15));
 }
 
 static void test_arena_alloc_free(void **state)
@@ -62,11 +63,12 @@ static void test_arena_alloc_free(void **state)
 
 		assert_true(b[0] == (i & 0xff) && b[sz[i] - 1] == (i & 0xff));
 	}
-	size_t held = slab_arena_bytes(a);
-
 	for (int i = 0; i < N; i += 2)
 		slab_arena_free(a, p[i], sz[i]);
-	/* freed blocks are reused: same sizes again need no new memory */
+	/* freed blocks are reused: same sizes again need no new memory (the
+	 * frees may have taken free-stack segments, 8 bytes per free block) */
+	size_t held = slab_arena_bytes(a);
+
 	for (int i = 0; i < N; i += 2)
 		assert_non_null(p[i] = slab_arena_alloc(a, sz[i]));
 	assert_int_equal(slab_arena_bytes(a), held);
@@ -81,6 +83,166 @@ static void test_arena_alloc_free(void **state)
 	slab_arena_destroy(a);
 	free(p);
 	free(sz);
+}
+
+static int cmp_ptr(const void *x, const void *y)
+{
+	uintptr_t a = (uintptr_t) * (void *const *)x, b = (uintptr_t) * (void *const *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+/* Many free blocks of one class span several free-stack segments: they come
+ * back LIFO, each exactly once, and a push/pop pair at a segment boundary
+ * takes no new memory. */
+static void test_arena_stack_segments(void **state)
+{
+	struct slab_arena *a = slab_arena_new();
+	enum { N = 5000 };
+	void **p = calloc(N, sizeof(*p)), **q = calloc(N, sizeof(*q));
+
+	for (int i = 0; i < N; i++) {
+		assert_non_null(p[i] = slab_arena_alloc(a, 100));
+		memset(p[i], 0, 100);
+	}
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < N; i++)
+			slab_arena_free(a, p[i], 100);
+		size_t held = slab_arena_bytes(a);
+
+		for (int i = 0; i < N; i++)
+			assert_non_null(q[i] = slab_arena_alloc(a, 100));
+		assert_int_equal(slab_arena_bytes(a), held);
+		for (int i = 0; i < N; i++)
+			assert_ptr_equal(q[i], p[N - 1 - i]);
+		for (int i = 0; i < N; i++)
+			p[i] = q[i];
+	}
+	/* every block distinct and 112 bytes apart at least */
+	memcpy(q, p, N * sizeof(*q));
+	qsort(q, N, sizeof(*q), cmp_ptr);
+	for (int i = 1; i < N; i++)
+		assert_true((uintptr_t)q[i] - (uintptr_t)q[i - 1] >= 112);
+	/* oscillate around every stack depth from 0 to N: no growth */
+	for (int i = 0; i < N; i++)
+		slab_arena_free(a, p[i], 100);
+	size_t held = slab_arena_bytes(a);
+
+	for (int i = N - 1; i >= 0; i--) {
+		for (int k = 0; k < 3; k++) {
+			void *x = slab_arena_alloc(a, 100);
+
+			assert_ptr_equal(x, p[i]);
+			slab_arena_free(a, x, 100);
+		}
+		assert_ptr_equal(slab_arena_alloc(a, 100), p[i]);
+	}
+	assert_int_equal(slab_arena_bytes(a), held);
+	slab_arena_destroy(a);
+	free(p);
+	free(q);
+}
+
+static void fill_pattern(uint8_t *b, size_t n, unsigned tag)
+{
+	for (size_t i = 0; i < n; i++)
+		b[i] = (uint8_t)(tag * 31 + i);
+}
+
+static int check_pattern(const uint8_t *b, size_t n, unsigned tag)
+{
+	for (size_t i = 0; i < n; i++)
+		if (b[i] != (uint8_t)(tag * 31 + i))
+			return 0;
+	return 1;
+}
+
+/* Random sizes with churn (many refills, chunk tails cut into smaller
+ * blocks, stack segments carved in between): no two live blocks overlap. */
+static void test_arena_no_overlap(void **state)
+{
+	struct slab_arena *a = slab_arena_new();
+	enum { N = 6000 };
+	uint8_t **p = calloc(N, sizeof(*p));
+	size_t *sz = calloc(N, sizeof(*sz));
+	unsigned *tag = calloc(N, sizeof(*tag));
+
+	srand(7);
+	for (unsigned step = 0; step < 60000; step++) {
+		int i = rand() % N;
+
+		if (p[i]) {
+			assert_true(check_pattern(p[i], sz[i], tag[i]));
+			slab_arena_free(a, p[i], sz[i]);
+			p[i] = NULL;
+			continue;
+		}
+		sz[i] = 1 + (size_t)(rand() % 4 ? rand() % 300
+		                                : rand() % (int)SLAB_ARENA_MAX);
+		tag[i] = step;
+		assert_non_null(p[i] = slab_arena_alloc(a, sz[i]));
+		assert_true(((uintptr_t)p[i] & 15) == 0);
+		fill_pattern(p[i], sz[i], tag[i]);
+	}
+	for (int i = 0; i < N; i++)
+		if (p[i])
+			assert_true(check_pattern(p[i], sz[i], tag[i]));
+	slab_arena_destroy(a);
+	free(p);
+	free(sz);
+	free(tag);
+}
+
+struct arena_worker {
+	struct slab_arena *a;
+	unsigned seed;
+	int bad;
+};
+
+static void *arena_worker_run(void *arg)
+{
+	struct arena_worker *w = arg;
+	enum { LIVE = 400 };
+	uint8_t *p[LIVE] = {0};
+	size_t sz[LIVE];
+	unsigned tag[LIVE];
+
+	for (unsigned step = 0; step < 200000; step++) {
+		int i = (int)(rand_r(&w->seed) % LIVE);
+
+		if (p[i]) {
+			if (!check_pattern(p[i], sz[i] < 64 ? sz[i] : 64, tag[i]))
+				w->bad++;
+			slab_arena_free(w->a, p[i], sz[i]);
+		}
+		sz[i] = 1 + rand_r(&w->seed) % 1024;
+		tag[i] = step ^ w->seed;
+		p[i] = slab_arena_alloc(w->a, sz[i]);
+		if (!p[i]) {
+			w->bad++;
+			break;
+		}
+		fill_pattern(p[i], sz[i] < 64 ? sz[i] : 64, tag[i]);
+	}
+	for (int i = 0; i < LIVE; i++)
+		if (p[i])
+			slab_arena_free(w->a, p[i], sz[i]);
+	return NULL;
+}
+
+/* Two threads allocating and freeing in one arena never get the same block. */
+static void test_arena_threads(void **state)
+{
+	struct slab_arena *a = slab_arena_new();
+	struct arena_worker w[2] = {{a, 1, 0}, {a, 2, 0}};
+	pthread_t t[2];
+
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, arena_worker_run, &w[i]), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	assert_int_equal(w[0].bad + w[1].bad, 0);
+	slab_arena_destroy(a);
 }
 
 static void fill_rec(struct slab_rec *r, uint8_t *data, uint32_t dlen, const char *name)
@@ -114,7 +276,7 @@ static void check_same(const struct slab_rec *a, const struct slab_rec *b)
 	assert_int_equal(a->parent, b->parent);
 	assert_int_equal(a->seq, b->seq);
 	assert_true(a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns &&
-		    a->atime_ns == b->atime_ns);
+	            a->atime_ns == b->atime_ns);
 	assert_int_equal(a->uid, b->uid);
 	assert_int_equal(a->gid, b->gid);
 	assert_int_equal(a->nlink, b->nlink);
@@ -256,7 +418,9 @@ static void test_record_copy(void **state)
 	int len = slab_rec_encode(src, sizeof(src), &r, 1000, 1000);
 
 	/* same defaults: verbatim */
-	assert_int_equal(slab_rec_copy(dst, sizeof(dst), src, (uint32_t)len, 1000, 1000, 1000, 1000), len);
+	assert_int_equal(
+	    slab_rec_copy(dst, sizeof(dst), src, (uint32_t)len, 1000, 1000, 1000, 1000),
+	    len);
 	assert_memory_equal(dst, src, (size_t)len);
 	/* other defaults: uid/gid become explicit, content unchanged */
 	int n = slab_rec_copy(dst, sizeof(dst), src, (uint32_t)len, 1000, 1000, 0, 0);
@@ -264,14 +428,21 @@ static void test_record_copy(void **state)
 	assert_int_equal(n, len + 8);
 	assert_int_equal(slab_rec_decode(dst, (size_t)n, 0, 0, &d), 0);
 	check_same(&r, &d);
-	assert_int_equal(slab_rec_copy(dst, (size_t)len + 7, src, (uint32_t)len, 1000, 1000, 0, 0), -ENOSPC);
+	assert_int_equal(
+	    slab_rec_copy(dst, (size_t)len + 7, src, (uint32_t)len, 1000, 1000, 0, 0),
+	    -ENOSPC);
 }
 
 static void test_page_header(void **state)
 {
 	uint8_t p[SLAB_PAGE_HDR];
-	struct slab_page_hdr h = {.epoch = 0x10203, .used = 4000, .nrec = 26, .seq = 77,
-				  .def_uid = 1000, .def_gid = 100}, d;
+	struct slab_page_hdr h = {.epoch = 0x10203,
+	                          .used = 4000,
+	                          .nrec = 26,
+	                          .seq = 77,
+	                          .def_uid = 1000,
+	                          .def_gid = 100},
+	                     d;
 
 	slab_page_hdr_encode(p, &h);
 	assert_int_equal(slab_page_hdr_decode(p, &d), 0);
@@ -296,9 +467,14 @@ static void test_page_header(void **state)
 static void test_sb_encoding(void **state)
 {
 	static uint8_t blk[SLAB_SB_BLOCK];
-	struct slab_sb_info sb = {.version = 1, .sequence = 42, .sb_zones = {0, 1},
-				  .journal_zones = 2, .first_data_zone = 4, .reserve_zones = 2,
-				  .created_ns = 5}, d;
+	struct slab_sb_info sb = {.version = 1,
+	                          .sequence = 42,
+	                          .sb_zones = {0, 1},
+	                          .journal_zones = 2,
+	                          .first_data_zone = 4,
+	                          .reserve_zones = 2,
+	                          .created_ns = 5},
+	                    d;
 	struct slab_sb_geom g = {4096, 64, 1 << 20, 1 << 20}, dg;
 
 	memcpy(sb.label, "hello", 6);
@@ -339,10 +515,17 @@ static void test_handles(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_arena_classes),  cmocka_unit_test(test_arena_alloc_free),
-		cmocka_unit_test(test_record_roundtrip), cmocka_unit_test(test_record_kinds),
-		cmocka_unit_test(test_record_copy),    cmocka_unit_test(test_page_header),
-		cmocka_unit_test(test_sb_encoding),    cmocka_unit_test(test_handles),
+	    cmocka_unit_test(test_arena_classes),
+	    cmocka_unit_test(test_arena_alloc_free),
+	    cmocka_unit_test(test_arena_stack_segments),
+	    cmocka_unit_test(test_arena_no_overlap),
+	    cmocka_unit_test(test_arena_threads),
+	    cmocka_unit_test(test_record_roundtrip),
+	    cmocka_unit_test(test_record_kinds),
+	    cmocka_unit_test(test_record_copy),
+	    cmocka_unit_test(test_page_header),
+	    cmocka_unit_test(test_sb_encoding),
+	    cmocka_unit_test(test_handles),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
