@@ -5,8 +5,13 @@
  * environment variable SLAB_BENCH) picks a comma-separated subset of
  * arena,space,drop,gc,memory.
  *   arena    alloc/free latency vs malloc/free, sizes uniform in 16..4096,
- *            steady state (a live set of 10,000 blocks; each step frees a
- *            random block and allocates a new one). Every call is timed on
+ *            steady state with live sets of 10,000 blocks (20 MiB, beyond
+ *            the CPU caches) and of 1,000 blocks (2 MiB); each step frees a
+ *            random block and allocates a new one, both allocators get the
+ *            same sizes and indices, and the first byte of every new block
+ *            is written (outside the timed region). Each set runs with an
+ *            mfence before every timed call (the caller's pending stores do
+ *            not count) and without. Every call is timed on
  *            its own with rdtscp; the cost of an empty timed region is
  *            subtracted; TSC ticks are converted with a clock_gettime
  *            calibration.
@@ -77,68 +82,105 @@ static void pct(const char *what, uint32_t *v, size_t n, double ghz, uint32_t ba
 	printf("\n");
 }
 
-enum { LIVE = 10000, STEPS = 1000000 };
+enum { LIVE_MAX = 10000, STEPS = 1000000 };
 
-static void bench_arena(void)
+/*
+ * One allocator (arena when A is set, else malloc) through the same
+ * sequence: LIVE blocks, then STEPS steps each freeing the block at a
+ * pseudo-random index and allocating a new one there. The first byte of each
+ * new block is written outside the timed region, as a user would. With
+ * FENCE, an mfence before each timed call lets that store (a cache miss in
+ * a large live set) complete first; without it, an allocator that takes a
+ * lock (an atomic read-modify-write, which drains the store buffer) also
+ * pays for the caller's pending store.
+ */
+static void run_alloc(struct slab_arena *a, int live, int fence, const uint32_t *size_of,
+                      uint32_t *t_alloc, uint32_t *t_free)
 {
-	static uint32_t ta[STEPS], tf[STEPS], ma[STEPS], mf[STEPS], sz[LIVE];
-	static void *blk[LIVE];
+	static uint32_t sz[LIVE_MAX];
+	static void *blk[LIVE_MAX];
+	unsigned aux;
+
+	for (int i = 0; i < live; i++) {
+		sz[i] = size_of[i];
+		blk[i] = a ? slab_arena_alloc(a, sz[i]) : malloc(sz[i]);
+		*(volatile char *)blk[i] = 1;
+	}
+	for (int s = 0; s < STEPS; s++) {
+		int k = (int)(size_of[s] * 2654435761u % (unsigned)live);
+
+		if (fence)
+			_mm_mfence();
+		uint64_t c0 = __rdtscp(&aux);
+
+		if (a)
+			slab_arena_free(a, blk[k], sz[k]);
+		else
+			free(blk[k]);
+		uint64_t c1 = __rdtscp(&aux);
+
+		sz[k] = size_of[(s + 7) % STEPS];
+		if (fence)
+			_mm_mfence();
+		uint64_t c2 = __rdtscp(&aux);
+
+		blk[k] = a ? slab_arena_alloc(a, sz[k]) : malloc(sz[k]);
+		uint64_t c3 = __rdtscp(&aux);
+
+		*(volatile char *)blk[k] = 1;
+		t_free[s] = (uint32_t)(c1 - c0);
+		t_alloc[s] = (uint32_t)(c3 - c2);
+	}
+	for (int i = 0; i < live; i++) {
+		if (a)
+			slab_arena_free(a, blk[i], sz[i]);
+		else
+			free(blk[i]);
+	}
+}
+
+/* Steady-state latency for a live set of LIVE blocks of sizes uniform in
+ * 16..4096 (mean 2 KiB per block). */
+static void bench_arena_live(int live, int fence, double ghz, uint32_t base)
+{
+	static uint32_t ta[STEPS], tf[STEPS], ma[STEPS], mf[STEPS];
 	static uint32_t size_of[STEPS];
 	struct slab_arena *a = slab_arena_new();
-	double ghz = tsc_ghz();
-	unsigned aux;
-	uint32_t base = UINT32_MAX;
 
 	srand(1);
 	for (int i = 0; i < STEPS; i++)
 		size_of[i] = 16 + (uint32_t)rand() % (4096 - 15);
+	run_alloc(a, live, fence, size_of, ta, tf);
+	run_alloc(NULL, live, fence, size_of, ma, mf);
+	printf("live set %d blocks (~%d MiB), %d steps, %s:\n", live,
+	       (live * 2056 + (1 << 19)) >> 20, STEPS,
+	       fence ? "caller's stores drained before each call (mfence)" : "no fence");
+	pct("arena alloc", ta, STEPS, ghz, base);
+	pct("arena free", tf, STEPS, ghz, base);
+	pct("malloc", ma, STEPS, ghz, base);
+	pct("free", mf, STEPS, ghz, base);
+	printf("  arena held %zu KiB at the end\n", slab_arena_bytes(a) / 1024);
+	slab_arena_destroy(a);
+}
+
+static void bench_arena(void)
+{
+	double ghz = tsc_ghz();
+	unsigned aux;
+	uint32_t base = UINT32_MAX;
+
 	for (int i = 0; i < 100000; i++) {
 		uint64_t c0 = __rdtscp(&aux), c1 = __rdtscp(&aux);
 
 		if (c1 - c0 < base)
 			base = (uint32_t)(c1 - c0);
 	}
-	for (int round = 0; round < 2; round++) {
-		for (int i = 0; i < LIVE; i++) {
-			sz[i] = size_of[i];
-			blk[i] = round ? malloc(sz[i]) : slab_arena_alloc(a, sz[i]);
-		}
-		for (int s = 0; s < STEPS; s++) {
-			int k = (int)(size_of[s] * 2654435761u % LIVE);
-			uint64_t c0 = __rdtscp(&aux);
-
-			if (round)
-				free(blk[k]);
-			else
-				slab_arena_free(a, blk[k], sz[k]);
-			uint64_t c1 = __rdtscp(&aux);
-
-			sz[k] = size_of[(s + 7) % STEPS];
-			uint64_t c2 = __rdtscp(&aux);
-
-			blk[k] = round ? malloc(sz[k]) : slab_arena_alloc(a, sz[k]);
-			uint64_t c3 = __rdtscp(&aux);
-
-			*(volatile char *)blk[k] = 1;
-			(round ? mf : tf)[s] = (uint32_t)(c1 - c0);
-			(round ? ma : ta)[s] = (uint32_t)(c3 - c2);
-		}
-		for (int i = 0; i < LIVE; i++) {
-			if (round)
-				free(blk[i]);
-			else
-				slab_arena_free(a, blk[i], sz[i]);
-		}
-	}
-	printf("arena (TSC %.2f GHz, timer overhead %u ticks subtracted, %d steps, live "
-	       "set %d):\n",
-	       ghz, base, STEPS, LIVE);
-	pct("arena alloc", ta, STEPS, ghz, base);
-	pct("arena free", tf, STEPS, ghz, base);
-	pct("malloc", ma, STEPS, ghz, base);
-	pct("free", mf, STEPS, ghz, base);
-	printf("  arena held %zu KiB for the live set\n", slab_arena_bytes(a) / 1024);
-	slab_arena_destroy(a);
+	printf("arena vs malloc (TSC %.2f GHz, timer overhead %u ticks subtracted):\n",
+	       ghz, base);
+	bench_arena_live(LIVE_MAX, 1, ghz, base);
+	bench_arena_live(1000, 1, ghz, base);
+	bench_arena_live(LIVE_MAX, 0, ghz, base);
+	bench_arena_live(1000, 0, ghz, base);
 }
 
 static struct zns_dev *mkdev(uint32_t nzones, uint64_t zsize)
