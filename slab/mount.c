@@ -28,6 +28,7 @@ struct rent {
 	uint32_t zone, off;
 	uint16_t len;
 	uint8_t rtype;
+	uint8_t kind; /* EPOCH: SLAB_EPOCH_KIND_* */
 	uint8_t journal;
 };
 
@@ -103,6 +104,7 @@ static int scan_page(struct recov *rc, uint32_t z, const uint8_t *pg,
 				 .off = (uint32_t)(poff + off),
 				 .len = (uint16_t)r.len,
 				 .rtype = r.rtype,
+				 .kind = r.kind,
 				 .journal = jz};
 
 		if (r.rtype == SLAB_REC_OBJ && (r.flags & SLAB_RF_CHUNKED))
@@ -330,6 +332,8 @@ static int rc_slot(struct recov *rc, struct slab_epoch *e, const struct rent *v,
 		}
 		if ((h->rtype == SLAB_REC_EPOCH) != (slot == 0))
 			continue;
+		if (slot == 0)
+			e->sealed = h->kind == SLAB_EPOCH_KIND_SEALED;
 		s->loc = (struct slab_loc){h->zone, h->off};
 		s->len = h->len;
 		s->gen = slab_handle_gen(h->handle);

@@ -174,6 +174,13 @@ int slab_epoch_create(struct slab_store *st, uint32_t *epoch_out);
  * thread shortly after. -EINVAL for the root epoch.
  */
 int slab_epoch_drop(struct slab_store *st, uint32_t epoch);
+/*
+ * Seal EPOCH: from now on no object of it can be allocated, put or freed
+ * (-EROFS); reads, GC and the drop work as before. Its open page is written
+ * and its zone let go for other epochs. Durable before return, kept across
+ * remounts; sealing a sealed epoch does nothing. -EINVAL for the root epoch.
+ */
+int slab_epoch_seal(struct slab_store *st, uint32_t epoch);
 /* Wait until the DRAM of every epoch dropped so far has been returned. */
 void slab_reclaim_wait(struct slab_store *st);
 /* The epoch's DRAM arena, released wholesale after slab_epoch_drop(). */
@@ -184,6 +191,7 @@ struct slab_epoch_stats {
 	uint64_t live_bytes; /* record bytes on device still live */
 	uint64_t pages;      /* slab pages written */
 	uint32_t zones;      /* zones holding its pages */
+	bool sealed;
 };
 int slab_epoch_stats(struct slab_store *st, uint32_t epoch, struct slab_epoch_stats *out);
 

@@ -143,6 +143,9 @@ enum slab_rtype {
 	SLAB_REC_DROP = 4,
 	SLAB_REC_EPOCH = 5, /* epoch marker: slot 0 of a non-root epoch */
 };
+/* Kind byte of an epoch marker record. */
+#define SLAB_EPOCH_KIND_OPEN   0u
+#define SLAB_EPOCH_KIND_SEALED 1u
 
 #define SLAB_REC_HDR 44u
 /* Extension flags, in the order the fields follow the header. */
@@ -308,6 +311,7 @@ struct slab_epoch {
 	uint8_t state;
 	bool dirty;     /* on the store's dirty list (unjournaled records) */
 	bool wrote;     /* a page was written since the last commit tick */
+	bool sealed;    /* no alloc/put/free any more (epoch marker kind) */
 	bool journaled; /* some of its records went to the journal ... */
 	uint64_t jlast; /* ... last during journal cycle jlast */
 	uint32_t eslot;

@@ -179,6 +179,7 @@ static int epoch_setup(struct slab_epoch *e)
 	e->objects = e->pages = 0;
 	e->cur_zone = SLAB_LOC_NONE;
 	e->journaled = false;
+	e->sealed = false;
 	return 0;
 }
 
@@ -396,6 +397,7 @@ int slab_epoch_stats(struct slab_store *st, uint32_t epoch, struct slab_epoch_st
 		out->live_bytes += e->ez[i].live;
 		out->zones++;
 	}
+	out->sealed = e->sealed;
 	pthread_mutex_unlock(&st->zlock);
 	pthread_mutex_unlock(&e->lock);
 	return 0;
@@ -438,6 +440,10 @@ int slab_obj_alloc(struct slab_store *st, uint32_t epoch, slab_handle_t *out)
 	e = slab_epoch_lock(st, epoch);
 	if (!e)
 		return -ESTALE;
+	if (e->sealed) {
+		pthread_mutex_unlock(&e->lock);
+		return -EROFS;
+	}
 	if (e->free_head) {
 		slot = e->free_head;
 		s = slab_slot_get(e, slot);
@@ -582,6 +588,10 @@ int slab_obj_put(struct slab_store *st, slab_handle_t h, const struct slab_obj *
 	s = obj_lookup(st, h, &e);
 	if (!s)
 		return -ESTALE;
+	if (e->sealed) {
+		pthread_mutex_unlock(&e->lock);
+		return -EROFS;
+	}
 	struct slab_chunks *old_ch = s->chunks;
 
 	rec_from_obj(&r, h, o, atomic_fetch_add(&st->seq, 1));
@@ -634,6 +644,10 @@ int slab_obj_free(struct slab_store *st, slab_handle_t h)
 	s = obj_lookup(st, h, &e);
 	if (!s)
 		return -ESTALE;
+	if (e->sealed) {
+		pthread_mutex_unlock(&e->lock);
+		return -EROFS;
+	}
 	if (s->state == SLOT_LIVE) {
 		struct slab_rec r = {.rtype = SLAB_REC_TOMB,
 		                     .handle = h,
@@ -690,6 +704,57 @@ int slab_obj_get_priv(struct slab_store *st, slab_handle_t h, void **priv)
 	*priv = s->priv;
 	pthread_mutex_unlock(&e->lock);
 	return 0;
+}
+
+/* ---- seal ------------------------------------------------------------------ */
+
+/* Replace the epoch marker by a sealed one and write the open page out
+ * (epoch lock held). */
+static int seal_locked(struct slab_store *st, struct slab_epoch *e, uint32_t epoch)
+{
+	struct slab_rec r = {.rtype = SLAB_REC_EPOCH,
+	                     .kind = SLAB_EPOCH_KIND_SEALED,
+	                     .handle = slab_handle_make(epoch, 0, 0),
+	                     .seq = atomic_fetch_add(&st->seq, 1)};
+	struct slab_slot *m = slab_slot_get(e, 0);
+	struct slab_loc loc;
+	int ret = slab_page_append(st, e, &r, false, &loc);
+
+	if (ret)
+		return ret;
+	/* Read only now: a page written during the append may have moved it. */
+	slab_loc_kill(st, e, m->loc, m->len);
+	m->loc = loc;
+	m->len = (uint16_t)r.len;
+	e->sealed = true;
+	/* Best effort: if this write fails the marker still goes to the
+	 * journal with the sync, which reports the device error. */
+	if (slab_page_write(st, e, false) == 0)
+		slab_zone_detach(st, e);
+	return 0;
+}
+
+int slab_epoch_seal(struct slab_store *st, uint32_t epoch)
+{
+	struct slab_epoch *e;
+	int ret = 0;
+
+	if (!st || slab_eslot(epoch) == 0)
+		return -EINVAL;
+	if (st->ro)
+		return -EROFS;
+	e = slab_epoch_lock(st, epoch);
+	if (!e)
+		return -ESTALE;
+	if (e->sealed) {
+		pthread_mutex_unlock(&e->lock);
+		return 0;
+	}
+	ret = seal_locked(st, e, epoch);
+	pthread_mutex_unlock(&e->lock);
+	if (ret)
+		return ret;
+	return slab_sync_all(st, false);
 }
 
 /* ---- drop ------------------------------------------------------------------ */

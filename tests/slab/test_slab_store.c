@@ -507,6 +507,55 @@ static void test_superblock(void **state)
 	unlink(f.img);
 }
 
+/* ---- seal ------------------------------------------------------------------- */
+
+/* A sealed epoch refuses alloc/put/free, stays readable and sealed across a
+ * remount, and drops as usual; other epochs are not affected. */
+static void test_seal(void **state)
+{
+	enum { N = 300 };
+	static slab_handle_t h[N];
+	struct fix f;
+	struct slab_epoch_stats es;
+	slab_handle_t x;
+	uint32_t ea, eb;
+
+	(void)state;
+	fix_open(&f, 12, 1u << 20, 0);
+	assert_int_equal(slab_epoch_create(f.st, &ea), 0);
+	assert_int_equal(slab_epoch_create(f.st, &eb), 0);
+	for (uint32_t i = 0; i < N; i++) {
+		assert_int_equal(slab_obj_alloc(f.st, ea, &h[i]), 0);
+		assert_int_equal(put_ver(f.st, h[i], i, 1, 900), 0);
+	}
+	assert_int_equal(slab_obj_alloc(f.st, ea, &x), 0); /* allocated, never put */
+	assert_int_equal(slab_epoch_seal(f.st, SLAB_EPOCH_ROOT), -EINVAL);
+	assert_int_equal(slab_epoch_seal(f.st, ea), 0);
+	assert_int_equal(slab_epoch_seal(f.st, ea), 0);
+	assert_int_equal(slab_epoch_stats(f.st, ea, &es), 0);
+	assert_true(es.sealed);
+	assert_int_equal(es.objects, N);
+	assert_int_equal(slab_obj_alloc(f.st, ea, &x), -EROFS);
+	assert_int_equal(put_ver(f.st, h[0], 0, 2, 900), -EROFS);
+	assert_int_equal(slab_obj_free(f.st, h[1]), -EROFS);
+	assert_int_equal(slab_obj_alloc(f.st, eb, &x), 0);
+	assert_int_equal(put_ver(f.st, x, 7, 1, 900), 0);
+	fix_remount(&f, NULL, NULL);
+	assert_int_equal(slab_epoch_stats(f.st, ea, &es), 0);
+	assert_true(es.sealed);
+	assert_int_equal(es.objects, N);
+	assert_int_equal(slab_epoch_stats(f.st, eb, &es), 0);
+	assert_false(es.sealed);
+	for (uint32_t i = 0; i < N; i++)
+		assert_int_equal(read_ver(f.st, h[i], i, 900), 1);
+	assert_int_equal(put_ver(f.st, h[0], 0, 2, 900), -EROFS);
+	assert_int_equal(read_ver(f.st, x, 7, 900), 1);
+	assert_int_equal(slab_epoch_drop(f.st, ea), 0);
+	assert_int_equal(read_ver(f.st, h[0], 0, 900), -1);
+	assert_int_equal(slab_epoch_seal(f.st, ea), -ESTALE);
+	fix_close(&f);
+}
+
 /* ---- read cache ------------------------------------------------------------- */
 
 /* Reads are served from the block cache, and a zone reset and rewritten at
@@ -565,6 +614,7 @@ int main(void)
 	    cmocka_unit_test(test_gc_full),
 	    cmocka_unit_test(test_enospc),
 	    cmocka_unit_test(test_read_cache_reset),
+	    cmocka_unit_test(test_seal),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
