@@ -471,20 +471,5 @@ void tslab_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
 void tslab_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
                        struct fuse_file_info *fi)
 {
-	struct tslab_fs *fs = tslab_fs_of(req);
-	struct tslab_epoch *ep;
-	struct tslab_inode *ip;
-	int err;
-
-	pthread_rwlock_rdlock(&fs->drop_lock);
-	err = tslab_get_locked(fs, ino, &ep, &ip);
-	if (!err) {
-		if (ip->ext && ip->ext->dirty)
-			err = tslab_inode_put(fs, ip);
-		pthread_mutex_unlock(&ep->lock);
-	}
-	pthread_rwlock_unlock(&fs->drop_lock);
-	if (!err)
-		err = slab_sync(fs->st);
-	fuse_reply_err(req, err ? -tslab_err(fs, err, "syncing") : 0);
+	fuse_reply_err(req, -tslab_sync_all(tslab_fs_of(req)));
 }

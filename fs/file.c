@@ -5,9 +5,14 @@
  *
  * A file's content is brought into a DRAM buffer (tslab_ext.buf) when it
  * is written or its attributes change, and written back as ONE
- * slab_obj_put() at the last release, at fsync, or by the commit thread —
- * never one put per write(). Reads of a file that is not buffered go to
- * slab_obj_read() (the kernel's page cache answers most of them).
+ * slab_obj_put() at the last release of a create-opened handle, at fsync
+ * or fsyncdir, or by the commit thread — never one put per write(). Reads
+ * of a file that is not buffered go to slab_obj_read() (the kernel's page
+ * cache answers most of them).
+ *
+ * With fs->no_open the kernel opens existing files without a request and
+ * sends no RELEASE or FLUSH for them: nothing here depends on knowing that
+ * a file is open, except unlinked files, which live on until FORGET.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +32,10 @@ void tslab_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct tslab_inode *ip;
 	int err;
 
+	if (fs->no_open) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	pthread_rwlock_rdlock(&fs->drop_lock);
 	err = tslab_get_locked(fs, ino, &ep, &ip);
 	if (err)
@@ -140,7 +149,7 @@ static int write_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
 	if (end > ip->size)
 		ip->size = end;
 	ip->mtime = ip->ctime = tslab_now();
-	x->dirty = true;
+	tslab_mark_dirty(ep, x);
 	return 0;
 }
 
@@ -158,6 +167,8 @@ void tslab_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size
 	err = tslab_get_locked(fs, ino, &ep, &ip);
 	if (!err) {
 		err = write_locked(fs, ep, ip, buf, size, off);
+		if (!err)
+			tslab_flush_if_full(fs, ep);
 		pthread_mutex_unlock(&ep->lock);
 	}
 	pthread_rwlock_unlock(&fs->drop_lock);
@@ -168,22 +179,17 @@ out:
 		fuse_reply_write(req, size);
 }
 
-/* Put IP if dirty; with SYNC also make it durable. */
-static int file_commit(struct tslab_fs *fs, fuse_ino_t ino, bool sync)
+/* fsync, fdatasync and fsyncdir make everything written before them
+ * durable (tslabfs(8)): put every dirty inode and pending unlink, then sync
+ * the store. Dirty inodes are few: about TSLAB_DIRTY_BATCH per epoch. */
+int tslab_sync_all(struct tslab_fs *fs)
 {
-	struct tslab_epoch *ep;
-	struct tslab_inode *ip;
 	int err;
 
 	pthread_rwlock_rdlock(&fs->drop_lock);
-	err = tslab_get_locked(fs, ino, &ep, &ip);
-	if (!err) {
-		if (ip->ext && ip->ext->dirty && !ip->orphan)
-			err = tslab_inode_put(fs, ip);
-		pthread_mutex_unlock(&ep->lock);
-	}
+	err = tslab_flush_all(fs, 0);
 	pthread_rwlock_unlock(&fs->drop_lock);
-	if (!err && sync) {
+	if (!err) {
 		err = slab_sync(fs->st);
 		if (err)
 			err = tslab_err(fs, err, "syncing");
@@ -191,15 +197,17 @@ static int file_commit(struct tslab_fs *fs, fuse_ino_t ino, bool sync)
 	return err;
 }
 
+/* Nothing to do at close: ENOSYS makes the kernel stop sending FLUSH
+ * (handles we answer carry FOPEN_NOFLUSH anyway). */
 void tslab_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, -file_commit(tslab_fs_of(req), ino, false));
+	fuse_reply_err(req, ENOSYS);
 }
 
 void tslab_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
                     struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, -file_commit(tslab_fs_of(req), ino, true));
+	fuse_reply_err(req, -tslab_sync_all(tslab_fs_of(req)));
 }
 
 void tslab_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -219,7 +227,7 @@ void tslab_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!ip->ext || ip->ext->open)
 		goto unlock;
 	if (ip->orphan) {
-		err = tslab_unlink_inode(fs, ep, ip);
+		err = tslab_orphan_release(fs, ep, ip);
 		goto unlock;
 	}
 	if (ip->ext->dirty)
@@ -246,6 +254,13 @@ static int truncate_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
 		return -EINVAL;
 	if (size > TSLAB_FILE_MAX)
 		return -EFBIG;
+	if (!size && tslab_ext_get(ep, ip)) {
+		/* O_TRUNC: the old content is not needed. */
+		ip->ext->loaded = true;
+		ip->size = 0;
+		ip->mtime = tslab_now();
+		return 0;
+	}
 	err = tslab_data_load(fs, ep, ip);
 	if (!err)
 		err = tslab_data_reserve(ip->ext, size);
@@ -310,11 +325,9 @@ void tslab_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_
 	if (!err) {
 		err = setattr_locked(fs, ep, ip, attr, to_set);
 		tslab_inode_stat(ip, &st);
-		/* A closed file's change is put now: it has no release. */
-		if (!err && ip->ext && !ip->ext->open && !ip->orphan) {
-			err = tslab_inode_put(fs, ip);
-			tslab_ext_trim(ep, ip);
-		}
+		/* The change is put by fsync, the commit thread or the release
+		 * of a create-opened handle (with no_open there is no release
+		 * for other opens, and O_TRUNC + write is one put, not two). */
 		pthread_mutex_unlock(&ep->lock);
 	}
 	pthread_rwlock_unlock(&fs->drop_lock);

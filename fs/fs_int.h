@@ -74,8 +74,24 @@ struct tslab_inode {
 	uint64_t size;
 	int64_t atime, mtime, ctime;
 	uint32_t mode, uid, gid, nlink;
-	uint32_t nlookup;
-	uint8_t orphan; /* unlinked while open; freed at last release */
+	uint32_t nlookup; /* the kernel's references (LOOKUP minus FORGET) */
+	uint8_t orphan;   /* enum tslab_orphan */
+};
+
+/*
+ * A regular file whose last name is removed while the kernel still holds
+ * it (nlookup > 0: an open descriptor, or only a cached inode) stays
+ * readable and writable until the kernel forgets it and the last release
+ * of a create-opened handle arrives; then its object is freed. Until a
+ * sync point its object keeps the old name on the device (the unlink is
+ * not durable yet, as with any unsynced unlink); a sync point (fsync,
+ * fsyncdir, commit, unmount) puts an orphan record (parent 0) instead,
+ * which recovery frees.
+ */
+enum tslab_orphan {
+	TSLAB_ORPHAN_NONE = 0,
+	TSLAB_ORPHAN_PENDING = 1, /* the device still has the old name */
+	TSLAB_ORPHAN_PUT = 2,     /* the device has the orphan record */
 };
 
 struct tslab_link {
@@ -104,6 +120,9 @@ struct tslab_ext {
 	struct tslab_link *links;    /* extra hard links to this inode */
 	struct tslab_dent *children; /* directories: first entry */
 	uint32_t nchildren;
+	/* Handles from CREATE not yet released. With FUSE_CAP_NO_OPEN_SUPPORT
+	 * (fs->no_open) open() sends neither OPEN nor RELEASE, so only
+	 * create-opened handles are counted. */
 	uint32_t open;
 	uint32_t rdev;
 	bool loaded; /* buf/ip->size hold the content */
@@ -116,6 +135,7 @@ struct tslab_epoch {
 	struct slab_arena *arena;
 	struct tslab_dent **buckets; /* malloc'd; dentries with parent in epoch */
 	uint32_t nbuckets, nentries;
+	uint32_t ndirty; /* exts with dirty set */
 	struct tslab_ext *exts;
 	struct tslab_epoch *next, *prev; /* fs->epoch_list, under epochs_lock */
 };
@@ -131,6 +151,9 @@ struct tslab_fs {
 	unsigned commit_s;
 	bool read_only;
 	bool foreground;
+	/* OPEN answers ENOSYS: the kernel opens files without asking us and
+	 * sends no RELEASE or FLUSH for them (set in INIT when supported). */
+	bool no_open;
 	atomic_bool went_ro;
 	/* A put failed with ENOSPC: new data is refused until a put succeeds
 	 * or an epoch is dropped; the unwritten files stay dirty in DRAM and
@@ -192,9 +215,20 @@ int tslab_data_reserve(struct tslab_ext *x, size_t len);
 int tslab_inode_put(struct tslab_fs *fs, struct tslab_inode *ip);
 int tslab_inode_dirty(struct tslab_fs *fs, struct tslab_epoch *ep,
                       struct tslab_inode *ip);
+void tslab_mark_dirty(struct tslab_epoch *ep, struct tslab_ext *x);
+/* Dirty inodes of one epoch put together by the request that reaches this
+ * many, so that buffered content stays bounded between commits (with
+ * no_open there is no release to put them). */
+#define TSLAB_DIRTY_BATCH 1024u
+void tslab_flush_if_full(struct tslab_fs *fs, struct tslab_epoch *ep);
 void tslab_inode_stat(const struct tslab_inode *ip, struct stat *st);
-int tslab_flush_epoch(struct tslab_fs *fs, struct tslab_epoch *ep, bool trim);
-int tslab_flush_all(struct tslab_fs *fs, bool trim);
+#define TSLAB_FLUSH_TRIM  1u /* release buffers of closed, clean files */
+#define TSLAB_FLUSH_FINAL 2u /* unmount: free orphans */
+int tslab_flush_epoch(struct tslab_fs *fs, struct tslab_epoch *ep, unsigned flags);
+int tslab_flush_all(struct tslab_fs *fs, unsigned flags);
+int tslab_sync_all(struct tslab_fs *fs);
+int tslab_orphan_release(struct tslab_fs *fs, struct tslab_epoch *ep,
+                         struct tslab_inode *ip);
 int64_t tslab_now(void);
 /* Free space kept back for data already accepted but not yet put. */
 #define TSLAB_SPACE_MARGIN (1u << 20)

@@ -321,7 +321,7 @@ close_dev:
 
 static int close_device(struct tslab_fs *fs)
 {
-	int err = tslab_flush_all(fs, true);
+	int err = tslab_flush_all(fs, TSLAB_FLUSH_TRIM | TSLAB_FLUSH_FINAL);
 	int r = slab_unmount(fs->st);
 
 	if (!err)

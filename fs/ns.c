@@ -289,6 +289,8 @@ void tslab_inode_free(struct tslab_epoch *ep, struct tslab_inode *ip)
 	struct tslab_ext *x = ip->ext;
 
 	if (x) {
+		if (x->dirty)
+			ep->ndirty--;
 		for (struct tslab_xattr *a = x->xattrs, *n; a; a = n) {
 			n = a->next;
 			slab_arena_free(ep->arena, a, sizeof(*a) + a->name_len);
@@ -364,7 +366,9 @@ void tslab_ext_trim(struct tslab_epoch *ep, struct tslab_inode *ip)
 	x->buf = NULL;
 	x->cap = 0;
 	x->loaded = false;
-	if (x->xattrs || x->links || x->children || S_ISDIR(ip->mode) || x->rdev)
+	/* Orphans stay on the ext list: sync points and unmount find them there. */
+	if (x->xattrs || x->links || x->children || S_ISDIR(ip->mode) || x->rdev ||
+	    ip->orphan)
 		return;
 	if (x->prev)
 		x->prev->next = x->next;
@@ -436,8 +440,27 @@ int tslab_inode_dirty(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_
 
 	if (err)
 		return err;
-	ip->ext->dirty = true;
+	tslab_mark_dirty(ep, ip->ext);
 	return 0;
+}
+
+/* Caller holds EP's lock; X belongs to an inode of EP. */
+void tslab_mark_dirty(struct tslab_epoch *ep, struct tslab_ext *x)
+{
+	if (!x->dirty)
+		ep->ndirty++;
+	x->dirty = true;
+}
+
+/* At the end of a request that dirtied a file in EP (EP locked). A failing
+ * put leaves its file dirty; with the space gone or the store read-only
+ * the commit thread alone retries, not every request. */
+void tslab_flush_if_full(struct tslab_fs *fs, struct tslab_epoch *ep)
+{
+	if (ep->ndirty < TSLAB_DIRTY_BATCH || atomic_load(&fs->space_full) ||
+	    tslab_is_ro(fs))
+		return;
+	tslab_flush_epoch(fs, ep, TSLAB_FLUSH_TRIM);
 }
 
 /* Write the newest version of IP (loaded when it has content). */
@@ -477,8 +500,13 @@ int tslab_inode_put(struct tslab_fs *fs, struct tslab_inode *ip)
 		return tslab_err(fs, err, "writing an object");
 	if (atomic_load(&fs->space_full))
 		atomic_store(&fs->space_full, false);
-	if (x)
+	if (x && x->dirty) {
+		struct tslab_epoch *ep = tslab_epoch_get(fs, tslab_epoch_of(ip->ino));
+
 		x->dirty = false;
+		if (ep)
+			ep->ndirty--;
+	}
 	return 0;
 }
 
@@ -502,28 +530,63 @@ void tslab_inode_stat(const struct tslab_inode *ip, struct stat *st)
 	st->st_ctim.tv_nsec = ip->ctime % 1000000000;
 }
 
-/* Put every dirty inode of EP; with TRIM, also release the buffers of
- * closed files. Caller holds drop_lock (read) and EP's lock. */
-int tslab_flush_epoch(struct tslab_fs *fs, struct tslab_epoch *ep, bool trim)
+/* Make the unlink of orphan IP durable at the next sync: its object is
+ * put with parent 0 (and its content, which open descriptors still read). */
+static int orphan_put(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_inode *ip)
+{
+	int err = tslab_data_load(fs, ep, ip);
+
+	if (!err)
+		err = tslab_inode_put(fs, ip);
+	if (!err)
+		ip->orphan = TSLAB_ORPHAN_PUT;
+	return err;
+}
+
+/* Put every dirty inode of EP and record pending orphans. TSLAB_FLUSH_TRIM:
+ * also release the buffers of closed files; TSLAB_FLUSH_FINAL (unmount,
+ * the kernel holds nothing any more): free the orphans instead. Caller
+ * holds drop_lock (read) and EP's lock. */
+int tslab_flush_epoch(struct tslab_fs *fs, struct tslab_epoch *ep, unsigned flags)
 {
 	struct tslab_ext *x, *next;
 	int err = 0, r;
 
 	for (x = ep->exts; x; x = next) {
+		struct tslab_inode *ip = x->ip;
+
 		next = x->next;
-		if (x->dirty && !x->ip->orphan) {
-			r = tslab_inode_put(fs, x->ip);
+		r = 0;
+		if (ip->orphan && (flags & TSLAB_FLUSH_FINAL)) {
+			r = tslab_unlink_inode(fs, ep, ip);
 			if (r && !err)
 				err = r;
+			continue;
 		}
-		if (trim)
-			tslab_ext_trim(ep, x->ip);
+		if (ip->orphan == TSLAB_ORPHAN_PENDING)
+			r = orphan_put(fs, ep, ip);
+		else if (x->dirty && !ip->orphan)
+			r = tslab_inode_put(fs, ip);
+		if (r && !err)
+			err = r;
+		if (flags & TSLAB_FLUSH_TRIM)
+			tslab_ext_trim(ep, ip);
 	}
 	return err;
 }
 
+/* Free orphan IP once the kernel has forgotten it and no create-opened
+ * handle is left. Caller holds EP's lock. */
+int tslab_orphan_release(struct tslab_fs *fs, struct tslab_epoch *ep,
+                         struct tslab_inode *ip)
+{
+	if (!ip->orphan || ip->nlookup || (ip->ext && ip->ext->open))
+		return 0;
+	return tslab_unlink_inode(fs, ep, ip);
+}
+
 /* Caller holds drop_lock. */
-int tslab_flush_all(struct tslab_fs *fs, bool trim)
+int tslab_flush_all(struct tslab_fs *fs, unsigned flags)
 {
 	uint32_t *ids = NULL;
 	size_t n = 0, cap = 0;
@@ -551,7 +614,7 @@ int tslab_flush_all(struct tslab_fs *fs, bool trim)
 		if (!ep)
 			continue;
 		pthread_mutex_lock(&ep->lock);
-		r = tslab_flush_epoch(fs, ep, trim);
+		r = tslab_flush_epoch(fs, ep, flags);
 		pthread_mutex_unlock(&ep->lock);
 		if (r && !err)
 			err = r;

@@ -130,6 +130,7 @@ static void forget_one(struct tslab_fs *fs, fuse_ino_t ino, uint64_t n)
 	if (tslab_get_locked(fs, ino, &ep, &ip))
 		return;
 	ip->nlookup = n >= ip->nlookup ? 0 : ip->nlookup - (uint32_t)n;
+	tslab_orphan_release(fs, ep, ip);
 	pthread_mutex_unlock(&ep->lock);
 }
 
@@ -260,9 +261,12 @@ static int mk_init(struct tslab_fs *fs, struct tslab_epoch *cep, struct tslab_in
 		memcpy(x->buf, a->link, ip->size);
 	}
 	if (a->fi) {
-		/* A new regular file is put once, at release, fsync or commit. */
-		x->open = 1;
-		x->dirty = true;
+		/* A new regular file is put once: at release, fsync, fsyncdir,
+		 * commit or with a batch of TSLAB_DIRTY_BATCH. With no_open the
+		 * kernel sends no RELEASE for it (measured on 6.18), so it is
+		 * not counted as open. */
+		x->open = fs->no_open ? 0 : 1;
+		tslab_mark_dirty(cep, x);
 		return 0;
 	}
 	return tslab_inode_put(fs, ip);
@@ -361,6 +365,8 @@ static void do_make(fuse_req_t req, fuse_ino_t parent, const char *name,
 		tslab_fill_entry(&e, ip);
 		if (cep != pep)
 			pthread_mutex_unlock(&cep->lock);
+		else
+			tslab_flush_if_full(fs, pep);
 	}
 	pthread_mutex_unlock(&pep->lock);
 unlock_drop:
@@ -616,16 +622,16 @@ int tslab_release_dentry(struct tslab_fs *fs, struct tslab_epoch *pep,
 	}
 	if (ip->ext && ip->ext->links)
 		return promote_link(fs, pep, ip);
-	if (ip->ext && ip->ext->open) {
-		/* Unlinked while open: an orphan record keeps the content
-		 * reachable until the last release; recovery frees it. */
-		err = tslab_data_load(fs, pep, ip);
+	/* The kernel may hold it open (it sends no OPEN): keep it as an
+	 * orphan until FORGET; nothing is written now (enum tslab_orphan). */
+	if (S_ISREG(ip->mode) && (ip->nlookup || (ip->ext && ip->ext->open)) &&
+	    tslab_ext_get(pep, ip)) {
 		tslab_dent_free_name(pep, &ip->d);
 		ip->d.parent = 0;
 		ip->nlink = 0;
-		ip->orphan = 1;
+		ip->orphan = TSLAB_ORPHAN_PENDING;
 		ip->ctime = tslab_now();
-		return err ? err : tslab_inode_put(fs, ip);
+		return 0;
 	}
 	return tslab_unlink_inode(fs, pep, ip);
 }
@@ -879,6 +885,15 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* The kernel clears setuid/setgid itself and tells us by setattr. */
 	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
 	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+	/* open() of an existing file costs no request at all: OPEN answers
+	 * ENOSYS once and the kernel stops sending OPEN, RELEASE and (after
+	 * one ENOSYS) FLUSH. Nothing is kept per open: data is put at fsync,
+	 * by the commit thread and at the release of create-opened handles,
+	 * and unlinked files live on until FORGET (enum tslab_orphan). */
+	if (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) {
+		conn->want |= FUSE_CAP_NO_OPEN_SUPPORT;
+		((struct tslab_fs *)userdata)->no_open = true;
+	}
 }
 
 const struct fuse_lowlevel_ops tslab_ops = {

@@ -10,6 +10,7 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tslabtest import Fail, check, expect_errno, content, run  # noqa: E402
@@ -103,6 +104,86 @@ def unlink_rmdir(m):
     check(os.pread(fd, 100, 0) == b"still here!", "read an unlinked open file")
     os.close(fd)
     expect_errno(errno.ENOENT, os.stat, m.p("e1", "open-unlinked"))
+    unlinked_existing(m)
+
+
+def epoch_files(m, ep):
+    """Objects of epoch EP, after fsync of its directory has put every
+    file still buffered in DRAM (objects are counted when first put)."""
+    fd = os.open(m.p(ep), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return int(os.getxattr(m.p(ep), "user.tslab.files"))
+
+
+def wait_files(m, ep, want):
+    """The kernel's FORGET arrives asynchronously after the last close."""
+    for _ in range(100):
+        if epoch_files(m, ep) == want:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def unlinked_existing(m):
+    """An existing file opened with open() (with no_open the daemon sees
+    no OPEN and no RELEASE) and unlinked stays readable and writable through
+    its descriptors until the last close; then its object is freed."""
+    write(m.p("e1", "kept-open"), b"old content")
+    n0 = epoch_files(m, "e1")
+    fd = os.open(m.p("e1", "kept-open"), os.O_RDWR)
+    rd = os.open(m.p("e1", "kept-open"), os.O_RDONLY)
+    os.unlink(m.p("e1", "kept-open"))
+    expect_errno(errno.ENOENT, os.stat, m.p("e1", "kept-open"))
+    check(os.fstat(fd).st_nlink == 0, "nlink 0 after unlink")
+    os.posix_fadvise(rd, 0, 0, os.POSIX_FADV_DONTNEED)  # make the daemon answer
+    check(os.pread(rd, 100, 0) == b"old content", "read an unlinked file opened by open()")
+    os.pwrite(fd, b"new", 0)
+    os.fsync(fd)
+    os.posix_fadvise(rd, 0, 0, os.POSIX_FADV_DONTNEED)
+    check(os.pread(rd, 100, 0) == b"new content", "write to an unlinked file")
+    os.close(fd)
+    check(os.pread(rd, 100, 0) == b"new content", "still open once")
+    check(epoch_files(m, "e1") == n0, "object kept while open")
+    os.close(rd)
+    check(wait_files(m, "e1", n0 - 1), "object freed after the last close (%d -> %d)"
+          % (n0, epoch_files(m, "e1")))
+    # the same name again, while nothing refers to the old file
+    write(m.p("e1", "kept-open"), b"second")
+    check(read(m.p("e1", "kept-open")) == b"second", "recreated after unlink")
+    os.unlink(m.p("e1", "kept-open"))
+    check(wait_files(m, "e1", n0 - 1), "recreated file freed")
+
+
+def unlink_durable(t):
+    """Unlinks are durable after fsync of the directory, also of a file
+    that is still open (an orphan record, freed by recovery); a crash
+    (SIGKILL) right after must not bring any of them back."""
+    img = t.mkfs(name="unlink-img", size="256M", zone="8M")
+    m = t.mount(img, path=t.mountpoint("unlink-mnt"))
+    os.mkdir(m.p("d"))
+    for name in ("a", "b", "c"):
+        write(m.p("d", name), name.encode() * 10)
+    dfd = os.open(m.p("d"), os.O_RDONLY | os.O_DIRECTORY)
+    os.fsync(dfd)
+    held = os.open(m.p("d", "b"), os.O_RDONLY)
+    os.unlink(m.p("d", "a"))
+    os.unlink(m.p("d", "b"))
+    os.fsync(dfd)
+    check(os.pread(held, 100, 0) == b"b" * 10, "open orphan readable after fsyncdir")
+    m.kill()
+    for fd in (held, dfd):
+        try:
+            os.close(fd)
+        except OSError:  # the connection is gone; the descriptor is closed
+            pass
+    m = t.mount(img, path=t.mountpoint("unlink-mnt"))
+    check(sorted(os.listdir(m.p("d"))) == ["c"], "after crash: %r" % os.listdir(m.p("d")))
+    check(epoch_files(m, "d") == 2, "orphan freed by recovery (%d objects)"
+          % epoch_files(m, "d"))
+    m.umount()
 
 
 def renames(m):
@@ -396,6 +477,7 @@ def main(t):
     m.umount()
     cli(t, img)
     helper(t, img)
+    unlink_durable(t)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,17 @@
 # SPDX-License-Identifier: MIT
 """Request economy: counts the FUSE requests (from the daemon's -d log)
 that common small-file operations cost, prints them and fails when a
-synchronous request appears on a hot path:
+synchronous request appears on a hot path. The daemon answers OPEN with
+ENOSYS (FUSE_CAP_NO_OPEN_SUPPORT): after the first open() the kernel sends
+no OPEN, RELEASE or FLUSH any more. Then:
   create + write + close    LOOKUP + CREATE + WRITE (+ the kernel's
-                            GETXATTR security.capability per write(),
-                            RELEASE asynchronous); no OPEN, FLUSH, GETATTR
+                            GETXATTR security.capability per write());
+                            no OPEN, RELEASE, FLUSH, GETATTR
   stat of a cached file     no request
-  read of a cached file     no READ (page cache, keep_cache)"""
+  open + read + close of    no request at all
+  a cached file
+  open(O_TRUNC) + write +   SETATTR + WRITE (+ GETXATTR); no OPEN,
+  close of a file           RELEASE, FLUSH"""
 import collections
 import os
 import re
@@ -41,6 +46,16 @@ def main(t):
     m = t.mount(img, debug=True)
     os.mkdir(m.p("e"))
     os.stat(m.p("e"))
+    with open(m.p("e", "first"), "wb") as f:
+        f.write(b"1")
+
+    def first_open():
+        fd = os.open(m.p("e", "first"), os.O_RDONLY)
+        os.close(fd)
+
+    c = requests_of(m, first_open)
+    print("first open() of an existing file:", dict(c))
+    check(c["OPEN"] <= 1, "OPEN answered ENOSYS once (%d)" % c["OPEN"])
 
     def create():
         for i in range(10):
@@ -51,7 +66,7 @@ def main(t):
     c = requests_of(m, create)
     print("10 x create+write+close:", dict(c))
     check(c["CREATE"] == 10 and c["LOOKUP"] <= 10, "one LOOKUP + one CREATE per file")
-    for op in ("OPEN", "FLUSH", "GETATTR", "FSYNC", "SETATTR"):
+    for op in ("OPEN", "FLUSH", "GETATTR", "FSYNC", "SETATTR", "RELEASE"):
         check(c[op] == 0, "no %s on create+write+close (%d)" % (op, c[op]))
     check(c["WRITE"] <= 10, "WRITEs batched: %d" % c["WRITE"])
 
@@ -64,18 +79,30 @@ def main(t):
 
     def readall():
         for i in range(10):
-            with open(m.p("e", "f%d" % i), "rb") as f:
-                check(f.read() == b"x" * 100, "content")
+            fd = os.open(m.p("e", "f%d" % i), os.O_RDONLY)
+            check(os.read(fd, 200) == b"x" * 100, "content")
+            os.close(fd)
 
     c = requests_of(m, readall)
     print("10 x first open+read+close (data not in the page cache yet):", dict(c))
+    check(c["OPEN"] == 0 and c["RELEASE"] == 0, "no OPEN/RELEASE")
     c = requests_of(m, readall)
     print("10 x open+read+close of cached files:", dict(c))
     check(c["READ"] == 0, "cached read costs no READ (%d)" % c["READ"])
-    check(c["FLUSH"] == 0, "no FLUSH on close after read")
     c = requests_of(m, readall)
     print("10 x open+read+close again (atime no longer invalid):", dict(c))
-    check(c["READ"] == 0 and c["GETATTR"] == 0, "no READ/GETATTR on a cached read")
+    check(sum(c.values()) == 0, "a cached open+read+close costs no request")
+
+    def overwrite():
+        for i in range(10):
+            fd = os.open(m.p("e", "f%d" % i), os.O_WRONLY | os.O_TRUNC)
+            os.write(fd, b"%d" % i)
+            os.close(fd)
+
+    c = requests_of(m, overwrite)
+    print("10 x open(O_TRUNC)+write+close:", dict(c))
+    for op in ("OPEN", "FLUSH", "RELEASE"):
+        check(c[op] == 0, "no %s on overwrite (%d)" % (op, c[op]))
 
     c = requests_of(m, lambda: os.listdir(m.p("e")), False)
     print("listdir of 10 files:", dict(c))
