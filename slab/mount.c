@@ -2,10 +2,17 @@
 /*
  * Mount (recovery), unmount, space and counters.
  *
- * Recovery is a scan of every journal and data zone from 0 to its write
- * pointer (no checkpoints yet: linear in device contents):
- *   pass 1  collect every valid record (handle, seq, place); the first bad
- *           page or record ends a zone's scan (torn tail);
+ * Recovery starts from the checkpoint the superblock names, if any (else
+ * from nothing), and scans what was written after it:
+ *   ckpt    load and verify the image (ckpt.c); a data zone whose first page
+ *           is the one the checkpoint recorded is unchanged up to the write
+ *           pointer it recorded: its checkpoint entries below that point are
+ *           taken as scanned records and only its tail is scanned; any other
+ *           zone (reset since, or empty then) is scanned whole and its
+ *           entries are ignored; the journal is always scanned whole;
+ *   pass 1  collect every valid record (handle, seq, place) of the scanned
+ *           parts; the first bad page or record ends a zone's scan (torn
+ *           tail);
  *   decide  per object slot the newest complete version (a chunked version
  *           counts only with all its chunks; duplicates of one seq are the
  *           same version, the data-zone copy preferred over the journal);
@@ -18,6 +25,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <syslog.h>
 
 #include "slab/slab_cache.h"
 #include "slab/slab_int.h"
@@ -30,6 +38,7 @@ struct rent {
 	uint8_t rtype;
 	uint8_t kind; /* EPOCH: SLAB_EPOCH_KIND_* */
 	uint8_t journal;
+	uint32_t meta; /* from the checkpoint: image offset of its entry + 1 */
 };
 
 struct rvec {
@@ -40,8 +49,13 @@ struct rvec {
 struct recov {
 	struct slab_store *st;
 	struct rvec recs, drops, live, dzones; /* dzones: handle = epoch, zone */
+	struct rvec ezones; /* (epoch, zone) holding any record of the epoch */
 	uint64_t *scan_end;
+	uint64_t *scan_start; /* checkpoint entries trusted below; scan from here */
 	bool *torn, *reset_ok;
+	bool *ckzone; /* zones of the checkpoint in use */
+	bool use_ck;
+	struct slab_ckpt_img img;
 	int16_t *egen_seen; /* per epoch slot: highest generation seen, -1 none */
 	uint64_t max_seq, max_page_seq;
 };
@@ -86,26 +100,27 @@ static bool rec_fits_page(const struct slab_rec *r, uint32_t pe)
 }
 
 static int scan_page(struct recov *rc, uint32_t z, const uint8_t *pg,
-		     const struct slab_page_hdr *ph, uint64_t poff, bool *bad)
+                     const struct slab_page_hdr *ph, uint64_t poff, bool *bad)
 {
 	bool jz = slab_zone_is_journal(rc->st, z);
 
 	for (uint32_t off = SLAB_PAGE_HDR; off < ph->used;) {
 		struct slab_rec r;
 
-		if (slab_rec_decode(pg + off, ph->used - off, ph->def_uid, ph->def_gid, &r) ||
+		if (slab_rec_decode(pg + off, ph->used - off, ph->def_uid, ph->def_gid,
+		                    &r) ||
 		    !rec_fits_page(&r, ph->epoch)) {
 			*bad = true;
 			return 0;
 		}
 		struct rent e = {.handle = r.handle,
-				 .seq = r.seq,
-				 .zone = z,
-				 .off = (uint32_t)(poff + off),
-				 .len = (uint16_t)r.len,
-				 .rtype = r.rtype,
-				 .kind = r.kind,
-				 .journal = jz};
+		                 .seq = r.seq,
+		                 .zone = z,
+		                 .off = (uint32_t)(poff + off),
+		                 .len = (uint16_t)r.len,
+		                 .rtype = r.rtype,
+		                 .kind = r.kind,
+		                 .journal = jz};
 
 		if (r.rtype == SLAB_REC_OBJ && (r.flags & SLAB_RF_CHUNKED))
 			e.aux = r.total;
@@ -114,8 +129,9 @@ static int scan_page(struct recov *rc, uint32_t z, const uint8_t *pg,
 		if (r.seq > rc->max_seq)
 			rc->max_seq = r.seq;
 		see_epoch(rc, r.rtype == SLAB_REC_DROP ? (uint32_t)r.parent
-						       : slab_handle_epoch(r.handle));
-		int ret = rvec_push(r.rtype == SLAB_REC_DROP ? &rc->drops : &rc->recs, &e);
+		                                       : slab_handle_epoch(r.handle));
+		int ret =
+		    rvec_push(r.rtype == SLAB_REC_DROP ? &rc->drops : &rc->recs, &e);
 
 		if (ret)
 			return ret;
@@ -135,6 +151,8 @@ static int scan_zone(struct recov *rc, uint32_t z, uint64_t wp)
 
 	if (ret)
 		return ret;
+	zs.pos = rc->scan_start[z];
+	rc->scan_end[z] = zs.pos;
 	while (!bad && (ret = slab_zscan_next(&zs, &pg, &ph, &poff)) > 0) {
 		if (ph.seq > rc->max_page_seq)
 			rc->max_page_seq = ph.seq;
@@ -168,7 +186,9 @@ static int rent_cmp(const void *a, const void *b)
 		return rx - ry; /* head before its chunks */
 	if (x->aux != y->aux)
 		return x->aux < y->aux ? -1 : 1;
-	return (int)x->journal - (int)y->journal; /* data-zone copy first */
+	if (x->journal != y->journal)
+		return (int)x->journal - (int)y->journal; /* data-zone copy first */
+	return (x->meta != 0) - (y->meta != 0); /* then a replayed copy (GC moved it) */
 }
 
 static int drop_cmp(const void *a, const void *b)
@@ -179,7 +199,9 @@ static int drop_cmp(const void *a, const void *b)
 		return x->aux < y->aux ? -1 : 1;
 	if (x->seq != y->seq)
 		return x->seq > y->seq ? -1 : 1;
-	return (int)x->journal - (int)y->journal;
+	if (x->journal != y->journal)
+		return (int)x->journal - (int)y->journal;
+	return (x->meta != 0) - (y->meta != 0);
 }
 
 static int loc_cmp(const void *a, const void *b)
@@ -260,7 +282,7 @@ static int rc_live(struct recov *rc, struct slab_epoch *e, const struct rent *r)
 
 /* Chunks 0..n-1 of the version [k, m) (heads first, chunks by index), or -1. */
 static int rc_chunks(struct recov *rc, struct slab_epoch *e, struct slab_slot *s,
-		     const struct rent *v, size_t k, size_t m)
+                     const struct rent *v, size_t k, size_t m)
 {
 	uint64_t total = v[k].aux;
 	uint32_t n = (uint32_t)((total + SLAB_CHUNK_MAX - 1) / SLAB_CHUNK_MAX), got = 0;
@@ -280,7 +302,7 @@ static int rc_chunks(struct recov *rc, struct slab_epoch *e, struct slab_slot *s
 		goto out;
 	}
 	struct slab_chunks *ch =
-		slab_arena_alloc_any(e->arena, sizeof(*ch) + n * sizeof(ch->loc[0]));
+	    slab_arena_alloc_any(e->arena, sizeof(*ch) + n * sizeof(ch->loc[0]));
 
 	if (!ch) {
 		ret = -ENOMEM;
@@ -301,7 +323,7 @@ out:
 
 /* Decide the live version of one slot: records v[i..j), newest first. */
 static int rc_slot(struct recov *rc, struct slab_epoch *e, const struct rent *v, size_t i,
-		   size_t j)
+                   size_t j)
 {
 	uint32_t slot = slab_handle_slot(v[i].handle);
 	uint8_t maxgen = 0;
@@ -351,6 +373,15 @@ static int rc_slot(struct recov *rc, struct slab_epoch *e, const struct rent *v,
 	return 0;
 }
 
+static int dzone_cmp(const void *a, const void *b)
+{
+	const struct rent *x = a, *y = b;
+
+	if (x->handle != y->handle)
+		return x->handle < y->handle ? -1 : 1;
+	return x->zone < y->zone ? -1 : (x->zone > y->zone);
+}
+
 /* Walk the sorted records slot by slot. */
 static int rc_decide(struct recov *rc)
 {
@@ -362,7 +393,8 @@ static int rc_decide(struct recov *rc)
 	for (size_t i = 0, j; i < rc->recs.n; i = j) {
 		uint64_t key = v[i].handle & ~0xff00000000ull; /* epoch + slot */
 
-		for (j = i + 1; j < rc->recs.n && (v[j].handle & ~0xff00000000ull) == key; j++)
+		for (j = i + 1; j < rc->recs.n && (v[j].handle & ~0xff00000000ull) == key;
+		     j++)
 			;
 		uint32_t epoch = slab_handle_epoch(v[i].handle);
 		const struct rent *d = drop_of(rc, epoch);
@@ -383,19 +415,46 @@ static int rc_decide(struct recov *rc)
 		if (!e)
 			continue; /* conflicting generation: not trusted */
 		ret = rc_slot(rc, e, v, i, j);
+		for (size_t k = i; k < j && !ret; k++) {
+			struct rent p = {.handle = epoch, .zone = v[k].zone};
+
+			if (!v[k].journal && (k == i || v[k].zone != v[k - 1].zone))
+				ret = rvec_push(&rc->ezones, &p);
+		}
 		if (ret)
 			return ret;
 	}
 	return 0;
 }
 
-static int dzone_cmp(const void *a, const void *b)
+/*
+ * Every zone holding a record of an epoch, dead or alive, is in the epoch's
+ * zone list (with 0 live bytes if need be): when the epoch is dropped, its
+ * drop record then lives until all those zones are reset, so no old version
+ * can come back. For an epoch already dropped the zones go to rc->dzones.
+ */
+static int rc_ezones(struct recov *rc)
 {
-	const struct rent *x = a, *y = b;
+	struct slab_store *st = rc->st;
+	int ret = 0;
 
-	if (x->handle != y->handle)
-		return x->handle < y->handle ? -1 : 1;
-	return x->zone < y->zone ? -1 : (x->zone > y->zone);
+	rvec_sort(&rc->ezones, dzone_cmp);
+	for (size_t i = 0; i < rc->ezones.n && !ret; i++) {
+		const struct rent *p = &rc->ezones.v[i];
+		uint32_t epoch = (uint32_t)p->handle, s = slab_eslot(epoch);
+
+		if (i && !dzone_cmp(p, p - 1))
+			continue;
+		if (drop_of(rc, epoch)) {
+			ret = rvec_push(&rc->dzones, p);
+			continue;
+		}
+		struct slab_epoch *e = s < st->neslots ? st->etab[s] : NULL;
+
+		if (e && e->state == EPOCH_OPEN && e->gen == slab_egen(epoch))
+			ret = slab_ezone_add(e, p->zone, st->zones[p->zone].gen, 0);
+	}
+	return ret;
 }
 
 /* Is some zone holding records of dropped EPOCH (pairs [*lo, *hi)) kept? */
@@ -458,16 +517,17 @@ static int rc_drops(struct recov *rc)
 		struct slab_drop *sd = &st->drops[st->ndrops++];
 
 		*sd = (struct slab_drop){.epoch = (uint32_t)d->aux,
-					 .seq = d->seq,
-					 .loc = {d->zone, d->off},
-					 .len = d->len,
-					 .ready = true};
+		                         .seq = d->seq,
+		                         .loc = {d->zone, d->off},
+		                         .len = d->len,
+		                         .ready = true};
 		sd->ez = calloc(hi - lo, sizeof(*sd->ez));
 		if (!sd->ez)
 			return -ENOMEM;
 		for (size_t k = lo; k < hi; k++)
 			if (!rc->reset_ok[rc->dzones.v[k].zone])
-				sd->ez[sd->ez_n++] = (struct slab_ezone){rc->dzones.v[k].zone, 0, 0};
+				sd->ez[sd->ez_n++] =
+				    (struct slab_ezone){rc->dzones.v[k].zone, 0, 0};
 		ret = rc_live(rc, st->etab[0], d);
 		if (ret)
 			return ret;
@@ -493,6 +553,10 @@ static void rc_zones(struct recov *rc, const struct zns_zone *zr)
 		struct slab_zone *zn = &st->zones[z];
 
 		zn->wp = zr[z].wp;
+		if (rc->ckzone[z]) {
+			zn->state = ZS_META; /* the checkpoint in use: kept */
+			continue;
+		}
 		switch (zr[z].cond) {
 		case ZNS_COND_EMPTY:
 			zn->state = ZS_FREE;
@@ -523,8 +587,8 @@ static void rc_zones(struct recov *rc, const struct zns_zone *zr)
 			break;
 		}
 		rc->reset_ok[z] = !st->ro && !zn->ro && zn->wp > 0 &&
-				  (zn->state == ZS_FULL || zn->state == ZS_OPEN) &&
-				  atomic_load(&zn->live) == 0;
+		                  (zn->state == ZS_FULL || zn->state == ZS_OPEN) &&
+		                  atomic_load(&zn->live) == 0;
 	}
 }
 
@@ -577,7 +641,8 @@ static int rc_epochs(struct recov *rc)
 					push_free_slot(e, i, sl);
 			}
 		} else if (e->state == EPOCH_FREE && s != 0) {
-			e->gen = rc->egen_seen[s] >= 0 ? (uint8_t)(rc->egen_seen[s] + 1) : 0;
+			e->gen =
+			    rc->egen_seen[s] >= 0 ? (uint8_t)(rc->egen_seen[s] + 1) : 0;
 			e->next_efree = 0;
 			if (st->efree_tail)
 				st->etab[st->efree_tail]->next_efree = s;
@@ -591,7 +656,7 @@ static int rc_epochs(struct recov *rc)
 
 /* Pass 2 for one live record: callback, and replay when it lives in the journal. */
 static int rc_visit(struct recov *rc, const struct slab_page_hdr *ph, const uint8_t *rec,
-		    uint32_t avail, const struct rent *le, slab_recover_fn fn, void *ctx)
+                    uint32_t avail, const struct rent *le, slab_recover_fn fn, void *ctx)
 {
 	struct slab_store *st = rc->st;
 	struct slab_rec r;
@@ -602,20 +667,20 @@ static int rc_visit(struct recov *rc, const struct slab_page_hdr *ph, const uint
 	if (r.rtype == SLAB_REC_OBJ && fn) {
 		bool chunked = r.flags & SLAB_RF_CHUNKED;
 		struct slab_obj o = {.kind = r.kind,
-				     .attr = {.mode = r.mode,
-					      .uid = r.uid,
-					      .gid = r.gid,
-					      .nlink = r.nlink,
-					      .rdev = r.rdev,
-					      .size = r.size,
-					      .atime_ns = r.atime_ns,
-					      .mtime_ns = r.mtime_ns,
-					      .ctime_ns = r.ctime_ns},
-				     .parent = r.parent,
-				     .name = r.name,
-				     .name_len = r.name_len,
-				     .data = chunked ? NULL : r.data,
-				     .data_len = chunked ? r.total : r.data_len};
+		                     .attr = {.mode = r.mode,
+		                              .uid = r.uid,
+		                              .gid = r.gid,
+		                              .nlink = r.nlink,
+		                              .rdev = r.rdev,
+		                              .size = r.size,
+		                              .atime_ns = r.atime_ns,
+		                              .mtime_ns = r.mtime_ns,
+		                              .ctime_ns = r.ctime_ns},
+		                     .parent = r.parent,
+		                     .name = r.name,
+		                     .name_len = r.name_len,
+		                     .data = chunked ? NULL : r.data,
+		                     .data_len = chunked ? r.total : r.data_len};
 
 		ret = fn(ctx, r.handle, &o);
 		if (ret)
@@ -624,7 +689,8 @@ static int rc_visit(struct recov *rc, const struct slab_page_hdr *ph, const uint
 	if (!le->journal || st->ro)
 		return 0;
 	struct slab_epoch *e =
-		st->etab[r.rtype == SLAB_REC_DROP ? 0 : slab_eslot(slab_handle_epoch(r.handle))];
+	    st->etab[r.rtype == SLAB_REC_DROP ? 0
+	                                      : slab_eslot(slab_handle_epoch(r.handle))];
 	uint16_t *lenp;
 	struct slab_loc nloc;
 	uint32_t nlen;
@@ -633,8 +699,8 @@ static int rc_visit(struct recov *rc, const struct slab_page_hdr *ph, const uint
 	struct slab_loc *owner = slab_rec_owner(st, e, &r, &lenp);
 
 	if (owner && owner->zone == le->zone && owner->off == le->off) {
-		ret = slab_page_append_raw(st, e, rec, r.len, ph->def_uid, ph->def_gid, true,
-					   &nloc, &nlen);
+		ret = slab_page_append_raw(st, e, rec, r.len, ph->def_uid, ph->def_gid,
+		                           true, &nloc, &nlen);
 		if (!ret) {
 			*owner = nloc;
 			if (lenp)
@@ -643,6 +709,36 @@ static int rc_visit(struct recov *rc, const struct slab_page_hdr *ph, const uint
 	}
 	pthread_mutex_unlock(&e->lock);
 	return ret;
+}
+
+/* Pass 2 for a live record known from the checkpoint: no device read. */
+static int ck_visit(struct recov *rc, const struct rent *le, slab_recover_fn fn,
+                    void *ctx)
+{
+	struct slab_ckpt_ent e;
+	size_t pos = le->meta - 1;
+
+	if (slab_ckpt_next(&rc->img, &pos, &e) != 1)
+		return -EUCLEAN;
+	if (e.rtype != SLAB_REC_OBJ || !fn)
+		return 0;
+	struct slab_obj o = {.kind = e.kind,
+	                     .attr = {.mode = e.mode,
+	                              .uid = e.uid,
+	                              .gid = e.gid,
+	                              .nlink = e.nlink,
+	                              .rdev = e.rdev,
+	                              .size = e.size,
+	                              .atime_ns = e.atime_ns,
+	                              .mtime_ns = e.mtime_ns,
+	                              .ctime_ns = e.ctime_ns},
+	                     .parent = e.parent,
+	                     .name = e.name,
+	                     .name_len = e.name_len,
+	                     .data = !e.aux && e.inl == e.data_len ? e.data : NULL,
+	                     .data_len = e.data_len};
+
+	return fn(ctx, e.handle, &o);
 }
 
 static int rc_pass2(struct recov *rc, slab_recover_fn fn, void *ctx)
@@ -660,7 +756,14 @@ static int rc_pass2(struct recov *rc, slab_recover_fn fn, void *ctx)
 		const uint8_t *pg;
 		uint64_t poff;
 
+		if (lv[i].meta) {
+			/* sorted by place: a zone's checkpoint entries precede its tail
+			 */
+			ret = ck_visit(rc, &lv[i++], fn, ctx);
+			continue;
+		}
 		ret = slab_zscan_init(&zs, rc->st->dev, z, rc->scan_end[z]);
+		zs.pos = rc->scan_start[z];
 		while (!ret && i < rc->live.n && lv[i].zone == z &&
 		       (ret = slab_zscan_next(&zs, &pg, &ph, &poff)) > 0) {
 			ret = 0;
@@ -668,7 +771,8 @@ static int rc_pass2(struct recov *rc, slab_recover_fn fn, void *ctx)
 			       lv[i].off < poff + ph.used) {
 				uint32_t in = (uint32_t)(lv[i].off - poff);
 
-				ret = rc_visit(rc, &ph, pg + in, ph.used - in, &lv[i], fn, ctx);
+				ret = rc_visit(rc, &ph, pg + in, ph.used - in, &lv[i], fn,
+				               ctx);
 				i++;
 			}
 		}
@@ -693,9 +797,10 @@ static int rc_markers(struct slab_store *st)
 		pthread_mutex_lock(&e->lock);
 		m = e->state == EPOCH_OPEN ? slab_slot_get(e, 0) : NULL;
 		if (m && m->loc.zone == SLAB_LOC_NONE) {
-			struct slab_rec r = {.rtype = SLAB_REC_EPOCH,
-					     .handle = slab_handle_make(slab_epoch_id(s, e->gen), 0, 0),
-					     .seq = atomic_fetch_add(&st->seq, 1)};
+			struct slab_rec r = {
+			    .rtype = SLAB_REC_EPOCH,
+			    .handle = slab_handle_make(slab_epoch_id(s, e->gen), 0, 0),
+			    .seq = atomic_fetch_add(&st->seq, 1)};
 
 			ret = slab_page_append(st, e, &r, true, &m->loc);
 			m->len = SLAB_REC_HDR;
@@ -765,6 +870,7 @@ void slab_store_free(struct slab_store *st)
 		free(st->drops[i].ez);
 	free(st->drops);
 	free(st->dirty);
+	free(st->ck);
 	zns_buf_free(st->jbuf);
 	pthread_mutex_destroy(&st->elock);
 	pthread_mutex_destroy(&st->zlock);
@@ -795,8 +901,20 @@ static uint32_t active_budget(const struct zns_geometry *g)
 /* Superblock, geometry and the zone table. */
 static int mount_layout(struct slab_store *st, struct zns_zone **zr)
 {
-	int ret = slab_sb_read(st->dev, &st->sb);
+	struct slab_ckpt_ref *ref = malloc(sizeof(*ref));
+	bool has_ref = false;
+	int ret;
 
+	if (!ref)
+		return -ENOMEM;
+	ret = slab_sb_read_ckpt(st->dev, &st->sb, ref, &has_ref);
+	if (ret || !has_ref)
+		free(ref);
+	else
+		st->ck = ref;
+	if (!ret && !has_ref && (st->sb.features_compat & SLAB_FEAT_COMPAT_CKPT))
+		syslog(LOG_WARNING,
+		       "tslabfs: slab: malformed checkpoint reference ignored");
 	if (ret)
 		return ret;
 	if (st->sb.features_ro_compat & ~SLAB_FEAT_RO_COMPAT_KNOWN)
@@ -830,10 +948,13 @@ static int recov_alloc(struct recov *rc, struct slab_store *st)
 	memset(rc, 0, sizeof(*rc));
 	rc->st = st;
 	rc->scan_end = calloc(st->nzones, sizeof(*rc->scan_end));
+	rc->scan_start = calloc(st->nzones, sizeof(*rc->scan_start));
 	rc->torn = calloc(st->nzones, sizeof(*rc->torn));
 	rc->reset_ok = calloc(st->nzones, sizeof(*rc->reset_ok));
+	rc->ckzone = calloc(st->nzones, sizeof(*rc->ckzone));
 	rc->egen_seen = malloc(SLAB_EPOCH_SLOTS * sizeof(*rc->egen_seen));
-	if (!rc->scan_end || !rc->torn || !rc->reset_ok || !rc->egen_seen)
+	if (!rc->scan_end || !rc->scan_start || !rc->torn || !rc->reset_ok ||
+	    !rc->ckzone || !rc->egen_seen)
 		return -ENOMEM;
 	memset(rc->egen_seen, 0xff, SLAB_EPOCH_SLOTS * sizeof(*rc->egen_seen));
 	return 0;
@@ -845,10 +966,169 @@ static void recov_free(struct recov *rc)
 	free(rc->drops.v);
 	free(rc->live.v);
 	free(rc->dzones.v);
+	free(rc->ezones.v);
 	free(rc->scan_end);
+	free(rc->scan_start);
 	free(rc->torn);
 	free(rc->reset_ok);
+	free(rc->ckzone);
+	slab_ckpt_img_free(&rc->img);
 	free(rc->egen_seen);
+}
+
+/* ---- starting from a checkpoint ---------------------------------------------- */
+
+/* Is data zone Z unchanged since the checkpoint (same first page, not
+ * rewound)? Then its records below the recorded write pointer are known. */
+static int ck_zone_same(struct recov *rc, const struct zns_zone *zr, uint32_t z,
+                        bool *same)
+{
+	struct slab_ckpt_zone cz;
+	uint64_t pseq;
+	int ret;
+
+	*same = false;
+	slab_ckpt_zone_get(&rc->img, z, &cz);
+	if (!cz.wp || rc->ckzone[z] || zr[z].cond == ZNS_COND_EMPTY ||
+	    zr[z].cond == ZNS_COND_OFFLINE || zr[z].cond == ZNS_COND_NOT_WP ||
+	    (zr[z].wp < cz.wp && zr[z].cond != ZNS_COND_FULL))
+		return 0;
+	ret = slab_ckpt_first_pseq(rc->st->dev, z, &pseq);
+	if (ret)
+		return ret;
+	if (pseq && pseq == cz.first_pseq) {
+		*same = true;
+		rc->scan_start[z] = cz.wp;
+		rc->scan_end[z] = cz.wp;
+		if (pseq > rc->max_page_seq)
+			rc->max_page_seq = pseq;
+	}
+	return 0;
+}
+
+static bool ck_trusted(const struct recov *rc, uint32_t z, uint64_t off, uint32_t len)
+{
+	return z >= rc->st->first_data && z < rc->st->nzones &&
+	       off + len <= rc->scan_start[z];
+}
+
+/* Checkpoint entries in unchanged parts become records, as if scanned. */
+static int ck_inject(struct recov *rc)
+{
+	const struct slab_ckpt_img *img = &rc->img;
+	struct slab_ckpt_ent e;
+	size_t pos = img->ent_off, at = pos;
+	int ret;
+
+	while ((ret = slab_ckpt_next(img, &pos, &e)) > 0) {
+		bool drop = e.rtype == SLAB_REC_DROP;
+		struct rent x = {.handle = e.handle,
+		                 .seq = e.seq,
+		                 .aux = e.aux,
+		                 .zone = e.zone,
+		                 .off = e.off,
+		                 .len = e.len,
+		                 .rtype = e.rtype,
+		                 .kind = e.kind,
+		                 .meta = (uint32_t)at + 1};
+
+		at = pos;
+		see_epoch(rc, drop ? (uint32_t)e.aux : slab_handle_epoch(e.handle));
+		for (uint32_t i = 0; i < e.nz; i++) {
+			struct rent p = {.handle =
+			                     drop ? e.aux : slab_handle_epoch(e.handle),
+			                 .zone = slab_get32(e.zl + 4 * i)};
+
+			/* only zones unchanged since still hold those records */
+			if (p.zone < rc->st->nzones && rc->scan_start[p.zone] &&
+			    (ret = rvec_push(drop ? &rc->dzones : &rc->ezones, &p)))
+				return ret;
+		}
+		if (!ck_trusted(rc, e.zone, e.off, e.len))
+			continue;
+		ret = rvec_push(drop ? &rc->drops : &rc->recs, &x);
+		if (ret)
+			return ret;
+	}
+	return ret;
+}
+
+/* Zones of the checkpoint, unchanged zones, entries, generations, sequences. */
+static int ck_start(struct recov *rc, const struct zns_zone *zr)
+{
+	struct slab_store *st = rc->st;
+	const struct slab_ckpt_img *img = &rc->img;
+	bool same;
+	int ret;
+
+	for (uint32_t i = 0; i < st->ck->nzones; i++)
+		rc->ckzone[st->ck->zones[i]] = true;
+	for (uint32_t z = st->first_data; z < st->nzones; z++) {
+		ret = ck_zone_same(rc, zr, z, &same);
+		if (ret)
+			return ret;
+	}
+	ret = ck_inject(rc);
+	if (ret)
+		return ret;
+	for (uint32_t s = 0; s < img->neslots; s++)
+		if (img->egen[s])
+			see_epoch(rc, slab_epoch_id(s, (uint8_t)(img->egen[s] - 1)));
+	if (img->seq && img->seq - 1 > rc->max_seq)
+		rc->max_seq = img->seq - 1;
+	if (img->page_seq && img->page_seq - 1 > rc->max_page_seq)
+		rc->max_page_seq = img->page_seq - 1;
+	st->ck_loaded = true;
+	return 0;
+}
+
+/* Load the checkpoint the superblock names; on failure mount scans all. */
+static void ck_load(struct recov *rc, const struct slab_mount_opts *o)
+{
+	struct slab_store *st = rc->st;
+	int ret;
+
+	if (!st->ck || (o && o->no_checkpoint))
+		return;
+	ret = slab_ckpt_load(st, st->ck, &rc->img);
+	if (ret) {
+		syslog(
+		    LOG_WARNING,
+		    "tslabfs: slab: checkpoint %llu unusable (%s): scanning every zone",
+		    (unsigned long long)st->ck->seq, strerror(-ret));
+		return;
+	}
+	rc->use_ck = true;
+}
+
+/*
+ * After recovery of a writable mount: a checkpoint not used is forgotten
+ * (its zones were scanned as data and are reset as dead); one in use is kept
+ * as the base for the next mount (a crash then replays only what was
+ * written since) unless live data leaves GC less than reserve + 4 zones of
+ * room without the checkpoint's zones.
+ */
+static int ck_settle(struct recov *rc)
+{
+	struct slab_store *st = rc->st;
+
+	if (!st->ck)
+		return 0;
+	if (!rc->use_ck) {
+		free(st->ck);
+		st->ck = NULL;
+		st->sb.sequence++;
+		return slab_sb_write(st->dev, &st->sb);
+	}
+	uint64_t cap = st->geo.zone_capacity, live = 0;
+	uint64_t total = (uint64_t)(st->nzones - st->first_data - st->ck->nzones) * cap;
+
+	for (uint32_t z = st->first_data; z < st->nzones; z++)
+		live += atomic_load(&st->zones[z].live);
+	/* GC needs room beyond the reserve: the checkpoint's zones give way */
+	if (live + (uint64_t)(st->reserve + 4) * cap > total)
+		return slab_ckpt_release(st);
+	return 0;
 }
 
 /* Pass 1 and the decisions; leaves the store ready for pass 2. */
@@ -859,15 +1139,22 @@ static int mount_recover(struct recov *rc, const struct zns_zone *zr)
 
 	if (!rc_epoch(rc, SLAB_EPOCH_ROOT, &ret))
 		return ret ? ret : -EIO;
+	if (rc->use_ck && (ret = ck_start(rc, zr)))
+		return ret;
 	for (uint32_t z = SLAB_JOURNAL_FIRST; z < st->nzones; z++) {
-		if (zr[z].cond == ZNS_COND_OFFLINE || zr[z].cond == ZNS_COND_NOT_WP || !zr[z].wp)
+		if (zr[z].cond == ZNS_COND_OFFLINE || zr[z].cond == ZNS_COND_NOT_WP ||
+		    !zr[z].wp || rc->ckzone[z])
 			continue;
 		ret = scan_zone(rc, z, zr[z].wp);
 		if (ret)
 			return ret;
+		if (zr[z].wp > rc->scan_start[z])
+			st->ck_replayed += zr[z].wp - rc->scan_start[z];
 	}
 	drops_dedupe(rc);
 	ret = rc_decide(rc);
+	if (!ret)
+		ret = rc_ezones(rc);
 	if (ret)
 		return ret;
 	rc_zones(rc, zr);
@@ -880,7 +1167,7 @@ static int mount_recover(struct recov *rc, const struct zns_zone *zr)
 }
 
 int slab_mount(struct zns_dev *dev, const struct slab_mount_opts *o, slab_recover_fn fn,
-	       void *ctx, struct slab_store **out)
+               void *ctx, struct slab_store **out)
 {
 	struct slab_store *st;
 	struct zns_zone *zr = NULL;
@@ -900,14 +1187,19 @@ int slab_mount(struct zns_dev *dev, const struct slab_mount_opts *o, slab_recove
 	ret = recov_alloc(&rc, st);
 	if (ret)
 		goto fail_recov;
+	ck_load(&rc, o);
 	/* What we are about to read must outlive a later power cut. */
 	if (!st->ro && (ret = zns_flush(dev)))
 		goto fail_recov;
 	ret = mount_recover(&rc, zr);
 	if (ret)
 		goto fail_recov;
-	if (!st->ro)
+	if (!st->ro) {
+		ret = ck_settle(&rc);
+		if (ret)
+			goto fail_recov;
 		rc_reset_dead(&rc);
+	}
 	ret = rc_pass2(&rc, fn, ctx);
 	if (ret)
 		goto fail_recov;
@@ -944,6 +1236,8 @@ int slab_unmount(struct slab_store *st)
 	slab_bg_stop(st);
 	if (!st->ro)
 		ret = slab_sync_all(st, true);
+	if (!ret && !st->ro)
+		slab_ckpt_write(st); /* optional: without one the next mount scans */
 	slab_store_free(st);
 	return ret;
 }

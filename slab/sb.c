@@ -14,13 +14,59 @@
 #include "slab/slab_int.h"
 
 void slab_sb_encode(uint8_t *blk, const struct slab_sb_info *sb,
-		    const struct slab_sb_geom *g)
+                    const struct slab_sb_geom *g)
 {
+	slab_sb_encode_ckpt(blk, sb, g, NULL);
+}
+
+static void ckpt_ref_encode(uint8_t *p, const struct slab_ckpt_ref *ref)
+{
+	slab_put32(p, ref->version);
+	slab_put32(p + 4, ref->nzones);
+	slab_put64(p + 8, ref->seq);
+	slab_put64(p + 16, ref->bytes);
+	slab_put64(p + 24, ref->csum);
+	for (uint32_t i = 0; i < ref->nzones && i < SLAB_CKPT_MAXZ; i++)
+		slab_put32(p + 32 + 4 * i, ref->zones[i]);
+}
+
+/* 0, or -EUCLEAN when the reference is malformed for geometry G. */
+static int ckpt_ref_decode(const uint8_t *p, const struct slab_sb_info *sb,
+                           const struct slab_sb_geom *g, struct slab_ckpt_ref *ref)
+{
+	ref->version = slab_get32(p);
+	ref->nzones = slab_get32(p + 4);
+	ref->seq = slab_get64(p + 8);
+	ref->bytes = slab_get64(p + 16);
+	ref->csum = slab_get64(p + 24);
+	if (ref->version != SLAB_CKPT_VERSION || ref->nzones == 0 ||
+	    ref->nzones > SLAB_CKPT_MAXZ)
+		return -EUCLEAN;
+	for (uint32_t i = 0; i < ref->nzones; i++) {
+		ref->zones[i] = slab_get32(p + 32 + 4 * i);
+		if (ref->zones[i] < sb->first_data_zone || ref->zones[i] >= g->nr_zones)
+			return -EUCLEAN;
+		for (uint32_t k = 0; k < i; k++)
+			if (ref->zones[k] == ref->zones[i])
+				return -EUCLEAN;
+	}
+	return 0;
+}
+
+void slab_sb_encode_ckpt(uint8_t *blk, const struct slab_sb_info *sb,
+                         const struct slab_sb_geom *g, const struct slab_ckpt_ref *ref)
+{
+	uint64_t compat = sb->features_compat & ~SLAB_FEAT_COMPAT_CKPT;
+
 	memset(blk, 0, SLAB_SB_BLOCK);
 	memcpy(blk, SLAB_SB_MAGIC, 8);
 	slab_put32(blk + 8, sb->version);
 	slab_put32(blk + 12, SLAB_SB_BLOCK);
-	slab_put64(blk + 16, sb->features_compat);
+	if (ref) {
+		compat |= SLAB_FEAT_COMPAT_CKPT;
+		ckpt_ref_encode(blk + SLAB_CKPT_REF_OFF, ref);
+	}
+	slab_put64(blk + 16, compat);
 	slab_put64(blk + 24, sb->features_incompat);
 	slab_put64(blk + 32, sb->features_ro_compat);
 	memcpy(blk + 40, sb->uuid, 16);
@@ -84,7 +130,7 @@ int slab_sb_decode(const uint8_t *blk, struct slab_sb_info *sb, struct slab_sb_g
 /* Newest valid copy in one sb zone: walk back from the write pointer.
  * Returns 0 and fills *sb, or -ENODATA / -EUCLEAN / -EOPNOTSUPP / -EIO. */
 static int sb_zone_newest(struct zns_dev *dev, uint32_t zone, uint8_t *blk,
-			  struct slab_sb_info *sb, struct slab_sb_geom *g)
+                          struct slab_sb_info *sb, struct slab_sb_geom *g)
 {
 	struct zns_zone z;
 	int ret = -ENODATA, r;
@@ -107,8 +153,8 @@ static int sb_zone_newest(struct zns_dev *dev, uint32_t zone, uint8_t *blk,
 }
 
 /* Which sb zone holds the newest copy (-1 if none) and its info. */
-static int sb_newest(struct zns_dev *dev, struct slab_sb_info *out, struct slab_sb_geom *g,
-		     int *zone_out)
+static int sb_newest(struct zns_dev *dev, struct slab_sb_info *out,
+                     struct slab_sb_geom *g, int *zone_out, uint8_t *best_blk)
 {
 	uint8_t *blk = zns_buf_alloc(SLAB_SB_BLOCK);
 	struct slab_sb_info s[2];
@@ -118,13 +164,17 @@ static int sb_newest(struct zns_dev *dev, struct slab_sb_info *out, struct slab_
 	if (!blk)
 		return -ENOMEM;
 	for (int i = 0; i < 2; i++) {
-		r[i] = sb_zone_newest(dev, SLAB_SB_ZONE0 + (uint32_t)i, blk, &s[i], &gg[i]);
+		r[i] =
+		    sb_zone_newest(dev, SLAB_SB_ZONE0 + (uint32_t)i, blk, &s[i], &gg[i]);
 		if (r[i] == -EIO || r[i] == -EOPNOTSUPP) {
 			zns_buf_free(blk);
 			return r[i];
 		}
-		if (r[i] == 0 && (best < 0 || s[i].sequence > s[best].sequence))
+		if (r[i] == 0 && (best < 0 || s[i].sequence > s[best].sequence)) {
 			best = i;
+			if (best_blk)
+				memcpy(best_blk, blk, SLAB_SB_BLOCK);
+		}
 	}
 	zns_buf_free(blk);
 	*zone_out = best;
@@ -135,37 +185,58 @@ static int sb_newest(struct zns_dev *dev, struct slab_sb_info *out, struct slab_
 	return 0;
 }
 
-int slab_sb_read(struct zns_dev *dev, struct slab_sb_info *out)
+int slab_sb_read_ckpt(struct zns_dev *dev, struct slab_sb_info *out,
+                      struct slab_ckpt_ref *ref, bool *has_ref)
 {
 	struct slab_sb_geom g;
 	const struct zns_geometry *dg = zns_geometry(dev);
+	uint8_t *blk = NULL;
 	int zone, ret;
 
 	if (!dev || !out)
 		return -EINVAL;
 	if (dg->nr_zones < 2)
 		return -ENODATA;
-	ret = sb_newest(dev, out, &g, &zone);
-	if (ret)
-		return ret;
-	if (g.lba_size != dg->lba_size || g.nr_zones != dg->nr_zones ||
-	    g.zone_size != dg->zone_size || g.zone_capacity != dg->zone_capacity)
-		return -EUCLEAN;
-	return 0;
+	if (has_ref) {
+		*has_ref = false;
+		blk = malloc(SLAB_SB_BLOCK);
+		if (!blk)
+			return -ENOMEM;
+	}
+	ret = sb_newest(dev, out, &g, &zone, blk);
+	if (!ret &&
+	    (g.lba_size != dg->lba_size || g.nr_zones != dg->nr_zones ||
+	     g.zone_size != dg->zone_size || g.zone_capacity != dg->zone_capacity))
+		ret = -EUCLEAN;
+	if (!ret && blk && (out->features_compat & SLAB_FEAT_COMPAT_CKPT))
+		*has_ref = ckpt_ref_decode(blk + SLAB_CKPT_REF_OFF, out, &g, ref) == 0;
+	free(blk);
+	return ret;
+}
+
+int slab_sb_read(struct zns_dev *dev, struct slab_sb_info *out)
+{
+	return slab_sb_read_ckpt(dev, out, NULL, NULL);
 }
 
 int slab_sb_write(struct zns_dev *dev, const struct slab_sb_info *sb)
 {
+	return slab_sb_write_ckpt(dev, sb, NULL);
+}
+
+int slab_sb_write_ckpt(struct zns_dev *dev, const struct slab_sb_info *sb,
+                       const struct slab_ckpt_ref *ref)
+{
 	const struct zns_geometry *dg = zns_geometry(dev);
 	struct slab_sb_geom g = {dg->lba_size, dg->nr_zones, dg->zone_size,
-				 dg->zone_capacity};
+	                         dg->zone_capacity};
 	struct slab_sb_info cur;
 	struct slab_sb_geom cg;
 	struct zns_zone z;
 	int zone = 0, ret;
 	uint8_t *blk;
 
-	ret = sb_newest(dev, &cur, &cg, &zone);
+	ret = sb_newest(dev, &cur, &cg, &zone, NULL);
 	if (ret && ret != -ENODATA && ret != -EUCLEAN)
 		return ret;
 	if (zone < 0)
@@ -183,7 +254,7 @@ int slab_sb_write(struct zns_dev *dev, const struct slab_sb_info *sb)
 	blk = zns_buf_alloc(SLAB_SB_BLOCK);
 	if (!blk)
 		return -ENOMEM;
-	slab_sb_encode(blk, sb, &g);
+	slab_sb_encode_ckpt(blk, sb, &g, ref);
 	ssize_t w = zns_zone_write(dev, (uint32_t)zone, z.wp, blk, SLAB_SB_BLOCK);
 
 	zns_buf_free(blk);
@@ -216,7 +287,8 @@ static int format_reset_all(struct zns_dev *dev, uint32_t nr)
 		if (got < 0)
 			return got;
 		for (int i = 0; i < got; i++) {
-			if (z[i].cond == ZNS_COND_EMPTY || z[i].cond == ZNS_COND_OFFLINE ||
+			if (z[i].cond == ZNS_COND_EMPTY ||
+			    z[i].cond == ZNS_COND_OFFLINE ||
 			    z[i].cond == ZNS_COND_READ_ONLY)
 				continue;
 			int ret = zns_zone_reset(dev, first + (uint32_t)i);
@@ -245,7 +317,8 @@ int slab_format(struct zns_dev *dev, const struct slab_format_opts *o)
 	if (g->nr_zones < first_data + 4)
 		return -ENOSPC;
 	uint32_t ndata = g->nr_zones - first_data;
-	uint32_t reserve = o && o->reserve_zones ? o->reserve_zones : default_reserve(ndata);
+	uint32_t reserve =
+	    o && o->reserve_zones ? o->reserve_zones : default_reserve(ndata);
 
 	if (reserve + 2 > ndata)
 		return -EINVAL;

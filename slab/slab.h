@@ -105,6 +105,7 @@ int slab_sb_read(struct zns_dev *dev, struct slab_sb_info *out);
 struct slab_mount_opts {
 	bool read_only;
 	unsigned commit_ms; /* flush interval for unsynced data; 0 = default 5000 */
+	bool no_checkpoint; /* ignore the checkpoint and scan every zone */
 };
 
 /* Attributes stored with an object (host order). */
@@ -134,15 +135,25 @@ struct slab_obj {
  * in a single record (data_len <= SLAB_CHUNK_MAX), else is NULL (read it with
  * slab_obj_read()). Pointers are valid only during the call. A non-zero
  * return aborts the mount with that error.
+ * An object recovered from a checkpoint has o->data set only when data_len
+ * <= SLAB_DATA_INLINE (else NULL: read it with slab_obj_read()); every other
+ * field is as stored.
  */
+#define SLAB_DATA_INLINE 16u
 typedef int (*slab_recover_fn)(void *ctx, slab_handle_t h, const struct slab_obj *o);
 
 /* Mount: newest valid superblock, journal replay, scan of every zone up to
  * its write pointer (records accepted by checksum; a torn tail ends a
- * zone's scan), then one callback per live object. */
+ * zone's scan), then one callback per live object.
+ * With a checkpoint (written by slab_unmount): the checkpoint, then only
+ * what was written after it (zone tails past the write pointers it
+ * recorded, zones reset since, the journal). A checkpoint that fails its
+ * checksum or does not match the device is ignored (logged) and every zone
+ * is scanned. */
 int slab_mount(struct zns_dev *dev, const struct slab_mount_opts *o, slab_recover_fn fn,
                void *ctx, struct slab_store **out);
-/* Sync everything, stop background work, free all memory. The device stays
+/* Sync everything, stop background work, write a checkpoint (skipped,
+ * logged, when empty zones are short), free all memory. The device stays
  * open (the caller owns it). */
 int slab_unmount(struct slab_store *st);
 

@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -67,8 +68,9 @@ static inline uint32_t slab_hash32(const void *p, size_t len)
 #define SLAB_JOURNAL_FIRST 2u
 #define SLAB_JOURNAL_DEF   2u
 #define SLAB_RESERVE_DEF   2u
-/* Feature bits known to this version (none yet). */
-#define SLAB_FEAT_COMPAT_KNOWN    0ull
+/* Feature bits known to this version. */
+#define SLAB_FEAT_COMPAT_CKPT     0x1ull /* checkpoint reference at offset 160 */
+#define SLAB_FEAT_COMPAT_KNOWN    SLAB_FEAT_COMPAT_CKPT
 #define SLAB_FEAT_INCOMPAT_KNOWN  0ull
 #define SLAB_FEAT_RO_COMPAT_KNOWN 0ull
 
@@ -117,6 +119,32 @@ int slab_sb_decode(const uint8_t *blk, struct slab_sb_info *sb, struct slab_sb_g
 /* Append a new superblock copy (sequence = sb->sequence) to the ping-pong
  * pair, switching zones when the current one is full. */
 int slab_sb_write(struct zns_dev *dev, const struct slab_sb_info *sb);
+
+/*
+ * Checkpoint reference, stored in the superblock block from offset 160 when
+ * SLAB_FEAT_COMPAT_CKPT is set (covered by the superblock checksum):
+ *   160 u32 version (SLAB_CKPT_VERSION)   164 u32 number of zones
+ *   168 u64 checkpoint number             176 u64 image bytes
+ *   184 u64 XXH3-64 of the image          192 u32 zones[], in image order
+ */
+#define SLAB_CKPT_VERSION 1u
+#define SLAB_CKPT_REF_OFF 160u
+#define SLAB_CKPT_MAXZ    960u
+struct slab_ckpt_ref {
+	uint32_t version, nzones;
+	uint64_t seq, bytes, csum;
+	uint32_t zones[SLAB_CKPT_MAXZ];
+};
+_Static_assert(SLAB_CKPT_REF_OFF + 32 + 4 * SLAB_CKPT_MAXZ <= SLAB_SB_BLOCK, "ckpt ref");
+/* Encode with a checkpoint reference (REF NULL: none, feature bit cleared). */
+void slab_sb_encode_ckpt(uint8_t *blk, const struct slab_sb_info *sb,
+                         const struct slab_sb_geom *g, const struct slab_ckpt_ref *ref);
+/* The newest valid superblock and its checkpoint reference: *has_ref tells
+ * whether one is present and well-formed. Errors as slab_sb_read(). */
+int slab_sb_read_ckpt(struct zns_dev *dev, struct slab_sb_info *out,
+                      struct slab_ckpt_ref *ref, bool *has_ref);
+int slab_sb_write_ckpt(struct zns_dev *dev, const struct slab_sb_info *sb,
+                       const struct slab_ckpt_ref *ref);
 
 /* ---- slab pages and records (record.c) ------------------------------- */
 
@@ -441,6 +469,12 @@ struct slab_store {
 	/* counters */
 	_Atomic uint64_t c_objects, c_pages, c_jwrites, c_resets, c_gc_runs, c_gc_moved;
 	_Atomic uint64_t c_user, c_dev, c_slow, c_torn;
+
+	/* Checkpoint referenced by the superblock (NULL: none). Its zones are
+	 * ZS_META. Used by mount and unmount only. */
+	struct slab_ckpt_ref *ck;
+	bool ck_loaded;       /* this mount started from that checkpoint */
+	uint64_t ck_replayed; /* bytes of zone tails the mount rolled forward */
 };
 
 /* store.c */
@@ -537,6 +571,56 @@ void slab_gc_kick(struct slab_store *st);
  * whether or not it currently points at R; NULL if none. */
 struct slab_loc *slab_rec_owner(struct slab_store *st, struct slab_epoch *e,
                                 const struct slab_rec *r, uint16_t **lenp);
+
+/* ckpt.c: checkpoint images (see docs/format.md, "Checkpoint") */
+#define SLAB_CKPT_INLINE SLAB_DATA_INLINE /* payloads kept in the image */
+struct slab_ckpt_zone {
+	uint64_t wp;         /* write pointer when the checkpoint was taken */
+	uint64_t first_pseq; /* page sequence number of its page at offset 0 */
+};
+/* A loaded, verified image; entries are decoded on demand. */
+struct slab_ckpt_img {
+	uint8_t *buf;
+	size_t len;
+	uint64_t seq, page_seq, nent;
+	uint32_t nzones, first_data, neslots;
+	const uint8_t *zt;   /* zone table: 16 bytes per data zone */
+	const uint8_t *egen; /* per epoch slot: 0 none, else highest generation + 1 */
+	size_t ent_off;      /* first entry */
+};
+/* One entry: a live record (or a pending drop with its zones). */
+struct slab_ckpt_ent {
+	uint8_t rtype, kind, name_len, inl;
+	uint16_t mode, len;
+	uint32_t zone, off;
+	uint64_t handle, seq, aux; /* aux: OBJ chunked total, CHUNK index, DROP epoch */
+	/* OBJ only */
+	uint64_t parent, size, data_len;
+	uint32_t uid, gid, nlink, rdev;
+	int64_t atime_ns, mtime_ns, ctime_ns;
+	const char *name;
+	const uint8_t *data; /* inline payload (inl bytes) */
+	/* DROP only: zones holding records of the dropped epoch */
+	uint32_t nz;
+	const uint8_t *zl; /* nz little-endian u32 */
+};
+void slab_ckpt_zone_get(const struct slab_ckpt_img *img, uint32_t z,
+                        struct slab_ckpt_zone *out);
+/* Read and verify the image REF names. 0, -EUCLEAN (bad or not matching the
+ * device), -ENOMEM or -EIO. */
+int slab_ckpt_load(struct slab_store *st, const struct slab_ckpt_ref *ref,
+                   struct slab_ckpt_img *img);
+void slab_ckpt_img_free(struct slab_ckpt_img *img);
+/* Decode the entry at *POS (image offset) and advance: 1, 0 at the end, -EUCLEAN. */
+int slab_ckpt_next(const struct slab_ckpt_img *img, size_t *pos, struct slab_ckpt_ent *e);
+/* Page sequence number of the page at offset 0 of zone Z (0: none valid). */
+int slab_ckpt_first_pseq(struct zns_dev *dev, uint32_t z, uint64_t *pseq);
+/* Write a checkpoint of a quiescent store (every open page written, journal
+ * empty), reference it from a new superblock, then reset the zones of the
+ * previous one. 0, -ENOSPC (not enough empty zones: nothing changed), -errno. */
+int slab_ckpt_write(struct slab_store *st);
+/* Drop the superblock's reference and reset the checkpoint's zones. */
+int slab_ckpt_release(struct slab_store *st);
 
 /* gc.c */
 int slab_gc_pass(struct slab_store *st);

@@ -1,0 +1,729 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Checkpoints: a compact, checksummed image of the slab index, written at
+ * clean unmount into empty data zones and referenced from the superblock
+ * (SLAB_FEAT_COMPAT_CKPT). Mount loads it instead of scanning every zone,
+ * then rolls forward what was written after it (see mount.c).
+ *
+ * The image holds, for every live record, its place (zone, offset, length),
+ * handle, sequence number and what the recovery callback needs without
+ * reading the record (the header fields, the name and payloads of at most
+ * SLAB_CKPT_INLINE bytes); for every pending drop the zones that hold
+ * records of the dropped epoch; per data zone the write pointer and the
+ * sequence number of its first page when the checkpoint was taken (a zone
+ * reset and rewritten since has a different first page); per epoch slot the
+ * highest generation used. Layout: docs/format.md, "Checkpoint".
+ *
+ * The writer needs a quiescent store: every open page written, the journal
+ * empty (slab_unmount after its final sync). Ownership: st->ck belongs to
+ * mount and unmount; its zones are ZS_META while it is referenced.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <syslog.h>
+
+#include "slab/slab_int.h"
+
+#define CK_MAGIC  "TSCKPT\0\0"
+#define CKZ_MAGIC "TSCKZONE"
+#define CK_HDR    64u /* image header */
+#define CK_ENT    40u /* fixed part of an entry */
+#define CK_OBJ    64u /* OBJ extension */
+#define CK_ZT     16u /* zone table entry */
+#define CK_IO     (1024u * 1024u)
+
+/* ---- decoding ------------------------------------------------------------ */
+
+void slab_ckpt_zone_get(const struct slab_ckpt_img *img, uint32_t z,
+                        struct slab_ckpt_zone *out)
+{
+	const uint8_t *p = img->zt + (size_t)(z - img->first_data) * CK_ZT;
+
+	out->wp = slab_get64(p);
+	out->first_pseq = slab_get64(p + 8);
+}
+
+static void ent_obj_decode(const uint8_t *p, struct slab_ckpt_ent *e)
+{
+	e->parent = slab_get64(p);
+	e->uid = slab_get32(p + 8);
+	e->gid = slab_get32(p + 12);
+	e->nlink = slab_get32(p + 16);
+	e->rdev = slab_get32(p + 20);
+	e->size = slab_get64(p + 24);
+	e->atime_ns = (int64_t)slab_get64(p + 32);
+	e->mtime_ns = (int64_t)slab_get64(p + 40);
+	e->ctime_ns = (int64_t)slab_get64(p + 48);
+	e->data_len = slab_get64(p + 56);
+}
+
+int slab_ckpt_next(const struct slab_ckpt_img *img, size_t *pos, struct slab_ckpt_ent *e)
+{
+	size_t at = *pos, left = img->len - at;
+	const uint8_t *p = img->buf + at;
+
+	if (at >= img->len)
+		return 0;
+	if (left < CK_ENT)
+		return -EUCLEAN;
+	memset(e, 0, sizeof(*e));
+	e->rtype = p[0];
+	e->kind = p[1];
+	e->name_len = p[2];
+	e->inl = p[3];
+	e->mode = slab_get16(p + 4);
+	e->len = slab_get16(p + 6);
+	e->zone = slab_get32(p + 8);
+	e->off = slab_get32(p + 12);
+	e->handle = slab_get64(p + 16);
+	e->seq = slab_get64(p + 24);
+	e->aux = slab_get64(p + 32);
+	at += CK_ENT;
+	if (e->rtype < SLAB_REC_OBJ || e->rtype > SLAB_REC_EPOCH ||
+	    e->zone < img->first_data || e->zone >= img->nzones ||
+	    e->len < SLAB_REC_HDR || e->len > SLAB_REC_MAX)
+		return -EUCLEAN;
+	if (e->rtype == SLAB_REC_OBJ) {
+		if (img->len - at < (size_t)CK_OBJ + e->name_len + e->inl ||
+		    e->inl > SLAB_CKPT_INLINE)
+			return -EUCLEAN;
+		ent_obj_decode(img->buf + at, e);
+		at += CK_OBJ;
+		e->name = (const char *)img->buf + at;
+		e->data = img->buf + at + e->name_len;
+		at += (size_t)e->name_len + e->inl;
+		if (e->inl && e->inl != e->data_len)
+			return -EUCLEAN;
+	} else if (e->rtype == SLAB_REC_DROP || e->rtype == SLAB_REC_EPOCH) {
+		if (e->name_len || e->inl || img->len - at < 4)
+			return -EUCLEAN;
+		e->nz = slab_get32(img->buf + at);
+		at += 4;
+		if (e->nz > img->nzones || img->len - at < (size_t)e->nz * 4)
+			return -EUCLEAN;
+		e->zl = img->buf + at;
+		at += (size_t)e->nz * 4;
+	} else if (e->name_len || e->inl) {
+		return -EUCLEAN;
+	}
+	*pos = at;
+	return 1;
+}
+
+void slab_ckpt_img_free(struct slab_ckpt_img *img)
+{
+	free(img->buf);
+	memset(img, 0, sizeof(*img));
+}
+
+/* Image header, tables and every entry well-formed for this store. */
+static int img_parse(struct slab_store *st, struct slab_ckpt_img *img)
+{
+	const uint8_t *h = img->buf;
+	struct slab_ckpt_ent e;
+	size_t pos, ndata;
+	uint64_t n = 0;
+	int r;
+
+	if (img->len < CK_HDR || memcmp(h, CK_MAGIC, 8) || slab_get32(h + 8) != 1)
+		return -EUCLEAN;
+	img->nzones = slab_get32(h + 12);
+	img->first_data = slab_get32(h + 16);
+	img->neslots = slab_get32(h + 20);
+	img->seq = slab_get64(h + 24);
+	img->page_seq = slab_get64(h + 32);
+	img->nent = slab_get64(h + 40);
+	if (img->nzones != st->nzones || img->first_data != st->first_data ||
+	    img->neslots > SLAB_EPOCH_SLOTS)
+		return -EUCLEAN;
+	ndata = img->nzones - img->first_data;
+	if (img->len - CK_HDR < ndata * CK_ZT + img->neslots)
+		return -EUCLEAN;
+	img->zt = h + CK_HDR;
+	img->egen = img->zt + ndata * CK_ZT;
+	img->ent_off = CK_HDR + ndata * CK_ZT + img->neslots;
+	pos = img->ent_off;
+	while ((r = slab_ckpt_next(img, &pos, &e)) > 0)
+		n++;
+	return r < 0 || n != img->nent ? -EUCLEAN : 0;
+}
+
+int slab_ckpt_first_pseq(struct zns_dev *dev, uint32_t z, uint64_t *pseq)
+{
+	uint32_t lba = zns_geometry(dev)->lba_size;
+	uint8_t *b = zns_buf_alloc(SLAB_PAGE_SIZE);
+	struct slab_page_hdr ph;
+	int ret = 0;
+
+	if (!b)
+		return -ENOMEM;
+	*pseq = 0;
+	ssize_t r =
+	    zns_zone_read(dev, z, 0, b, lba < SLAB_PAGE_HDR ? SLAB_PAGE_HDR : lba);
+
+	if (r < 0)
+		ret = (int)r;
+	else if (slab_page_hdr_decode(b, &ph) == 0)
+		*pseq = ph.seq;
+	zns_buf_free(b);
+	return ret;
+}
+
+/* Payload bytes one checkpoint zone holds after its header block. */
+static uint64_t zone_payload(const struct slab_store *st)
+{
+	return st->geo.zone_capacity - SLAB_PAGE_SIZE;
+}
+
+static int load_zone(struct slab_store *st, const struct slab_ckpt_ref *ref, uint32_t i,
+                     uint8_t *bounce, struct slab_ckpt_img *img)
+{
+	uint32_t z = ref->zones[i], lba = st->geo.lba_size;
+	uint64_t at = (uint64_t)i * zone_payload(st);
+	uint64_t n =
+	    ref->bytes - at < zone_payload(st) ? ref->bytes - at : zone_payload(st);
+	uint64_t need = SLAB_PAGE_SIZE + (n + lba - 1) / lba * lba;
+	struct zns_zone rep;
+
+	if (slab_dev_report(st, z, 1, &rep) != 1)
+		return -EIO;
+	if (rep.cond == ZNS_COND_EMPTY || rep.cond == ZNS_COND_OFFLINE ||
+	    rep.cond == ZNS_COND_NOT_WP || (rep.cond != ZNS_COND_FULL && rep.wp < need))
+		return -EUCLEAN;
+	if (slab_dev_read(st, z, 0, bounce, SLAB_PAGE_SIZE) != SLAB_PAGE_SIZE)
+		return -EIO;
+	if (memcmp(bounce, CKZ_MAGIC, 8) || slab_get64(bounce + 8) != ref->seq ||
+	    slab_get32(bounce + 16) != i || slab_get32(bounce + 20) != ref->nzones)
+		return -EUCLEAN;
+	for (uint64_t done = 0; done < n;) {
+		uint64_t piece = n - done < CK_IO ? n - done : CK_IO;
+		uint64_t rd = (piece + lba - 1) / lba * lba;
+
+		if (slab_dev_read(st, z, SLAB_PAGE_SIZE + done, bounce, rd) !=
+		    (ssize_t)rd)
+			return -EIO;
+		memcpy(img->buf + at + done, bounce, piece);
+		done += piece;
+	}
+	return 0;
+}
+
+int slab_ckpt_load(struct slab_store *st, const struct slab_ckpt_ref *ref,
+                   struct slab_ckpt_img *img)
+{
+	uint8_t *bounce;
+	int ret = 0;
+
+	memset(img, 0, sizeof(*img));
+	if (!ref->bytes || ref->bytes > (uint64_t)ref->nzones * zone_payload(st) ||
+	    ref->bytes <= (uint64_t)(ref->nzones - 1) * zone_payload(st) ||
+	    ref->bytes > UINT32_MAX)
+		return -EUCLEAN;
+	img->len = ref->bytes;
+	img->buf = malloc(img->len);
+	bounce = zns_buf_alloc(CK_IO);
+	if (!img->buf || !bounce) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t i = 0; i < ref->nzones && !ret; i++)
+		ret = load_zone(st, ref, i, bounce, img);
+	if (!ret && slab_hash64(img->buf, img->len) != ref->csum)
+		ret = -EUCLEAN;
+	if (!ret)
+		ret = img_parse(st, img);
+out:
+	zns_buf_free(bounce);
+	if (ret)
+		slab_ckpt_img_free(img);
+	return ret;
+}
+
+/* ---- building ----------------------------------------------------------- */
+
+struct ckbuf {
+	uint8_t *p;
+	size_t len, cap;
+};
+
+static uint8_t *ckb_put(struct ckbuf *b, size_t n)
+{
+	if (b->len + n > b->cap) {
+		size_t ncap = b->cap ? b->cap : 1u << 20;
+
+		while (ncap < b->len + n)
+			ncap *= 2;
+		uint8_t *q = realloc(b->p, ncap);
+
+		if (!q)
+			return NULL;
+		b->p = q;
+		b->cap = ncap;
+	}
+	b->len += n;
+	return b->p + b->len - n;
+}
+
+enum { W_HEAD, W_CHUNK, W_DROP };
+
+/* A record the checkpoint must describe, before it is read back. */
+struct went {
+	uint32_t zone, off;
+	uint16_t len;
+	uint8_t what;
+	uint32_t key_slot,
+	    key_epoch; /* HEAD/CHUNK: epoch id and slot; DROP: drop index */
+	uint64_t aux;  /* CHUNK: index */
+};
+
+struct wvec {
+	struct went *v;
+	size_t n, cap;
+};
+
+static int wpush(struct wvec *w, const struct went *e)
+{
+	if (w->n == w->cap) {
+		size_t ncap = w->cap ? w->cap * 2 : 4096;
+		struct went *n = realloc(w->v, ncap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		w->v = n;
+		w->cap = ncap;
+	}
+	w->v[w->n++] = *e;
+	return 0;
+}
+
+static int went_cmp(const void *a, const void *b)
+{
+	const struct went *x = a, *y = b;
+
+	if (x->zone != y->zone)
+		return x->zone < y->zone ? -1 : 1;
+	return x->off < y->off ? -1 : (x->off > y->off);
+}
+
+static bool on_data_zone(const struct slab_store *st, struct slab_loc l)
+{
+	return l.zone >= st->first_data && l.zone < st->nzones;
+}
+
+/* Every record named by a slot, chunk table or drop entry. -EAGAIN when one
+ * is not in a data zone (the store is not quiescent). */
+static int collect(struct slab_store *st, struct wvec *w)
+{
+	for (uint32_t s = 0; s < st->neslots; s++) {
+		struct slab_epoch *e = st->etab[s];
+
+		if (e->state == EPOCH_CLOSING)
+			return -EAGAIN; /* a drop in progress */
+		if (e->state != EPOCH_OPEN)
+			continue;
+		for (uint32_t i = 0; i < e->nslots; i++) {
+			struct slab_slot *sl = slab_slot_get(e, i);
+			struct went x = {.zone = sl->loc.zone,
+			                 .off = sl->loc.off,
+			                 .len = sl->len,
+			                 .what = W_HEAD,
+			                 .key_epoch = slab_epoch_id(s, e->gen),
+			                 .key_slot = i};
+
+			if (sl->loc.zone == SLAB_LOC_NONE)
+				continue;
+			if (!on_data_zone(st, sl->loc) || wpush(w, &x))
+				return on_data_zone(st, sl->loc) ? -ENOMEM : -EAGAIN;
+			for (uint32_t c = 0;
+			     sl->state == SLOT_LIVE && sl->chunks && c < sl->chunks->n;
+			     c++) {
+				uint64_t left =
+				    sl->chunks->total - (uint64_t)c * SLAB_CHUNK_MAX;
+
+				x.zone = sl->chunks->loc[c].zone;
+				x.off = sl->chunks->loc[c].off;
+				x.len = (uint16_t)(SLAB_REC_HDR + (left < SLAB_CHUNK_MAX
+				                                       ? left
+				                                       : SLAB_CHUNK_MAX));
+				x.what = W_CHUNK;
+				x.aux = c;
+				if (!on_data_zone(st, sl->chunks->loc[c]))
+					return -EAGAIN;
+				if (wpush(w, &x))
+					return -ENOMEM;
+			}
+		}
+	}
+	for (uint32_t i = 0; i < st->ndrops; i++) {
+		struct went x = {.zone = st->drops[i].loc.zone,
+		                 .off = st->drops[i].loc.off,
+		                 .len = st->drops[i].len,
+		                 .what = W_DROP,
+		                 .key_slot = i};
+
+		/* a drop not ready has no zone list yet */
+		if (!st->drops[i].ready || !on_data_zone(st, st->drops[i].loc))
+			return -EAGAIN;
+		if (wpush(w, &x))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static bool rec_matches(const struct slab_store *st, const struct went *x,
+                        const struct slab_rec *r)
+{
+	uint64_t es = r->handle & ~0xff00000000ull;
+	uint64_t want = ((uint64_t)x->key_epoch << 40) | x->key_slot;
+
+	if (r->len != x->len)
+		return false;
+	switch (x->what) {
+	case W_DROP:
+		return r->rtype == SLAB_REC_DROP &&
+		       r->parent == st->drops[x->key_slot].epoch;
+	case W_CHUNK:
+		return r->rtype == SLAB_REC_CHUNK && es == want && r->parent == x->aux;
+	default:
+		if (x->key_slot == 0)
+			return r->rtype == SLAB_REC_EPOCH && es == want;
+		return (r->rtype == SLAB_REC_OBJ || r->rtype == SLAB_REC_TOMB) &&
+		       es == want;
+	}
+}
+
+/* The zones of EZ (not reset since) that hold records of an epoch. */
+static int put_zones(struct slab_store *st, const struct slab_ezone *ez, uint32_t ez_n,
+                     struct ckbuf *b)
+{
+	uint32_t n = 0;
+	uint8_t *p = ckb_put(b, 4 + 4 * (size_t)ez_n);
+
+	if (!p)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < ez_n; i++)
+		if (st->zones[ez[i].zone].gen == ez[i].zgen)
+			slab_put32(p + 4 + 4 * n++, ez[i].zone);
+	slab_put32(p, n);
+	b->len -= 4 * (size_t)(ez_n - n);
+	return 0;
+}
+
+/* Append the entry for record R found for X at (zone, off). */
+static int put_entry(struct slab_store *st, const struct went *x,
+                     const struct slab_rec *r, struct ckbuf *b)
+{
+	bool obj = r->rtype == SLAB_REC_OBJ, chunked = r->flags & SLAB_RF_CHUNKED;
+	uint8_t inl =
+	    obj && !chunked && r->data_len <= SLAB_CKPT_INLINE ? (uint8_t)r->data_len : 0;
+	size_t n = CK_ENT + (obj ? CK_OBJ + r->name_len + inl : 0);
+	uint8_t *p = ckb_put(b, n);
+
+	if (!p)
+		return -ENOMEM;
+	p[0] = r->rtype;
+	p[1] = r->kind;
+	p[2] = obj ? r->name_len : 0;
+	p[3] = inl;
+	slab_put16(p + 4, r->mode);
+	slab_put16(p + 6, (uint16_t)r->len);
+	slab_put32(p + 8, x->zone);
+	slab_put32(p + 12, x->off);
+	slab_put64(p + 16, r->handle);
+	slab_put64(p + 24, r->seq);
+	slab_put64(p + 32, obj ? (chunked ? r->total : 0) : r->parent);
+	if (obj) {
+		uint8_t *q = p + CK_ENT;
+
+		slab_put64(q, r->parent);
+		slab_put32(q + 8, r->uid);
+		slab_put32(q + 12, r->gid);
+		slab_put32(q + 16, r->nlink);
+		slab_put32(q + 20, r->rdev);
+		slab_put64(q + 24, r->size);
+		slab_put64(q + 32, (uint64_t)r->atime_ns);
+		slab_put64(q + 40, (uint64_t)r->mtime_ns);
+		slab_put64(q + 48, (uint64_t)r->ctime_ns);
+		slab_put64(q + 56, chunked ? r->total : r->data_len);
+		memcpy(q + CK_OBJ, r->name, r->name_len);
+		if (inl)
+			memcpy(q + CK_OBJ + r->name_len, r->data, inl);
+	}
+	if (x->what == W_DROP)
+		return put_zones(st, st->drops[x->key_slot].ez,
+		                 st->drops[x->key_slot].ez_n, b);
+	if (r->rtype == SLAB_REC_EPOCH) {
+		const struct slab_epoch *e = st->etab[slab_eslot(x->key_epoch)];
+
+		return put_zones(st, e->ez, e->ez_n, b);
+	}
+	return 0;
+}
+
+/* Read the records of one zone ([*i, j) of the sorted list) and append entries. */
+static int read_zone(struct slab_store *st, const struct went *v, size_t i, size_t j,
+                     struct ckbuf *b)
+{
+	struct slab_zscan zs;
+	struct slab_page_hdr ph;
+	const uint8_t *pg;
+	uint64_t poff;
+	int ret = slab_zscan_init(&zs, st->dev, v[i].zone, st->zones[v[i].zone].wp);
+
+	if (ret)
+		return ret;
+	zs.st = st;
+	while (i < j && (ret = slab_zscan_next(&zs, &pg, &ph, &poff)) > 0) {
+		ret = 0;
+		for (; i < j && v[i].off < poff + ph.used && !ret; i++) {
+			struct slab_rec r;
+			uint32_t in = (uint32_t)(v[i].off - poff);
+
+			if (v[i].off < poff + SLAB_PAGE_HDR ||
+			    slab_rec_decode(pg + in, ph.used - in, ph.def_uid, ph.def_gid,
+			                    &r) ||
+			    !rec_matches(st, &v[i], &r))
+				ret = -EUCLEAN;
+			else
+				ret = put_entry(st, &v[i], &r, b);
+		}
+	}
+	slab_zscan_fini(&zs);
+	if (ret < 0)
+		return ret;
+	return i < j ? -EUCLEAN : 0; /* a live record past the readable pages */
+}
+
+/* Header, zone table and epoch generations, in front of the entries. */
+static int put_tables(struct slab_store *st, struct ckbuf *b, uint64_t ckseq,
+                      uint64_t nent)
+{
+	uint32_t ndata = st->nzones - st->first_data;
+	uint8_t *h = b->p;
+
+	memset(h, 0, CK_HDR);
+	memcpy(h, CK_MAGIC, 8);
+	slab_put32(h + 8, 1);
+	slab_put32(h + 12, st->nzones);
+	slab_put32(h + 16, st->first_data);
+	slab_put32(h + 20, st->neslots);
+	slab_put64(h + 24, atomic_load(&st->seq));
+	slab_put64(h + 32, atomic_load(&st->page_seq));
+	slab_put64(h + 40, nent);
+	slab_put64(h + 48, ckseq);
+	for (uint32_t z = st->first_data; z < st->nzones; z++) {
+		uint8_t *p = h + CK_HDR + (size_t)(z - st->first_data) * CK_ZT;
+		struct slab_zone *zn = &st->zones[z];
+		uint64_t wp = 0, pseq = 0;
+
+		if ((zn->state == ZS_OPEN || zn->state == ZS_FULL) && zn->wp) {
+			int ret = slab_ckpt_first_pseq(st->dev, z, &pseq);
+
+			if (ret)
+				return ret;
+			wp = pseq ? zn->wp : 0; /* unreadable first page: scan it whole */
+		}
+		slab_put64(p, wp);
+		slab_put64(p + 8, pseq);
+	}
+	uint8_t *eg = h + CK_HDR + (size_t)ndata * CK_ZT;
+
+	for (uint32_t s = 0; s < st->neslots; s++) {
+		const struct slab_epoch *e = st->etab[s];
+
+		eg[s] = e->state == EPOCH_FREE ? e->gen : (uint8_t)(e->gen + 1);
+		if (e->state != EPOCH_FREE && e->gen == 0xff)
+			eg[s] = 0xff; /* saturates: the next generation wraps anyway */
+	}
+	return 0;
+}
+
+/* The whole image in B. */
+static int build(struct slab_store *st, uint64_t ckseq, struct ckbuf *b)
+{
+	struct wvec w = {0};
+	size_t pre = CK_HDR + (size_t)(st->nzones - st->first_data) * CK_ZT + st->neslots;
+	int ret = collect(st, &w);
+
+	if (ret)
+		goto out;
+	if (w.n > 1)
+		qsort(w.v, w.n, sizeof(*w.v), went_cmp);
+	if (!ckb_put(b, pre)) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0, j; i < w.n && !ret; i = j) {
+		for (j = i + 1; j < w.n && w.v[j].zone == w.v[i].zone; j++)
+			;
+		ret = read_zone(st, w.v, i, j, b);
+	}
+	if (!ret)
+		ret = put_tables(st, b, ckseq, w.n);
+out:
+	free(w.v);
+	return ret;
+}
+
+/* ---- writing --------------------------------------------------------------- */
+
+/* Take N empty data zones for a checkpoint, keeping the GC reserve. */
+static int take_zones(struct slab_store *st, uint32_t n, uint32_t *out)
+{
+	uint32_t got = 0;
+
+	pthread_mutex_lock(&st->zlock);
+	if (atomic_load(&st->zones_free) < n + st->reserve) {
+		pthread_mutex_unlock(&st->zlock);
+		return -ENOSPC;
+	}
+	for (uint32_t z = st->first_data; z < st->nzones && got < n; z++) {
+		if (st->zones[z].state != ZS_FREE || st->zones[z].ro)
+			continue;
+		st->zones[z].state = ZS_META;
+		atomic_fetch_sub(&st->zones_free, 1);
+		out[got++] = z;
+	}
+	pthread_mutex_unlock(&st->zlock);
+	return got == n ? 0 : -ENOSPC;
+}
+
+/* Reset checkpoint zones back to empty data zones. */
+static int free_zones(struct slab_store *st, const uint32_t *zones, uint32_t n)
+{
+	int ret = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct slab_zone *zn = &st->zones[zones[i]];
+		int r = slab_dev_reset(st, zones[i]);
+
+		pthread_mutex_lock(&st->zlock);
+		if (!r) {
+			zn->state = ZS_FREE;
+			zn->wp = 0;
+			zn->gen++;
+			atomic_fetch_add(&st->zones_free, 1);
+			atomic_fetch_add(&st->c_resets, 1);
+		} else {
+			zn->state = ZS_FULL; /* reclaimed like any dead zone later */
+			ret = ret ? ret : r;
+		}
+		pthread_mutex_unlock(&st->zlock);
+	}
+	return ret;
+}
+
+static int write_zone(struct slab_store *st, const struct ckbuf *b,
+                      const struct slab_ckpt_ref *ref, uint32_t i, uint8_t *bounce)
+{
+	uint32_t z = ref->zones[i], lba = st->geo.lba_size;
+	uint64_t at = (uint64_t)i * zone_payload(st);
+	uint64_t n = b->len - at < zone_payload(st) ? b->len - at : zone_payload(st);
+	uint64_t wp = 0;
+
+	memset(bounce, 0, SLAB_PAGE_SIZE);
+	memcpy(bounce, CKZ_MAGIC, 8);
+	slab_put64(bounce + 8, ref->seq);
+	slab_put32(bounce + 16, i);
+	slab_put32(bounce + 20, ref->nzones);
+	slab_put64(bounce + 24, slab_hash64(bounce, 24));
+	if (slab_dev_write(st, z, 0, bounce, SLAB_PAGE_SIZE) != SLAB_PAGE_SIZE)
+		return -EIO;
+	wp = SLAB_PAGE_SIZE;
+	for (uint64_t done = 0; done < n;) {
+		uint64_t piece = n - done < CK_IO ? n - done : CK_IO;
+		uint64_t wr = (piece + lba - 1) / lba * lba;
+
+		memset(bounce + piece, 0, wr - piece);
+		memcpy(bounce, b->p + at + done, piece);
+		if (slab_dev_write(st, z, wp, bounce, wr) != (ssize_t)wr)
+			return -EIO;
+		wp += wr;
+		done += piece;
+	}
+	atomic_fetch_add(&st->c_dev, wp);
+	/* Give back the active-zone resource. */
+	return wp < st->geo.zone_capacity ? slab_dev_finish(st, z) : 0;
+}
+
+static int write_image(struct slab_store *st, const struct ckbuf *b,
+                       struct slab_ckpt_ref *ref)
+{
+	uint8_t *bounce = zns_buf_alloc(CK_IO);
+	int ret = 0;
+
+	if (!bounce)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < ref->nzones && !ret; i++)
+		ret = write_zone(st, b, ref, i, bounce);
+	zns_buf_free(bounce);
+	if (!ret)
+		ret = slab_dev_flush(st);
+	if (!ret) {
+		st->sb.sequence++;
+		ret = slab_sb_write_ckpt(st->dev, &st->sb, ref);
+	}
+	return ret;
+}
+
+int slab_ckpt_write(struct slab_store *st)
+{
+	struct slab_ckpt_ref *ref = calloc(1, sizeof(*ref));
+	struct ckbuf b = {0};
+	int ret;
+
+	if (!ref)
+		return -ENOMEM;
+	ref->version = SLAB_CKPT_VERSION;
+	ref->seq = st->ck ? st->ck->seq + 1 : 1;
+	ret = build(st, ref->seq, &b);
+	if (ret)
+		goto out;
+	ref->bytes = b.len;
+	ref->csum = slab_hash64(b.p, b.len);
+	uint64_t nz = (b.len + zone_payload(st) - 1) / zone_payload(st);
+
+	if (nz > SLAB_CKPT_MAXZ || b.len > UINT32_MAX) {
+		ret = -E2BIG;
+		goto out;
+	}
+	ref->nzones = (uint32_t)nz;
+	ret = take_zones(st, ref->nzones, ref->zones);
+	if (ret)
+		goto out;
+	ret = write_image(st, &b, ref);
+	if (ret) {
+		free_zones(st, ref->zones, ref->nzones);
+		goto out;
+	}
+	/* The new checkpoint is referenced: the old one is dead. */
+	if (st->ck)
+		free_zones(st, st->ck->zones, st->ck->nzones);
+	free(st->ck);
+	st->ck = ref;
+	ref = NULL;
+out:
+	if (ret)
+		syslog(LOG_WARNING, "tslabfs: slab: no checkpoint written: %s",
+		       strerror(-ret));
+	free(b.p);
+	free(ref);
+	return ret;
+}
+
+int slab_ckpt_release(struct slab_store *st)
+{
+	struct slab_ckpt_ref *ck = st->ck;
+	int ret;
+
+	if (!ck)
+		return 0;
+	st->sb.sequence++;
+	ret = slab_sb_write_ckpt(st->dev, &st->sb, NULL);
+	if (ret)
+		return ret;
+	st->ck = NULL;
+	ret = free_zones(st, ck->zones, ck->nzones);
+	free(ck);
+	return ret;
+}
