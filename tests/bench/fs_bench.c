@@ -16,6 +16,10 @@
  * producing a number. Any failing system call ends the run with exit status 1
  * and a message on stderr; nothing is printed as a result after an error.
  *
+ * The cycles workload (memory of a daemon over many epochs) uses its own
+ * top-level directories DIR/cycleCCCCC, one per cycle, each removed again
+ * with one rmdir() (a tslabfs epoch drop) or rm -rf style (-m tree).
+ *
  * With T threads, thread t handles files t, t+T, t+2T, ...: all threads fan
  * in to the same current window, as concurrent writers of time-windowed data
  * do. Times are CLOCK_MONOTONIC wall-clock times of the whole phase.
@@ -33,6 +37,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,6 +59,10 @@ struct bench_opts {
 	uint32_t window;  /* -w: window removed by expire */
 	uint64_t seed;    /* -r: order of reads and overwrites */
 	bool use_rmdir;   /* -m rmdir: expire is one rmdir() call */
+	bool tree;        /* -m tree given: cycles remove files one by one */
+	uint32_t cycles;  /* -y: create/fill/drop cycles */
+	long pid;         /* -P: process whose memory the cycles track */
+	uint32_t settle;  /* -u: ms to wait after each drop before sampling */
 };
 
 /* One thread's share of ingest or overwrite; the worker writes only err, failed_file. */
@@ -573,6 +582,110 @@ static int bench_expire(const struct bench_opts *o, int root)
 	return 0;
 }
 
+/* VmRSS or VmHWM ("VmRSS:", "VmHWM:") of PID in kB; -errno on failure. */
+static long bench_proc_kb(long pid, const char *key)
+{
+	char path[64], line[256];
+	size_t klen = strlen(key);
+	long kb = -ENOENT;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, klen)) {
+			kb = strtol(line + klen, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return kb;
+}
+
+/* One cycle: mkdir DIR/NAME, N files of S bytes in it, sync, remove it. */
+static int bench_one_cycle(const struct bench_opts *o, int root, const char *name)
+{
+	struct bench_opts one = *o;
+	char path[4096];
+	int dfd, err;
+
+	one.dirs = 1;
+	if (mkdirat(root, name, 0755) < 0)
+		return bench_fail("mkdir", name, -errno);
+	dfd = openat(root, name, O_RDONLY | O_DIRECTORY);
+	if (dfd < 0)
+		return bench_fail("open", name, -errno);
+	err = bench_run_workers(&one, &dfd, NULL, o->files);
+	if (!err && bench_sync(o, root, &dfd, 1))
+		err = -EIO;
+	close(dfd);
+	if (err)
+		return 1;
+	snprintf(path, sizeof(path), "%s/%s", o->dir, name);
+	walk_files = 0;
+	if (!o->tree) {
+		if (rmdir(path) < 0)
+			return bench_fail("rmdir (epoch drop)", path, -errno);
+	} else if (nftw(path, bench_rm_cb, BENCH_NFTW_FDS, FTW_DEPTH | FTW_PHYS) != 0) {
+		return bench_fail("rm -rf", path, walk_err ? walk_err : -errno);
+	}
+	if (fsync(root) < 0)
+		return bench_fail("fsync", o->dir, -errno);
+	return 0;
+}
+
+/*
+ * Memory over epochs: C cycles of create (mkdir) / fill (N files of S
+ * bytes, T threads, sync) / drop (rmdir); VmRSS of process -P sampled
+ * after every drop (after -u ms, for memory released in the background).
+ * Growth = RSS after the last cycle against RSS after the first.
+ */
+static int bench_cycles(const struct bench_opts *o, int root)
+{
+	char name[BENCH_NAME_MAX];
+	long first = 0, last = 0, kb;
+	double t0 = bench_now();
+	struct timespec settle = {o->settle / 1000, (long)(o->settle % 1000) * 1000000};
+
+	if (o->pid > 0 && bench_proc_kb(o->pid, "VmRSS:") < 0)
+		return bench_fail("reading /proc status of", "-P", -ESRCH);
+	printf("workload=cycles\ndir=%s\ncycles=%" PRIu32 "\nfiles=%" PRIu64
+	       "\nsize=%" PRIu32 "\nthreads=%" PRIu32 "\nmethod=%s\n",
+	       o->dir, o->cycles, o->files, o->size, o->threads,
+	       o->tree ? "tree" : "rmdir");
+	printf("rss_series_kb=");
+	for (uint32_t c = 0; c < o->cycles; c++) {
+		snprintf(name, sizeof(name), "cycle%05" PRIu32, c);
+		if (bench_one_cycle(o, root, name)) {
+			printf("\n");
+			return 1;
+		}
+		if (o->pid <= 0)
+			continue;
+		nanosleep(&settle, NULL);
+		kb = bench_proc_kb(o->pid, "VmRSS:");
+		if (kb < 0) {
+			printf("\n");
+			return bench_fail("reading VmRSS of", "-P", (int)kb);
+		}
+		if (!c)
+			first = kb;
+		last = kb;
+		printf("%s%" PRIu32 ":%ld", c ? "," : "", c + 1, kb);
+		fflush(stdout);
+	}
+	printf("\ntotal_s=%.6f\nfiles_per_s=%.1f\n", bench_now() - t0,
+	       (double)o->files * o->cycles / (bench_now() - t0));
+	if (o->pid > 0)
+		printf("rss_kb_first=%ld\nrss_kb_last=%ld\nrss_growth_pct=%.2f\n"
+		       "hwm_kb=%ld\n",
+		       first, last,
+		       first ? (double)(last - first) * 100.0 / (double)first : 0.0,
+		       bench_proc_kb(o->pid, "VmHWM:"));
+	return 0;
+}
+
 static int bench_statfs(const struct bench_opts *o)
 {
 	struct statvfs sv;
@@ -604,6 +717,10 @@ static void bench_usage(FILE *out)
 	        "  expire     remove window W: rm -rf style (nftw, unlink, rmdir) or,\n"
 	        "             with -m rmdir, one rmdir() (a tslabfs epoch drop)\n"
 	        "  statfs     print statvfs() of DIR\n"
+	        "  cycles     Y times: mkdir DIR/cycleNNNNN, fill it with N files of S\n"
+	        "             bytes (T threads), sync, remove it (one rmdir, or file\n"
+	        "             by file with -m tree); with -P, VmRSS of that process\n"
+	        "             after each cycle, first and last, growth in %%\n"
 	        "Sync is syncfs(DIR), then fsync() of every window and of DIR.\n"
 	        "\n"
 	        "Options:\n"
@@ -616,6 +733,9 @@ static void bench_usage(FILE *out)
 	        "  -w W        window expired (default 0)\n"
 	        "  -m METHOD   expire method: tree (default) or rmdir\n"
 	        "  -r SEED     order of reads and overwrites (default 1)\n"
+	        "  -y Y        cycles (default 100)\n"
+	        "  -P PID      process whose VmRSS the cycles sample (the daemon)\n"
+	        "  -u MS       wait after each drop before sampling (default 200)\n"
 	        "Output: key=value lines. Exit status 0 ok, 1 failure, 2 usage.\n");
 }
 
@@ -648,6 +768,7 @@ static int bench_parse_opt(struct bench_opts *o, int c, const char *arg)
 		if (strcmp(arg, "rmdir") && strcmp(arg, "tree"))
 			return -EINVAL;
 		o->use_rmdir = !strcmp(arg, "rmdir");
+		o->tree = !o->use_rmdir;
 		return 0;
 	case 's':
 		err = bench_parse_u64(arg, 0, BENCH_MAX_SIZE, &v);
@@ -669,6 +790,18 @@ static int bench_parse_opt(struct bench_opts *o, int c, const char *arg)
 		err = bench_parse_u64(arg, 0, BENCH_MAX_DIRS - 1, &v);
 		o->window = (uint32_t)v;
 		break;
+	case 'y':
+		err = bench_parse_u64(arg, 1, 100000, &v);
+		o->cycles = (uint32_t)v;
+		break;
+	case 'P':
+		err = bench_parse_u64(arg, 1, INT32_MAX, &v);
+		o->pid = (long)v;
+		break;
+	case 'u':
+		err = bench_parse_u64(arg, 0, 60000, &v);
+		o->settle = (uint32_t)v;
+		break;
 	default:
 		return -EINVAL;
 	}
@@ -686,8 +819,10 @@ static int bench_parse(struct bench_opts *o, int argc, char **argv)
 	    .threads = 1,
 	    .percent = 10,
 	    .seed = 1,
+	    .cycles = 100,
+	    .settle = 200,
 	};
-	while ((c = getopt(argc, argv, "n:s:d:t:c:p:w:m:r:h")) != -1) {
+	while ((c = getopt(argc, argv, "n:s:d:t:c:p:w:m:r:y:P:u:h")) != -1) {
 		if (c == 'h') {
 			bench_usage(stdout);
 			exit(0);
@@ -733,6 +868,8 @@ int main(int argc, char **argv)
 		rc = bench_expire(&o, root);
 	} else if (!strcmp(o.workload, "statfs")) {
 		rc = bench_statfs(&o);
+	} else if (!strcmp(o.workload, "cycles")) {
+		rc = bench_cycles(&o, root);
 	} else {
 		bench_usage(stderr);
 		rc = 2;

@@ -68,6 +68,13 @@
 #   expire all N   a separate configuration: N files of 100 B in ONE
 #                  directory, then the same removal of that directory
 #                  (--files 1000000 gives the million-file epoch drop).
+#   RSS over       tslabfs only, a separate configuration: C cycles
+#   cycles         (--cycles, default 100) of mkdir of a top-level directory
+#                  (a new epoch), M files of 100 B in it (--cycle-files,
+#                  default 10000), sync, rmdir (the epoch drop); VmRSS of
+#                  the daemon 200 ms after each drop: after cycle 1, after
+#                  the last cycle, and the growth between them in %.
+#                  --rss-only runs this configuration alone.
 # Raw key=value output of every step is kept under SCRATCH/results-*/.
 set -uo pipefail
 
@@ -85,6 +92,9 @@ fslist="ext4 xfs btrfs tslabfs"
 tslab_opts=""
 step_timeout=600
 big_expire=1
+rss_cycles=100
+cycle_files=10000
+rss_only=0
 
 usage() {
 	sed -n '2,/^set -uo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
@@ -100,6 +110,9 @@ Options:
   --fs "LIST"        filesystems (default "ext4 xfs btrfs tslabfs")
   --tslabfs-opts O   extra -o options for the tslabfs daemon
   --no-big-expire    skip the N-files-in-one-directory expiry configuration
+  --cycles C         RSS-over-cycles configuration: C cycles (default 100, 0 = skip)
+  --cycle-files M    files per cycle (default 10000)
+  --rss-only         run only the RSS-over-cycles configuration (tslabfs)
   --step-timeout S   kill a step that runs longer (default 600 s)
 EOF
 }
@@ -116,6 +129,9 @@ while [ $# -gt 0 ]; do
 	--fs) fslist=$2; shift ;;
 	--tslabfs-opts) tslab_opts=$2; shift ;;
 	--no-big-expire) big_expire=0 ;;
+	--cycles) rss_cycles=$2; shift ;;
+	--cycle-files) cycle_files=$2; shift ;;
+	--rss-only) rss_only=1 ;;
 	--step-timeout) step_timeout=$2; shift ;;
 	-h|--help) usage; exit 0 ;;
 	*) echo "run-fs-bench: unknown argument $1" >&2; usage >&2; exit 2 ;;
@@ -219,10 +235,11 @@ drop_caches() {
 }
 
 # Runs fs_bench; output in $res/$tag.txt. Fails (and notes why) on error.
+# $limit, when set, replaces --step-timeout for this step.
 run_bench() { # tag args...
 	local tag=$1 out=$res/$1.txt
 	shift
-	if ! timeout -k 10 "$step_timeout" "$bench" "$@" >"$out" 2>"$out.err"; then
+	if ! timeout -k 10 "${limit:-$step_timeout}" "$bench" "$@" >"$out" 2>"$out.err"; then
 		echo "$tag: fs_bench $* failed: $(tail -n3 "$out.err" | tr '\n' ' ')" >>"$notes"
 		log "FAILED $tag: $(tail -n1 "$out.err")"
 		return 1
@@ -431,6 +448,31 @@ declare_rows() {
 	metric ingest_big "ingest (+sync) S=100 T=$first_t, 1 dir" files/s
 	metric expire_big "expire 1 dir of $files files" s
 	metric expire_sync_big "expire 1 dir of $files files +sync" s
+	metric rss_cycle_first "tslabfs VmRSS after cycle 1 ($cycle_files files)" MiB
+	metric rss_cycle_last "tslabfs VmRSS after cycle $rss_cycles" MiB
+	metric rss_cycle_growth "tslabfs VmRSS growth, cycle 1 -> $rss_cycles" %
+	metric rss_cycle_hwm "tslabfs VmHWM over $rss_cycles cycles" MiB
+}
+
+# tslabfs memory over many epochs: create / fill / drop, RSS after each drop.
+do_rss_cycles() {
+	local o tag=cycles limit
+	case " $fslist " in *" tslabfs "*) ;; *) return 0 ;; esac
+	[ -n "$tslab_missing" ] && return 0
+	log "$tag tslabfs: mkfs + mount ($rss_cycles cycles of $cycle_files files)"
+	fs_setup tslabfs || { echo "$tag tslabfs: setup failed" >>"$notes"; cleanup; return 1; }
+	# A cycle is an ingest of cycle_files files plus a drop.
+	limit=$((step_timeout + rss_cycles * (cycle_files / 1000 + 2)))
+	if run_bench "$tag-tslabfs" -n "$cycle_files" -s 100 -t "$first_t" -y "$rss_cycles" \
+		-P "$cur_pid" cycles "$cur_mnt"; then
+		o=$res/$tag-tslabfs.txt
+		put rss_cycle_first tslabfs "$(awk -v k="$(kv "$o" rss_kb_first)" 'BEGIN { print k / 1024 }')"
+		put rss_cycle_last tslabfs "$(awk -v k="$(kv "$o" rss_kb_last)" 'BEGIN { print k / 1024 }')"
+		put rss_cycle_growth tslabfs "$(kv "$o" rss_growth_pct)"
+		put rss_cycle_hwm tslabfs "$(awk -v k="$(kv "$o" hwm_kb)" 'BEGIN { print k / 1024 }')"
+		log "$tag tslabfs: VmRSS $(kv "$o" rss_kb_first) kB after cycle 1, $(kv "$o" rss_kb_last) kB after cycle $rss_cycles ($(kv "$o" rss_growth_pct) %)"
+	fi
+	fs_teardown
 }
 
 run_config() { # size nthreads ndirs full tag
@@ -454,8 +496,12 @@ run_config() { # size nthreads ndirs full tag
 	done
 }
 
-log "files=$files sizes=($sizes) threads=($threads) dirs=$dirs image=$image_size scratch=$scratch"
 first_t=${threads%% *}
+if [ "$rss_only" = 1 ]; then
+	sizes="" big_expire=0 fslist=tslabfs
+	[ "$rss_cycles" -gt 0 ] || die "--rss-only needs --cycles > 0"
+fi
+log "files=$files sizes=($sizes) threads=($threads) dirs=$dirs image=$image_size scratch=$scratch cycles=$rss_cycles x $cycle_files files"
 declare_rows
 for s in $sizes; do
 	for t in $threads; do
@@ -482,6 +528,7 @@ if [ "$big_expire" = 1 ]; then
 		fs_teardown
 	done
 fi
+[ "$rss_cycles" -gt 0 ] && do_rss_cycles
 elapsed=$(($(date +%s) - t_start))
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
