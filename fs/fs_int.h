@@ -154,6 +154,12 @@ struct tslab_fs {
 	/* OPEN answers ENOSYS: the kernel opens files without asking us and
 	 * sends no RELEASE or FLUSH for them (set in INIT when supported). */
 	bool no_open;
+	/* Mounted as fuseblk (a block device, as root): the kernel sends
+	 * DESTROY at unmount and waits for its reply, so the device is closed
+	 * there; closed tells main it is done. */
+	bool blkdev;
+	bool closed;
+	int close_err;
 	atomic_bool went_ro;
 	/* A put failed with ENOSPC: new data is refused until a put succeeds
 	 * or an epoch is dropped; the unwritten files stay dirty in DRAM and
@@ -182,6 +188,8 @@ struct tslab_fs {
 /* INFO: also informational messages (on stderr before daemonizing: not). */
 void tslab_log_init(bool to_stderr, bool info);
 void tslab_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Flush everything, unmount the store and close the device, once. */
+int tslab_close_device(struct tslab_fs *fs);
 
 /* ---- ns.c: epochs, dentries, inodes ------------------------------------ */
 static inline uint32_t tslab_epoch_of(slab_handle_t h)
@@ -290,7 +298,8 @@ int tslab_drop_epoch_dir(struct tslab_fs *fs, struct tslab_epoch *pep,
 /* ---- notify (ops.c) / commit (ns.c) threads ---------------------------- */
 int tslab_threads_start(struct tslab_fs *fs);
 void tslab_threads_stop(struct tslab_fs *fs);
+/* DROPPED: an epoch went with the entry; memory is trimmed afterwards. */
 void tslab_notify_inval_entry(struct tslab_fs *fs, slab_handle_t parent, const char *name,
-                              size_t len);
+                              size_t len, bool dropped);
 
 #endif /* TSLAB_FS_INT_H */

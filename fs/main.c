@@ -29,6 +29,7 @@ struct tslab_opts {
 	int allow_other;
 	char *device;
 	int nonopts;
+	int blkdev; /* the device is a block device and we are root: fuseblk */
 };
 
 enum { KEY_RO, KEY_ALLOW_OTHER };
@@ -116,6 +117,20 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	}
 }
 
+/*
+ * A block device mounted by root is mounted as fuseblk: the kernel then
+ * sends DESTROY at unmount and waits for the reply, so umount returns only
+ * after everything is on the device (op_destroy). The kernel also claims
+ * the device, which keeps other mounts off it; the daemon's own open is not
+ * exclusive (flock keeps a second daemon off).
+ */
+static int use_fuseblk(const char *device)
+{
+	struct stat sb;
+
+	return geteuid() == 0 && stat(device, &sb) == 0 && S_ISBLK(sb.st_mode);
+}
+
 static int add_opts(struct fuse_args *args, const struct tslab_opts *o)
 {
 	char *s = NULL;
@@ -146,6 +161,8 @@ static int add_opts(struct fuse_args *args, const struct tslab_opts *o)
 		}
 		free(t);
 	}
+	if (!err && o->blkdev)
+		err = fuse_opt_add_opt(&s, "blkdev");
 	if (!err)
 		err = fuse_opt_add_arg(args, "-o");
 	if (!err)
@@ -319,8 +336,11 @@ close_dev:
 	return err;
 }
 
-static int close_device(struct tslab_fs *fs)
+int tslab_close_device(struct tslab_fs *fs)
 {
+	if (fs->closed)
+		return fs->close_err;
+	fs->closed = true;
 	int err = tslab_flush_all(fs, TSLAB_FLUSH_TRIM | TSLAB_FLUSH_FINAL);
 	int r = slab_unmount(fs->st);
 
@@ -331,6 +351,7 @@ static int close_device(struct tslab_fs *fs)
 		tslab_log(LOG_ERR, "%s: unmount: %s", fs->device, strerror(-err));
 	else
 		tslab_log(LOG_INFO, "%s: unmounted, everything written", fs->device);
+	fs->close_err = err;
 	return err;
 }
 
@@ -346,6 +367,7 @@ static struct tslab_fs *fs_new(const struct tslab_opts *o, bool foreground)
 	fs->epoch_depth = o->epoch_depth;
 	fs->commit_s = o->commit;
 	fs->read_only = o->ro;
+	fs->blkdev = o->blkdev;
 	fs->foreground = foreground;
 	pthread_rwlock_init(&fs->drop_lock, NULL);
 	pthread_mutex_init(&fs->epochs_lock, NULL);
@@ -367,8 +389,10 @@ static int run_loop(struct tslab_fs *fs, const struct fuse_cmdline_opts *cmd)
 	if (!cfg)
 		return -1;
 	fuse_loop_cfg_set_clone_fd(cfg, (unsigned)cmd->clone_fd);
-	fuse_loop_cfg_set_idle_threads(cfg, cmd->max_idle_threads);
-	if (cmd->max_threads <= 100000) /* UINT_MAX: not given */
+	/* UINT_MAX: not given (libfuse would log it as invalid) */
+	if (cmd->max_idle_threads <= 100000)
+		fuse_loop_cfg_set_idle_threads(cfg, cmd->max_idle_threads);
+	if (cmd->max_threads <= 100000)
 		fuse_loop_cfg_set_max_threads(cfg, cmd->max_threads);
 	if (pthread_create(&sig_thread, NULL, sig_main, &sc)) {
 		fuse_loop_cfg_destroy(cfg);
@@ -433,7 +457,7 @@ static int mount_and_serve(struct tslab_fs *fs, struct fuse_cmdline_opts *cmd)
 unmount:
 	fuse_session_unmount(fs->se);
 close_dev:
-	if (close_device(fs))
+	if (tslab_close_device(fs))
 		ret = 1;
 	tslab_threads_stop(fs);
 fail:
@@ -467,7 +491,10 @@ int main(int argc, char *argv[])
 		ret = 0;
 		goto free_args;
 	}
-	if (check_opts(&o, &cmd) || add_opts(&args, &o))
+	if (check_opts(&o, &cmd))
+		goto free_args;
+	o.blkdev = use_fuseblk(o.device);
+	if (add_opts(&args, &o))
 		goto free_args;
 	fs = fs_new(&o, cmd.foreground);
 	if (!fs)

@@ -896,8 +896,25 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	}
 }
 
+/*
+ * fuseblk: the kernel waits for the reply to DESTROY at unmount, so the
+ * device is flushed and closed here, before umount returns. Otherwise (and
+ * when libfuse calls this again at session end) main closes it after the
+ * loop.
+ */
+static void op_destroy(void *userdata)
+{
+	struct tslab_fs *fs = userdata;
+
+	if (!fs->blkdev)
+		return;
+	tslab_threads_stop(fs);
+	tslab_close_device(fs);
+}
+
 const struct fuse_lowlevel_ops tslab_ops = {
     .init = op_init,
+    .destroy = op_destroy,
     .lookup = op_lookup,
     .forget = op_forget,
     .forget_multi = op_forget_multi,
