@@ -104,9 +104,14 @@ fs_mount() {
 	say "mounted (daemon pid $pid): $(grep "mounted:" "$dlog" | tail -n 1)"
 }
 
-# Clean unmount: the daemon must flush and exit 0.
+# Clean unmount: the daemon must flush and exit 0. In fuseblk mode the
+# kernel waits for the flush: the daemon has said so when the unmount returns.
 fs_umount() {
 	fusermount3 -u "$mnt" || return 1
+	if ! tail -n 3 "$dlog" | grep -q "everything written"; then
+		say "the unmount returned before the daemon had written everything"
+		return 1
+	fi
 	daemon_wait 300 || {
 		say "tslabfs did not exit within 300 s of the unmount"
 		return 1
@@ -172,6 +177,8 @@ fs_mount || {
 	exit 1
 }
 pass "mounted tslabfs on $dev"
+grep -q "^$dev $mnt fuseblk.tslabfs " /proc/mounts
+verdict $? "mounted in fuseblk mode: $(grep " $mnt " /proc/mounts)"
 
 # ---- 2. persistence -----------------------------------------------------------
 t=$(date +%s)
