@@ -298,8 +298,7 @@ int tslab_drop_epoch_dir(struct tslab_fs *fs, struct tslab_epoch *pep,
 /* ---- notify (ops.c) / commit (ns.c) threads ---------------------------- */
 int tslab_threads_start(struct tslab_fs *fs);
 void tslab_threads_stop(struct tslab_fs *fs);
-/* DROPPED: an epoch went with the entry; memory is trimmed afterwards. */
 void tslab_notify_inval_entry(struct tslab_fs *fs, slab_handle_t parent, const char *name,
-                              size_t len, bool dropped);
+                              size_t len);
 
 #endif /* TSLAB_FS_INT_H */
