@@ -439,19 +439,45 @@ static struct slab_slot *obj_lookup(struct slab_store *st, slab_handle_t h,
 	return s;
 }
 
+/* Lock EPOCH for a change: -EROFS on a read-only store, -ESTALE if it is
+ * not open. A sealed epoch is returned locked; the caller decides. */
+static int epoch_lock_rw(struct slab_store *st, uint32_t epoch, struct slab_epoch **out)
+{
+	if (st->ro)
+		return -EROFS;
+	*out = slab_epoch_lock(st, epoch);
+	return *out ? 0 : -ESTALE;
+}
+
+/* The slot of H locked for a change, as obj_lookup(); -EROFS when its epoch
+ * is sealed. */
+static int obj_lookup_rw(struct slab_store *st, slab_handle_t h, struct slab_epoch **ep,
+                         struct slab_slot **out)
+{
+	if (st->ro)
+		return -EROFS;
+	*out = obj_lookup(st, h, ep);
+	if (!*out)
+		return -ESTALE;
+	if ((*ep)->sealed) {
+		pthread_mutex_unlock(&(*ep)->lock);
+		return -EROFS;
+	}
+	return 0;
+}
+
 int slab_obj_alloc(struct slab_store *st, uint32_t epoch, slab_handle_t *out)
 {
 	struct slab_epoch *e;
 	struct slab_slot *s;
 	uint32_t slot;
+	int ret;
 
 	if (!st || !out)
 		return -EINVAL;
-	if (st->ro)
-		return -EROFS;
-	e = slab_epoch_lock(st, epoch);
-	if (!e)
-		return -ESTALE;
+	ret = epoch_lock_rw(st, epoch, &e);
+	if (ret)
+		return ret;
 	if (e->sealed) {
 		pthread_mutex_unlock(&e->lock);
 		return -EROFS;
@@ -597,13 +623,9 @@ int slab_obj_put(struct slab_store *st, slab_handle_t h, const struct slab_obj *
 	if (st->ro)
 		return -EROFS;
 	slab_throttle(st);
-	s = obj_lookup(st, h, &e);
-	if (!s)
-		return -ESTALE;
-	if (e->sealed) {
-		pthread_mutex_unlock(&e->lock);
-		return -EROFS;
-	}
+	ret = obj_lookup_rw(st, h, &e, &s);
+	if (ret)
+		return ret;
 	struct slab_chunks *old_ch = s->chunks;
 
 	rec_from_obj(&r, h, o, atomic_fetch_add(&st->seq, 1));
@@ -647,26 +669,22 @@ int slab_obj_free(struct slab_store *st, slab_handle_t h)
 {
 	struct slab_epoch *e;
 	struct slab_slot *s;
+	int ret;
 
 	if (!st)
 		return -EINVAL;
 	if (st->ro)
 		return -EROFS;
 	slab_throttle(st);
-	s = obj_lookup(st, h, &e);
-	if (!s)
-		return -ESTALE;
-	if (e->sealed) {
-		pthread_mutex_unlock(&e->lock);
-		return -EROFS;
-	}
+	ret = obj_lookup_rw(st, h, &e, &s);
+	if (ret)
+		return ret;
 	if (s->state == SLOT_LIVE) {
 		struct slab_rec r = {.rtype = SLAB_REC_TOMB,
 		                     .handle = h,
 		                     .seq = atomic_fetch_add(&st->seq, 1)};
 		struct slab_loc loc;
-		int ret = slab_page_append(st, e, &r, false, &loc);
-
+		ret = slab_page_append(st, e, &r, false, &loc);
 		if (ret) {
 			pthread_mutex_unlock(&e->lock);
 			return ret;
@@ -753,11 +771,9 @@ int slab_epoch_seal(struct slab_store *st, uint32_t epoch)
 
 	if (!st || slab_eslot(epoch) == 0)
 		return -EINVAL;
-	if (st->ro)
-		return -EROFS;
-	e = slab_epoch_lock(st, epoch);
-	if (!e)
-		return -ESTALE;
+	ret = epoch_lock_rw(st, epoch, &e);
+	if (ret)
+		return ret;
 	if (e->sealed) {
 		pthread_mutex_unlock(&e->lock);
 		return 0;
