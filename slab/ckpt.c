@@ -14,9 +14,19 @@
  * reset and rewritten since has a different first page); per epoch slot the
  * highest generation used. Layout: docs/format.md, "Checkpoint".
  *
- * The writer needs a quiescent store: every open page written, the journal
- * empty (slab_unmount after its final sync). Ownership: st->ck belongs to
- * mount and unmount; its zones are ZS_META while it is referenced.
+ * Written by the background thread once enough was written since the last
+ * one (slab_ckpt_tick), and at clean unmount (then exact: the final sync
+ * wrote every open page and emptied the journal). While running it is
+ * fuzzy: zone write pointers are taken first; then, with the root epoch
+ * lock held and each epoch's lock in turn, the epoch's open page is written
+ * (so every record a slot names is on the device, and flushed before the
+ * checkpoint is referenced) and its slots are copied; the records are read
+ * back without locks, and a zone reset meanwhile is described as unknown
+ * (mount scans it whole). Mount trusts an entry only below the write
+ * pointer recorded for an unchanged zone, so whatever happened after the
+ * start is rolled forward from the device. st->ck belongs to mount, the
+ * background thread and unmount, in that order; its zones are ZS_META while
+ * it is referenced.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -271,17 +281,25 @@ struct went {
 	uint32_t zone, off;
 	uint16_t len;
 	uint8_t what;
-	uint32_t key_slot,
-	    key_epoch; /* HEAD/CHUNK: epoch id and slot; DROP: drop index */
-	uint64_t aux;  /* CHUNK: index */
+	uint32_t key_epoch, key_slot; /* HEAD/CHUNK: epoch id and slot */
+	uint64_t aux;                 /* CHUNK: index; DROP: dropped epoch */
+	uint32_t zl, nz;              /* EPOCH marker, DROP: zone list in the pool */
 };
 
-struct wvec {
+/* What the snapshot took (under the locks) and the zone state it started from. */
+struct snap {
 	struct went *v;
 	size_t n, cap;
+	uint32_t *pool; /* zone lists */
+	size_t npool, pool_cap;
+	uint64_t *wp, *pseq; /* per zone, at the start */
+	uint32_t *gen;
+	uint8_t *egen;
+	uint32_t neslots;
+	uint64_t seq, page_seq;
 };
 
-static int wpush(struct wvec *w, const struct went *e)
+static int wpush(struct snap *w, const struct went *e)
 {
 	if (w->n == w->cap) {
 		size_t ncap = w->cap ? w->cap * 2 : 4096;
@@ -293,6 +311,32 @@ static int wpush(struct wvec *w, const struct went *e)
 		w->cap = ncap;
 	}
 	w->v[w->n++] = *e;
+	return 0;
+}
+
+/* Copy the zones of EZ not reset since into the pool; X names them. */
+static int pool_zones(struct slab_store *st, struct snap *w, const struct slab_ezone *ez,
+                      uint32_t ez_n, struct went *x)
+{
+	if (w->npool + ez_n > w->pool_cap) {
+		size_t ncap = w->pool_cap ? w->pool_cap * 2 : 1024;
+
+		while (ncap < w->npool + ez_n)
+			ncap *= 2;
+		uint32_t *n = realloc(w->pool, ncap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		w->pool = n;
+		w->pool_cap = ncap;
+	}
+	x->zl = (uint32_t)w->npool;
+	pthread_mutex_lock(&st->zlock);
+	for (uint32_t i = 0; i < ez_n; i++)
+		if (st->zones[ez[i].zone].gen == ez[i].zgen)
+			w->pool[w->npool++] = ez[i].zone;
+	pthread_mutex_unlock(&st->zlock);
+	x->nz = (uint32_t)w->npool - x->zl;
 	return 0;
 }
 
@@ -310,59 +354,20 @@ static bool on_data_zone(const struct slab_store *st, struct slab_loc l)
 	return l.zone >= st->first_data && l.zone < st->nzones;
 }
 
-/* Every record named by a slot, chunk table or drop entry. -EAGAIN when one
- * is not in a data zone (the store is not quiescent). */
-static int collect(struct slab_store *st, struct wvec *w)
+/* The chunks of a live chunked slot. */
+static int snap_chunks(struct slab_store *st, struct snap *w, const struct slab_slot *sl,
+                       struct went x)
 {
-	for (uint32_t s = 0; s < st->neslots; s++) {
-		struct slab_epoch *e = st->etab[s];
+	for (uint32_t c = 0; c < sl->chunks->n; c++) {
+		uint64_t left = sl->chunks->total - (uint64_t)c * SLAB_CHUNK_MAX;
 
-		if (e->state == EPOCH_CLOSING)
-			return -EAGAIN; /* a drop in progress */
-		if (e->state != EPOCH_OPEN)
-			continue;
-		for (uint32_t i = 0; i < e->nslots; i++) {
-			struct slab_slot *sl = slab_slot_get(e, i);
-			struct went x = {.zone = sl->loc.zone,
-			                 .off = sl->loc.off,
-			                 .len = sl->len,
-			                 .what = W_HEAD,
-			                 .key_epoch = slab_epoch_id(s, e->gen),
-			                 .key_slot = i};
-
-			if (sl->loc.zone == SLAB_LOC_NONE)
-				continue;
-			if (!on_data_zone(st, sl->loc) || wpush(w, &x))
-				return on_data_zone(st, sl->loc) ? -ENOMEM : -EAGAIN;
-			for (uint32_t c = 0;
-			     sl->state == SLOT_LIVE && sl->chunks && c < sl->chunks->n;
-			     c++) {
-				uint64_t left =
-				    sl->chunks->total - (uint64_t)c * SLAB_CHUNK_MAX;
-
-				x.zone = sl->chunks->loc[c].zone;
-				x.off = sl->chunks->loc[c].off;
-				x.len = (uint16_t)(SLAB_REC_HDR + (left < SLAB_CHUNK_MAX
-				                                       ? left
-				                                       : SLAB_CHUNK_MAX));
-				x.what = W_CHUNK;
-				x.aux = c;
-				if (!on_data_zone(st, sl->chunks->loc[c]))
-					return -EAGAIN;
-				if (wpush(w, &x))
-					return -ENOMEM;
-			}
-		}
-	}
-	for (uint32_t i = 0; i < st->ndrops; i++) {
-		struct went x = {.zone = st->drops[i].loc.zone,
-		                 .off = st->drops[i].loc.off,
-		                 .len = st->drops[i].len,
-		                 .what = W_DROP,
-		                 .key_slot = i};
-
-		/* a drop not ready has no zone list yet */
-		if (!st->drops[i].ready || !on_data_zone(st, st->drops[i].loc))
+		x.zone = sl->chunks->loc[c].zone;
+		x.off = sl->chunks->loc[c].off;
+		x.len = (uint16_t)(SLAB_REC_HDR +
+		                   (left < SLAB_CHUNK_MAX ? left : SLAB_CHUNK_MAX));
+		x.what = W_CHUNK;
+		x.aux = c;
+		if (!on_data_zone(st, sl->chunks->loc[c]))
 			return -EAGAIN;
 		if (wpush(w, &x))
 			return -ENOMEM;
@@ -370,8 +375,124 @@ static int collect(struct slab_store *st, struct wvec *w)
 	return 0;
 }
 
-static bool rec_matches(const struct slab_store *st, const struct went *x,
-                        const struct slab_rec *r)
+/*
+ * Every record named by a slot or chunk table of open epoch E (locked). Its
+ * open page is written first, so that every record it names is on the
+ * device (and flushed before the checkpoint is referenced). -EAGAIN when
+ * the epoch is being dropped or a record is elsewhere.
+ */
+static int snap_epoch(struct slab_store *st, struct snap *w, struct slab_epoch *e)
+{
+	int ret;
+
+	if (e->state == EPOCH_CLOSING)
+		return -EAGAIN;
+	w->egen[e->eslot] = e->state == EPOCH_FREE ? e->gen
+	                    : e->gen == 0xff       ? 0xff
+	                                           : (uint8_t)(e->gen + 1);
+	if (e->state != EPOCH_OPEN)
+		return 0;
+	if (e->page.nrec && (ret = slab_page_write(st, e, false)))
+		return ret;
+	for (uint32_t i = 0; i < e->nslots; i++) {
+		struct slab_slot *sl = slab_slot_get(e, i);
+		struct went x = {.zone = sl->loc.zone,
+		                 .off = sl->loc.off,
+		                 .len = sl->len,
+		                 .what = W_HEAD,
+		                 .key_epoch = slab_epoch_id(e->eslot, e->gen),
+		                 .key_slot = i};
+
+		if (sl->loc.zone == SLAB_LOC_NONE)
+			continue;
+		if (!on_data_zone(st, sl->loc))
+			return -EAGAIN;
+		if (i == 0 && (ret = pool_zones(st, w, e->ez, e->ez_n, &x)))
+			return ret;
+		if ((ret = wpush(w, &x)))
+			return ret;
+		if (sl->state == SLOT_LIVE && sl->chunks &&
+		    (ret = snap_chunks(st, w, sl, x)))
+			return ret;
+	}
+	return 0;
+}
+
+/* Pending drops (root epoch locked). -EAGAIN while one is not complete. */
+static int snap_drops(struct slab_store *st, struct snap *w)
+{
+	for (uint32_t i = 0; i < st->ndrops; i++) {
+		const struct slab_drop *d = &st->drops[i];
+		struct went x = {.zone = d->loc.zone,
+		                 .off = d->loc.off,
+		                 .len = d->len,
+		                 .what = W_DROP,
+		                 .aux = d->epoch};
+		int ret;
+
+		/* a drop not ready has no zone list yet */
+		if (!d->ready || !on_data_zone(st, d->loc))
+			return -EAGAIN;
+		if ((ret = pool_zones(st, w, d->ez, d->ez_n, &x)) || (ret = wpush(w, &x)))
+			return ret;
+	}
+	return 0;
+}
+
+/* Zone state at the start: write pointer, generation, first page. */
+static int snap_zones(struct slab_store *st, struct snap *w)
+{
+	pthread_mutex_lock(&st->zlock);
+	for (uint32_t z = st->first_data; z < st->nzones; z++) {
+		const struct slab_zone *zn = &st->zones[z];
+		bool data =
+		    zn->state == ZS_OPEN || zn->state == ZS_FULL || zn->state == ZS_GC;
+
+		w->wp[z] = data ? zn->wp : 0;
+		w->gen[z] = zn->gen;
+	}
+	pthread_mutex_unlock(&st->zlock);
+	for (uint32_t z = st->first_data; z < st->nzones; z++) {
+		if (!w->wp[z])
+			continue;
+		int ret = slab_ckpt_first_pseq(st->dev, z, &w->pseq[z]);
+
+		if (ret)
+			return ret;
+		if (!w->pseq[z])
+			w->wp[z] = 0; /* unreadable first page: scanned whole */
+	}
+	return 0;
+}
+
+/* Take the snapshot: root epoch lock, then every epoch's in slot order. */
+static int snapshot(struct slab_store *st, struct snap *w)
+{
+	struct slab_epoch *root = st->etab[0];
+	int ret = snap_zones(st, w);
+
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&root->lock);
+	w->neslots = st->neslots;
+	for (uint32_t s = 0; s < w->neslots && !ret; s++) {
+		struct slab_epoch *e = st->etab[s];
+
+		if (s)
+			pthread_mutex_lock(&e->lock);
+		ret = snap_epoch(st, w, e);
+		if (s)
+			pthread_mutex_unlock(&e->lock);
+	}
+	if (!ret)
+		ret = snap_drops(st, w);
+	pthread_mutex_unlock(&root->lock);
+	w->seq = atomic_load(&st->seq);
+	w->page_seq = atomic_load(&st->page_seq);
+	return ret;
+}
+
+static bool rec_matches(const struct went *x, const struct slab_rec *r)
 {
 	uint64_t es = r->handle & ~0xff00000000ull;
 	uint64_t want = ((uint64_t)x->key_epoch << 40) | x->key_slot;
@@ -380,8 +501,7 @@ static bool rec_matches(const struct slab_store *st, const struct went *x,
 		return false;
 	switch (x->what) {
 	case W_DROP:
-		return r->rtype == SLAB_REC_DROP &&
-		       r->parent == st->drops[x->key_slot].epoch;
+		return r->rtype == SLAB_REC_DROP && r->parent == x->aux;
 	case W_CHUNK:
 		return r->rtype == SLAB_REC_CHUNK && es == want && r->parent == x->aux;
 	default:
@@ -392,31 +512,16 @@ static bool rec_matches(const struct slab_store *st, const struct went *x,
 	}
 }
 
-/* The zones of EZ (not reset since) that hold records of an epoch. */
-static int put_zones(struct slab_store *st, const struct slab_ezone *ez, uint32_t ez_n,
+/* Append the entry for record R found for X at (zone, off). */
+static int put_entry(const struct snap *w, const struct went *x, const struct slab_rec *r,
                      struct ckbuf *b)
 {
-	uint32_t n = 0;
-	uint8_t *p = ckb_put(b, 4 + 4 * (size_t)ez_n);
-
-	if (!p)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < ez_n; i++)
-		if (st->zones[ez[i].zone].gen == ez[i].zgen)
-			slab_put32(p + 4 + 4 * n++, ez[i].zone);
-	slab_put32(p, n);
-	b->len -= 4 * (size_t)(ez_n - n);
-	return 0;
-}
-
-/* Append the entry for record R found for X at (zone, off). */
-static int put_entry(struct slab_store *st, const struct went *x,
-                     const struct slab_rec *r, struct ckbuf *b)
-{
 	bool obj = r->rtype == SLAB_REC_OBJ, chunked = r->flags & SLAB_RF_CHUNKED;
+	bool zl = x->what == W_DROP || r->rtype == SLAB_REC_EPOCH;
 	uint8_t inl =
 	    obj && !chunked && r->data_len <= SLAB_CKPT_INLINE ? (uint8_t)r->data_len : 0;
-	size_t n = CK_ENT + (obj ? CK_OBJ + r->name_len + inl : 0);
+	size_t n =
+	    CK_ENT + (obj ? CK_OBJ + r->name_len + inl : 0) + (zl ? 4 + 4 * x->nz : 0);
 	uint8_t *p = ckb_put(b, n);
 
 	if (!p)
@@ -432,44 +537,59 @@ static int put_entry(struct slab_store *st, const struct went *x,
 	slab_put64(p + 16, r->handle);
 	slab_put64(p + 24, r->seq);
 	slab_put64(p + 32, obj ? (chunked ? r->total : 0) : r->parent);
+	p += CK_ENT;
 	if (obj) {
-		uint8_t *q = p + CK_ENT;
-
-		slab_put64(q, r->parent);
-		slab_put32(q + 8, r->uid);
-		slab_put32(q + 12, r->gid);
-		slab_put32(q + 16, r->nlink);
-		slab_put32(q + 20, r->rdev);
-		slab_put64(q + 24, r->size);
-		slab_put64(q + 32, (uint64_t)r->atime_ns);
-		slab_put64(q + 40, (uint64_t)r->mtime_ns);
-		slab_put64(q + 48, (uint64_t)r->ctime_ns);
-		slab_put64(q + 56, chunked ? r->total : r->data_len);
-		memcpy(q + CK_OBJ, r->name, r->name_len);
+		slab_put64(p, r->parent);
+		slab_put32(p + 8, r->uid);
+		slab_put32(p + 12, r->gid);
+		slab_put32(p + 16, r->nlink);
+		slab_put32(p + 20, r->rdev);
+		slab_put64(p + 24, r->size);
+		slab_put64(p + 32, (uint64_t)r->atime_ns);
+		slab_put64(p + 40, (uint64_t)r->mtime_ns);
+		slab_put64(p + 48, (uint64_t)r->ctime_ns);
+		slab_put64(p + 56, chunked ? r->total : r->data_len);
+		memcpy(p + CK_OBJ, r->name, r->name_len);
 		if (inl)
-			memcpy(q + CK_OBJ + r->name_len, r->data, inl);
+			memcpy(p + CK_OBJ + r->name_len, r->data, inl);
 	}
-	if (x->what == W_DROP)
-		return put_zones(st, st->drops[x->key_slot].ez,
-		                 st->drops[x->key_slot].ez_n, b);
-	if (r->rtype == SLAB_REC_EPOCH) {
-		const struct slab_epoch *e = st->etab[slab_eslot(x->key_epoch)];
-
-		return put_zones(st, e->ez, e->ez_n, b);
+	if (zl) {
+		slab_put32(p, x->nz);
+		for (uint32_t i = 0; i < x->nz; i++)
+			slab_put32(p + 4 + 4 * i, w->pool[x->zl + i]);
 	}
 	return 0;
 }
 
-/* Read the records of one zone ([*i, j) of the sorted list) and append entries. */
-static int read_zone(struct slab_store *st, const struct went *v, size_t i, size_t j,
+static bool zone_reset_since(struct slab_store *st, const struct snap *w, uint32_t z)
+{
+	pthread_mutex_lock(&st->zlock);
+	bool reset = st->zones[z].gen != w->gen[z];
+
+	pthread_mutex_unlock(&st->zlock);
+	return reset;
+}
+
+/*
+ * Read the records [i, j) of one zone and append their entries. A zone
+ * reset since the start (its records died meanwhile) is left out: 1.
+ */
+static int read_zone(struct slab_store *st, struct snap *w, size_t i, size_t j,
                      struct ckbuf *b)
 {
+	const struct went *v = w->v;
+	uint32_t z = v[i].zone;
+	size_t mark = b->len;
 	struct slab_zscan zs;
 	struct slab_page_hdr ph;
 	const uint8_t *pg;
-	uint64_t poff;
-	int ret = slab_zscan_init(&zs, st->dev, v[i].zone, st->zones[v[i].zone].wp);
+	uint64_t poff, end;
+	int ret;
 
+	pthread_mutex_lock(&st->zlock);
+	end = st->zones[z].wp;
+	pthread_mutex_unlock(&st->zlock);
+	ret = slab_zscan_init(&zs, st->dev, z, end);
 	if (ret)
 		return ret;
 	zs.st = st;
@@ -482,21 +602,26 @@ static int read_zone(struct slab_store *st, const struct went *v, size_t i, size
 			if (v[i].off < poff + SLAB_PAGE_HDR ||
 			    slab_rec_decode(pg + in, ph.used - in, ph.def_uid, ph.def_gid,
 			                    &r) ||
-			    !rec_matches(st, &v[i], &r))
+			    !rec_matches(&v[i], &r))
 				ret = -EUCLEAN;
 			else
-				ret = put_entry(st, &v[i], &r, b);
+				ret = put_entry(w, &v[i], &r, b);
 		}
 	}
 	slab_zscan_fini(&zs);
-	if (ret < 0)
-		return ret;
-	return i < j ? -EUCLEAN : 0; /* a live record past the readable pages */
+	if (!ret && i < j)
+		ret = -EUCLEAN; /* a live record past the readable pages */
+	if (ret && ret != -ENOMEM && zone_reset_since(st, w, z)) {
+		b->len = mark;
+		w->wp[z] = 0;
+		return 1;
+	}
+	return ret;
 }
 
 /* Header, zone table and epoch generations, in front of the entries. */
-static int put_tables(struct slab_store *st, struct ckbuf *b, uint64_t ckseq,
-                      uint64_t nent)
+static void put_tables(struct slab_store *st, const struct snap *w, struct ckbuf *b,
+                       uint64_t ckseq, uint64_t nent)
 {
 	uint32_t ndata = st->nzones - st->first_data;
 	uint8_t *h = b->p;
@@ -506,62 +631,67 @@ static int put_tables(struct slab_store *st, struct ckbuf *b, uint64_t ckseq,
 	slab_put32(h + 8, 1);
 	slab_put32(h + 12, st->nzones);
 	slab_put32(h + 16, st->first_data);
-	slab_put32(h + 20, st->neslots);
-	slab_put64(h + 24, atomic_load(&st->seq));
-	slab_put64(h + 32, atomic_load(&st->page_seq));
+	slab_put32(h + 20, w->neslots);
+	slab_put64(h + 24, w->seq);
+	slab_put64(h + 32, w->page_seq);
 	slab_put64(h + 40, nent);
 	slab_put64(h + 48, ckseq);
 	for (uint32_t z = st->first_data; z < st->nzones; z++) {
 		uint8_t *p = h + CK_HDR + (size_t)(z - st->first_data) * CK_ZT;
-		struct slab_zone *zn = &st->zones[z];
-		uint64_t wp = 0, pseq = 0;
 
-		if ((zn->state == ZS_OPEN || zn->state == ZS_FULL) && zn->wp) {
-			int ret = slab_ckpt_first_pseq(st->dev, z, &pseq);
-
-			if (ret)
-				return ret;
-			wp = pseq ? zn->wp : 0; /* unreadable first page: scan it whole */
-		}
-		slab_put64(p, wp);
-		slab_put64(p + 8, pseq);
+		/* a zone reset since the start is described as unknown */
+		slab_put64(p, zone_reset_since(st, w, z) ? 0 : w->wp[z]);
+		slab_put64(p + 8, w->pseq[z]);
 	}
-	uint8_t *eg = h + CK_HDR + (size_t)ndata * CK_ZT;
-
-	for (uint32_t s = 0; s < st->neslots; s++) {
-		const struct slab_epoch *e = st->etab[s];
-
-		eg[s] = e->state == EPOCH_FREE ? e->gen : (uint8_t)(e->gen + 1);
-		if (e->state != EPOCH_FREE && e->gen == 0xff)
-			eg[s] = 0xff; /* saturates: the next generation wraps anyway */
-	}
-	return 0;
+	memcpy(h + CK_HDR + (size_t)ndata * CK_ZT, w->egen, w->neslots);
 }
 
-/* The whole image in B. */
+static void snap_free(struct snap *w)
+{
+	free(w->v);
+	free(w->pool);
+	free(w->wp);
+	free(w->pseq);
+	free(w->gen);
+	free(w->egen);
+}
+
+/* Snapshot, read back and encode: the whole image in B. */
 static int build(struct slab_store *st, uint64_t ckseq, struct ckbuf *b)
 {
-	struct wvec w = {0};
-	size_t pre = CK_HDR + (size_t)(st->nzones - st->first_data) * CK_ZT + st->neslots;
-	int ret = collect(st, &w);
+	struct snap w = {.wp = calloc(st->nzones, sizeof(uint64_t)),
+	                 .pseq = calloc(st->nzones, sizeof(uint64_t)),
+	                 .gen = calloc(st->nzones, sizeof(uint32_t)),
+	                 .egen = calloc(SLAB_EPOCH_SLOTS, 1)};
+	uint64_t nent = 0;
+	size_t pre;
+	int ret = -ENOMEM;
 
+	if (!w.wp || !w.pseq || !w.gen || !w.egen)
+		goto out;
+	ret = snapshot(st, &w);
 	if (ret)
 		goto out;
 	if (w.n > 1)
 		qsort(w.v, w.n, sizeof(*w.v), went_cmp);
+	pre = CK_HDR + (size_t)(st->nzones - st->first_data) * CK_ZT + w.neslots;
 	if (!ckb_put(b, pre)) {
 		ret = -ENOMEM;
 		goto out;
 	}
-	for (size_t i = 0, j; i < w.n && !ret; i = j) {
+	for (size_t i = 0, j; i < w.n && ret >= 0; i = j) {
 		for (j = i + 1; j < w.n && w.v[j].zone == w.v[i].zone; j++)
 			;
-		ret = read_zone(st, w.v, i, j, b);
+		ret = read_zone(st, &w, i, j, b);
+		if (ret == 0)
+			nent += j - i;
 	}
-	if (!ret)
-		ret = put_tables(st, b, ckseq, w.n);
+	if (ret >= 0) {
+		ret = 0;
+		put_tables(st, &w, b, ckseq, nent);
+	}
 out:
-	free(w.v);
+	snap_free(&w);
 	return ret;
 }
 
@@ -613,6 +743,40 @@ static int free_zones(struct slab_store *st, const uint32_t *zones, uint32_t n)
 	return ret;
 }
 
+/* An active-zone slot for a checkpoint zone: within the budget while the
+ * store runs; at unmount the (empty) journal zone's slot is free too. */
+static int zone_activate(struct slab_store *st, bool running)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&st->zlock);
+	if (st->active >= st->budget + (running ? 0 : 1))
+		ret = -EBUSY;
+	else
+		st->active++;
+	pthread_mutex_unlock(&st->zlock);
+	return ret;
+}
+
+static void zone_deactivate(struct slab_store *st)
+{
+	pthread_mutex_lock(&st->zlock);
+	st->active--;
+	pthread_mutex_unlock(&st->zlock);
+}
+
+/* A superblock copy, through the I/O fence. */
+static int sb_write_fenced(struct slab_store *st, const struct slab_ckpt_ref *ref)
+{
+	int ret;
+
+	pthread_rwlock_rdlock(&st->iolock);
+	st->sb.sequence++;
+	ret = st->fenced ? -EIO : slab_sb_write_ckpt(st->dev, &st->sb, ref);
+	pthread_rwlock_unlock(&st->iolock);
+	return ret;
+}
+
 static int write_zone(struct slab_store *st, const struct ckbuf *b,
                       const struct slab_ckpt_ref *ref, uint32_t i, uint8_t *bounce)
 {
@@ -646,27 +810,31 @@ static int write_zone(struct slab_store *st, const struct ckbuf *b,
 	return wp < st->geo.zone_capacity ? slab_dev_finish(st, z) : 0;
 }
 
+/* Zones one after the other (one active at a time), flush, superblock. */
 static int write_image(struct slab_store *st, const struct ckbuf *b,
-                       struct slab_ckpt_ref *ref)
+                       struct slab_ckpt_ref *ref, bool running)
 {
 	uint8_t *bounce = zns_buf_alloc(CK_IO);
 	int ret = 0;
 
 	if (!bounce)
 		return -ENOMEM;
-	for (uint32_t i = 0; i < ref->nzones && !ret; i++)
+	for (uint32_t i = 0; i < ref->nzones && !ret; i++) {
+		ret = zone_activate(st, running);
+		if (ret)
+			break;
 		ret = write_zone(st, b, ref, i, bounce);
+		zone_deactivate(st); /* full, finished, or reset by the caller */
+	}
 	zns_buf_free(bounce);
 	if (!ret)
 		ret = slab_dev_flush(st);
-	if (!ret) {
-		st->sb.sequence++;
-		ret = slab_sb_write_ckpt(st->dev, &st->sb, ref);
-	}
+	if (!ret)
+		ret = sb_write_fenced(st, ref);
 	return ret;
 }
 
-int slab_ckpt_write(struct slab_store *st)
+int slab_ckpt_write(struct slab_store *st, bool running)
 {
 	struct slab_ckpt_ref *ref = calloc(1, sizeof(*ref));
 	struct ckbuf b = {0};
@@ -675,7 +843,7 @@ int slab_ckpt_write(struct slab_store *st)
 	if (!ref)
 		return -ENOMEM;
 	ref->version = SLAB_CKPT_VERSION;
-	ref->seq = st->ck ? st->ck->seq + 1 : 1;
+	ref->seq = ++st->ck_last; /* never reused, even after a release */
 	ret = build(st, ref->seq, &b);
 	if (ret)
 		goto out;
@@ -688,10 +856,15 @@ int slab_ckpt_write(struct slab_store *st)
 		goto out;
 	}
 	ref->nzones = (uint32_t)nz;
+	/* while running, only with room for it next to the current one */
+	if (running && !slab_ckpt_room(st, ref->nzones + (st->ck ? st->ck->nzones : 0))) {
+		ret = -ENOSPC;
+		goto out;
+	}
 	ret = take_zones(st, ref->nzones, ref->zones);
 	if (ret)
 		goto out;
-	ret = write_image(st, &b, ref);
+	ret = write_image(st, &b, ref, running);
 	if (ret) {
 		free_zones(st, ref->zones, ref->nzones);
 		goto out;
@@ -718,12 +891,61 @@ int slab_ckpt_release(struct slab_store *st)
 
 	if (!ck)
 		return 0;
-	st->sb.sequence++;
-	ret = slab_sb_write_ckpt(st->dev, &st->sb, NULL);
+	ret = sb_write_fenced(st, NULL);
 	if (ret)
 		return ret;
 	st->ck = NULL;
 	ret = free_zones(st, ck->zones, ck->nzones);
 	free(ck);
 	return ret;
+}
+
+/*
+ * Do checkpoints holding NZ zones leave GC its room? Live data may fill at
+ * most two thirds of the data zones left after the reserve and NZ: GC on a
+ * fuller device needs every zone (measured: tests/slab/test_slab_store.c
+ * test_gc_full, 65 % live on 20 zones, gives up with one zone less).
+ */
+bool slab_ckpt_room(struct slab_store *st, uint32_t nz)
+{
+	uint64_t cap = st->geo.zone_capacity, live = 0;
+	uint32_t ndata = st->nzones - st->first_data;
+
+	if (nz + st->reserve + 4 >= ndata)
+		return false;
+	for (uint32_t z = st->first_data; z < st->nzones; z++)
+		live += atomic_load(&st->zones[z].live);
+	return live * 3 <= (uint64_t)(ndata - st->reserve - nz) * cap * 2;
+}
+
+/*
+ * Checkpoint while running (background thread), once the device bytes
+ * written since the last one reach max(SLAB_CKPT_EVERY zones, live bytes):
+ * a crash then replays about that much, and reading the live records back
+ * costs at most as much as was written. Only while GC keeps its room
+ * (slab_ckpt_room); once live data grows into it, the current checkpoint
+ * gives its zones back (the next mount scans).
+ */
+void slab_ckpt_tick(struct slab_store *st)
+{
+	uint64_t written = atomic_load(&st->c_dev), live = 0;
+	uint64_t every = (uint64_t)SLAB_CKPT_EVERY * st->geo.zone_capacity;
+
+	if (st->ro || st->fenced)
+		return;
+	if (st->ck && !slab_ckpt_room(st, st->ck->nzones)) {
+		slab_ckpt_release(st);
+		return;
+	}
+	if (written - st->ck_dev_mark < every)
+		return;
+	for (uint32_t z = st->first_data; z < st->nzones; z++)
+		live += atomic_load(&st->zones[z].live);
+	if (written - st->ck_dev_mark < live)
+		return;
+	st->ck_dev_mark = written; /* also after a failure: retried later */
+	/* before any work (the snapshot writes the open pages): room for one
+	 * as big as the current one next to it */
+	if (slab_ckpt_room(st, st->ck ? 2 * st->ck->nzones : 1))
+		slab_ckpt_write(st, true);
 }

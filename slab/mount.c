@@ -908,10 +908,12 @@ static int mount_layout(struct slab_store *st, struct zns_zone **zr)
 	if (!ref)
 		return -ENOMEM;
 	ret = slab_sb_read_ckpt(st->dev, &st->sb, ref, &has_ref);
-	if (ret || !has_ref)
+	if (ret || !has_ref) {
 		free(ref);
-	else
+	} else {
 		st->ck = ref;
+		st->ck_last = ref->seq;
+	}
 	if (!ret && !has_ref && (st->sb.features_compat & SLAB_FEAT_COMPAT_CKPT))
 		syslog(LOG_WARNING,
 		       "tslabfs: slab: malformed checkpoint reference ignored");
@@ -1091,6 +1093,7 @@ static void ck_load(struct recov *rc, const struct slab_mount_opts *o)
 	if (!st->ck || (o && o->no_checkpoint))
 		return;
 	ret = slab_ckpt_load(st, st->ck, &rc->img);
+	st->ck_error = ret;
 	if (ret) {
 		syslog(
 		    LOG_WARNING,
@@ -1120,14 +1123,8 @@ static int ck_settle(struct recov *rc)
 		st->sb.sequence++;
 		return slab_sb_write(st->dev, &st->sb);
 	}
-	uint64_t cap = st->geo.zone_capacity, live = 0;
-	uint64_t total = (uint64_t)(st->nzones - st->first_data - st->ck->nzones) * cap;
-
-	for (uint32_t z = st->first_data; z < st->nzones; z++)
-		live += atomic_load(&st->zones[z].live);
-	/* GC needs room beyond the reserve: the checkpoint's zones give way */
-	if (live + (uint64_t)(st->reserve + 4) * cap > total)
-		return slab_ckpt_release(st);
+	if (!slab_ckpt_room(st, st->ck->nzones))
+		return slab_ckpt_release(st); /* GC needs the room */
 	return 0;
 }
 
@@ -1237,7 +1234,7 @@ int slab_unmount(struct slab_store *st)
 	if (!st->ro)
 		ret = slab_sync_all(st, true);
 	if (!ret && !st->ro)
-		slab_ckpt_write(st); /* optional: without one the next mount scans */
+		slab_ckpt_write(st, false); /* optional: else the next mount scans */
 	slab_store_free(st);
 	return ret;
 }

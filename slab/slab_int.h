@@ -474,7 +474,10 @@ struct slab_store {
 	 * ZS_META. Used by mount and unmount only. */
 	struct slab_ckpt_ref *ck;
 	bool ck_loaded;       /* this mount started from that checkpoint */
+	int ck_error;         /* why it could not (0: none referenced or not asked) */
 	uint64_t ck_replayed; /* bytes of zone tails the mount rolled forward */
+	uint64_t ck_dev_mark; /* c_dev at the last checkpoint attempt (bg thread) */
+	uint64_t ck_last;     /* highest checkpoint number referenced so far */
 };
 
 /* store.c */
@@ -615,10 +618,23 @@ void slab_ckpt_img_free(struct slab_ckpt_img *img);
 int slab_ckpt_next(const struct slab_ckpt_img *img, size_t *pos, struct slab_ckpt_ent *e);
 /* Page sequence number of the page at offset 0 of zone Z (0: none valid). */
 int slab_ckpt_first_pseq(struct zns_dev *dev, uint32_t z, uint64_t *pseq);
-/* Write a checkpoint of a quiescent store (every open page written, journal
- * empty), reference it from a new superblock, then reset the zones of the
- * previous one. 0, -ENOSPC (not enough empty zones: nothing changed), -errno. */
-int slab_ckpt_write(struct slab_store *st);
+/*
+ * Write a checkpoint (fuzzy while RUNNING: zone write pointers are taken
+ * first, then each epoch's open page is written and its slots copied under
+ * its lock, root epoch lock held throughout; records are read back without
+ * locks, zones reset meanwhile are described as unknown), reference it from
+ * a new superblock copy, then reset the zones of the previous one. 0,
+ * -ENOSPC (not enough empty zones), -EAGAIN (a drop in progress), -EBUSY
+ * (no active zone free), -errno; nothing changes on failure.
+ */
+int slab_ckpt_write(struct slab_store *st, bool running);
+/* Background thread: a checkpoint when due (device bytes written since the
+ * last one >= max(SLAB_CKPT_EVERY zones, live bytes)). */
+#define SLAB_CKPT_EVERY 8u
+void slab_ckpt_tick(struct slab_store *st);
+/* Whether GC keeps its room with NZ zones held by checkpoints (live data at
+ * most 2/3 of the data zones beyond the reserve and NZ). */
+bool slab_ckpt_room(struct slab_store *st, uint32_t nz);
 /* Drop the superblock's reference and reset the checkpoint's zones. */
 int slab_ckpt_release(struct slab_store *st);
 

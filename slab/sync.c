@@ -482,6 +482,7 @@ static void *bg_main(void *arg)
 			pthread_mutex_unlock(&st->bglock);
 			slab_sync_all(st, false);
 			idle_release(st);
+			slab_ckpt_tick(st);
 			pthread_mutex_lock(&st->bglock);
 			deadline_after(&dl, st->commit_ms);
 			continue;

@@ -10,6 +10,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -40,6 +42,7 @@ struct dump {
 	uint32_t drops[256];
 	uint32_t ndrops;
 	bool ck_loaded;
+	int ck_error;
 	uint64_t replayed;
 };
 
@@ -119,6 +122,7 @@ static void dump_mount(const char *img, bool no_ck, struct dump *d)
 		d->drops[d->ndrops++] = st->drops[i].epoch;
 	qsort(d->drops, d->ndrops, sizeof(d->drops[0]), u32_cmp);
 	d->ck_loaded = st->ck_loaded;
+	d->ck_error = st->ck_error;
 	d->replayed = st->ck_replayed;
 	assert_int_equal(slab_unmount(st), 0);
 	zns_close(dev);
@@ -605,6 +609,150 @@ static void test_power_cut_during_checkpoint(void **state)
 	unlink(m.img);
 }
 
+/* A worker that puts, frees, syncs and drops until the power is cut. */
+struct conc {
+	struct model *m;
+	atomic_bool cut;
+	unsigned seed;
+	uint64_t ops;
+};
+
+/* Live bytes the worker keeps (TSLAB_CKPT_LIVE_MAX: a fuller device). */
+static uint64_t conc_live_max = 4u << 20;
+
+static void conc_op(struct model *m, unsigned *rs)
+{
+	int i = (int)(rand_r(rs) % N), x = (int)(rand_r(rs) % 1000);
+
+	if (x < 3) {
+		int k = 1 + (int)(rand_r(rs) % (NE - 1));
+
+		if (slab_epoch_drop(m->st, m->ep[k]) == 0) {
+			for (int j = 0; j < N; j++)
+				if (m->h[j] && m->epi[j] == k)
+					m->h[j] = 0;
+			slab_epoch_create(m->st, &m->ep[k]);
+		}
+	} else if (x < 30) {
+		slab_sync(m->st);
+	} else if (m->h[i] && (x < 300 || m->live > conc_live_max)) {
+		slab_obj_free(m->st, m->h[i]);
+		m->live -= m->ver[i] ? obj_len((uint32_t)i, m->ver[i]) : 0;
+		m->h[i] = 0;
+		m->ver[i] = 0;
+	} else if (m->live > conc_live_max) {
+		return;
+	} else if (m->h[i] ||
+	           slab_obj_alloc(m->st, m->ep[m->epi[i] = (int)(rand_r(rs) % NE)],
+	                          &m->h[i]) == 0) {
+		mput(m, i);
+	}
+}
+
+static void *conc_worker(void *arg)
+{
+	struct conc *c = arg;
+	unsigned rs = c->seed;
+
+	while (!atomic_load(&c->cut)) {
+		conc_op(c->m, &rs);
+		c->ops++;
+	}
+	return NULL;
+}
+
+/*
+ * Checkpoints taken by the background thread while a worker runs, then a
+ * power cut at a random moment (possibly inside a checkpoint): the mount
+ * from the newest checkpoint equals the full scan.
+ */
+static void test_concurrent(void **state)
+{
+	struct model m;
+	struct slab_ckpt_ref ref;
+	struct conc c;
+	pthread_t t;
+	struct dump d;
+
+	mstart(&m, 64, 256 << 10, 5);
+	for (int op = 0; op < 3000; op++)
+		mop(&m, 3u << 20);
+	mclose(&m, false);
+	const char *env = getenv("TSLAB_CKPT_CUTS");
+	unsigned cuts = env ? (unsigned)atoi(env) : 4;
+
+	if (getenv("TSLAB_CKPT_LIVE_MAX"))
+		conc_live_max = strtoull(getenv("TSLAB_CKPT_LIVE_MAX"), NULL, 0);
+
+	for (unsigned seed = 1; seed <= cuts; seed++) {
+		long ms = 300 + (long)(tu_mix(seed) % 900);
+
+		if (getenv("TSLAB_CKPT_CUT_EARLY") && seed % 3 == 0)
+			ms = (long)(tu_mix(seed) % 20); /* right after the mount */
+		struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+		ckpt_ref(m.img, &ref);
+		uint64_t before = ref.seq;
+
+		mmount(&m);
+		c = (struct conc){.m = &m, .seed = seed};
+		assert_int_equal(pthread_create(&t, NULL, conc_worker, &c), 0);
+		nanosleep(&ts, NULL);
+		atomic_store(&c.cut, true);
+		slab_fence(m.st);
+		assert_int_equal(zns_fault_power_cut(m.dev, -1, seed), 0);
+		pthread_join(t, NULL);
+		mclose(&m, true);
+		check_equal(m.img, &d);
+		ckpt_ref(m.img, &ref);
+		print_message(
+		    "cut after %llu ops: %llu checkpoints while running, %zu objects, "
+		    "%llu bytes replayed\n",
+		    (unsigned long long)c.ops, (unsigned long long)(ref.seq - before),
+		    d.n, (unsigned long long)d.replayed);
+		if (!d.ck_loaded)
+			print_message("checkpoint %llu not used: %d\n",
+			              (unsigned long long)ref.seq, d.ck_error);
+		assert_true(d.ck_loaded);
+		dump_free(&d);
+		/* the model forgets what the cut took: continue from the device */
+		mmount(&m);
+		m.live = 0;
+		for (int i = 0; i < N; i++)
+			if (m.h[i] && slab_obj_check(m.st, m.h[i]))
+				m.h[i] = 0;
+		for (int k = 1; k < NE; k++) {
+			struct slab_epoch_stats es;
+
+			if (slab_epoch_stats(m.st, m.ep[k], &es))
+				assert_int_equal(slab_epoch_create(m.st, &m.ep[k]), 0);
+		}
+		for (int i = 0; i < N; i++) {
+			static uint8_t buf[MAXL + 16];
+			uint32_t v;
+
+			if (!m.h[i])
+				continue;
+			ssize_t n = slab_obj_read(m.st, m.h[i], 0, buf, sizeof(buf));
+
+			if (n < 8) {
+				/* allocated, never put before the cut */
+				assert_int_equal(n, 0);
+				slab_obj_free(m.st, m.h[i]);
+				m.h[i] = 0;
+				m.ver[i] = 0;
+				continue;
+			}
+			memcpy(&v, buf + 4, 4);
+			assert_int_equal(n, (ssize_t)obj_len((uint32_t)i, v));
+			m.ver[i] = v;
+			m.live += (uint64_t)n;
+		}
+		mclose(&m, false);
+	}
+	unlink(m.img);
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -706,6 +854,7 @@ int main(void)
 	    cmocka_unit_test(test_roll_forward),
 	    cmocka_unit_test(test_corrupt),
 	    cmocka_unit_test(test_power_cut_during_checkpoint),
+	    cmocka_unit_test(test_concurrent),
 	    cmocka_unit_test(test_mount_time),
 	};
 
