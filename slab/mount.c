@@ -417,8 +417,10 @@ static int rc_decide(struct recov *rc)
 		ret = rc_slot(rc, e, v, i, j);
 		for (size_t k = i; k < j && !ret; k++) {
 			struct rent p = {.handle = epoch, .zone = v[k].zone};
+			const struct rent *last =
+			    rc->ezones.n ? &rc->ezones.v[rc->ezones.n - 1] : NULL;
 
-			if (!v[k].journal && (k == i || v[k].zone != v[k - 1].zone))
+			if (!v[k].journal && (!last || dzone_cmp(last, &p)))
 				ret = rvec_push(&rc->ezones, &p);
 		}
 		if (ret)
@@ -747,6 +749,17 @@ static int rc_pass2(struct recov *rc, slab_recover_fn fn, void *ctx)
 	size_t i = 0;
 	int ret = 0;
 
+	/* records known from the checkpoint need no read: visited first, in
+	 * any order; only the scanned ones are sorted by place */
+	size_t n = 0;
+
+	for (size_t k = 0; k < rc->live.n && !ret; k++) {
+		if (lv[k].meta)
+			ret = ck_visit(rc, &lv[k], fn, ctx);
+		else
+			lv[n++] = lv[k];
+	}
+	rc->live.n = n;
 	rvec_sort(&rc->live, loc_cmp);
 	lv = rc->live.v;
 	while (i < rc->live.n && !ret) {
@@ -756,12 +769,6 @@ static int rc_pass2(struct recov *rc, slab_recover_fn fn, void *ctx)
 		const uint8_t *pg;
 		uint64_t poff;
 
-		if (lv[i].meta) {
-			/* sorted by place: a zone's checkpoint entries precede its tail
-			 */
-			ret = ck_visit(rc, &lv[i++], fn, ctx);
-			continue;
-		}
 		ret = slab_zscan_init(&zs, rc->st->dev, z, rc->scan_end[z]);
 		zs.pos = rc->scan_start[z];
 		while (!ret && i < rc->live.n && lv[i].zone == z &&

@@ -145,16 +145,16 @@ typedef int (*slab_recover_fn)(void *ctx, slab_handle_t h, const struct slab_obj
 /* Mount: newest valid superblock, journal replay, scan of every zone up to
  * its write pointer (records accepted by checksum; a torn tail ends a
  * zone's scan), then one callback per live object.
- * With a checkpoint (written by slab_unmount): the checkpoint, then only
- * what was written after it (zone tails past the write pointers it
- * recorded, zones reset since, the journal). A checkpoint that fails its
- * checksum or does not match the device is ignored (logged) and every zone
- * is scanned. */
+ * With a checkpoint (written in the background and by slab_unmount): the
+ * checkpoint, then only what was written after it (zone tails past the
+ * write pointers it recorded, zones reset since, the journal). A checkpoint
+ * that fails its checksum or does not match the device is ignored (logged)
+ * and every zone is scanned. */
 int slab_mount(struct zns_dev *dev, const struct slab_mount_opts *o, slab_recover_fn fn,
                void *ctx, struct slab_store **out);
 /* Sync everything, stop background work, write a checkpoint (skipped,
- * logged, when empty zones are short), free all memory. The device stays
- * open (the caller owns it). */
+ * logged, when space is short), free all memory. The device stays open
+ * (the caller owns it). */
 int slab_unmount(struct slab_store *st);
 
 /* ---- objects ------------------------------------------------------------ */

@@ -787,12 +787,11 @@ static double time_mount(const char *img, bool no_ck, uint64_t *n, bool *loaded)
 	return t0;
 }
 
-/* Mount time with and without the checkpoint (printed, not asserted). */
-static void test_mount_time(void **state)
+/* N files of MINLEN..MINLEN+SPAN-1 bytes, each written twice (half the
+ * device bytes dead): mount times with and without the checkpoint. */
+static void measure(uint32_t n, uint32_t minlen, uint32_t span)
 {
-	const char *env = getenv("TSLAB_CKPT_OBJECTS");
-	uint32_t n = env ? (uint32_t)atoi(env) : 200000;
-	static uint8_t buf[512];
+	static uint8_t buf[4096];
 	slab_handle_t *hs = calloc(n, sizeof(*hs));
 	char img[256], name[32];
 	struct zns_dev *dev;
@@ -804,10 +803,9 @@ static void test_mount_time(void **state)
 	assert_int_equal(zns_open(img, 0, &dev), 0);
 	assert_int_equal(slab_format(dev, NULL), 0);
 	assert_int_equal(slab_mount(dev, &rw, NULL, NULL, &st), 0);
-	/* small files, each written twice (half the device bytes are dead) */
 	for (int pass = 0; pass < 2; pass++)
 		for (uint32_t i = 0; i < n; i++) {
-			uint32_t len = 100 + i % 200;
+			uint32_t len = minlen + i % span;
 			struct slab_obj o = {
 			    .kind = 1,
 			    .attr = {.mode = 0100644, .nlink = 1, .size = len},
@@ -829,22 +827,41 @@ static void test_mount_time(void **state)
 	double tu = now_s() - t0;
 
 	zns_close(dev);
-	double tf = time_mount(img, true, &got, &loaded);
+	double tf = 1e9, tc = 1e9;
 
-	assert_int_equal(got, n);
-	double tc = time_mount(img, false, &got, &loaded);
+	/* best of three each, alternating */
+	for (int k = 0; k < 3; k++) {
+		double t = time_mount(img, true, &got, &loaded);
 
-	assert_int_equal(got, n);
-	assert_true(loaded);
+		assert_int_equal(got, n);
+		assert_false(loaded);
+		tf = t < tf ? t : tf;
+		t = time_mount(img, false, &got, &loaded);
+		assert_int_equal(got, n);
+		assert_true(loaded);
+		tc = t < tc ? t : tc;
+	}
 	struct slab_ckpt_ref ref;
 
 	ckpt_ref(img, &ref);
 	print_message(
-	    "%u objects: mount full scan %.3f s, from checkpoint %.3f s (%.1fx); "
-	    "checkpoint %.1f MiB in %u zones, unmount with checkpoint %.3f s\n",
-	    n, tf, tc, tf / tc, (double)ref.bytes / (1 << 20), ref.nzones, tu);
+	    "%u objects of %u-%u bytes: mount full scan %.3f s, from checkpoint "
+	    "%.3f s (%.1fx); checkpoint %.1f MiB in %u zones, unmount with "
+	    "checkpoint %.3f s\n",
+	    n, minlen, minlen + span - 1, tf, tc, tf / tc, (double)ref.bytes / (1 << 20),
+	    ref.nzones, tu);
 	free(hs);
 	unlink(img);
+}
+
+/* Mount time with and without the checkpoint (printed, not asserted). */
+static void test_mount_time(void **state)
+{
+	const char *env = getenv("TSLAB_CKPT_OBJECTS");
+	uint32_t n = env ? (uint32_t)atoi(env) : 200000;
+
+	measure(n, 100, 200);
+	measure(n / 4, 2000, 1500);
 }
 
 int main(void)
