@@ -33,6 +33,7 @@ void tslab_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int err;
 
 	if (fs->no_open) {
+		atomic_store(&fs->kernel_no_open, true);
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}

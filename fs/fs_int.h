@@ -154,6 +154,14 @@ struct tslab_fs {
 	/* OPEN answers ENOSYS: the kernel opens files without asking us and
 	 * sends no RELEASE or FLUSH for them (set in INIT when supported). */
 	bool no_open;
+	/* The kernel has seen that ENOSYS: from now on it sends no RELEASE
+	 * either, also for files opened by CREATE. Until then every created
+	 * file costs a RELEASE, so the first CREATE of a mount makes the
+	 * notify thread open that file once (probe_h; threads.c). */
+	atomic_bool kernel_no_open;
+	atomic_uint probes;     /* probes started (at most TSLAB_PROBES) */
+	slab_handle_t probe_h;  /* under notify_mu; 0: none pending */
+	const char *mountpoint; /* absolute; NULL when not usable for paths */
 	/* Mounted as fuseblk (a block device, as root): the kernel sends
 	 * DESTROY at unmount and waits for its reply, so the device is closed
 	 * there; closed tells main it is done. */
@@ -298,7 +306,11 @@ int tslab_drop_epoch_dir(struct tslab_fs *fs, struct tslab_epoch *pep,
 /* ---- notify (ops.c) / commit (ns.c) threads ---------------------------- */
 int tslab_threads_start(struct tslab_fs *fs);
 void tslab_threads_stop(struct tslab_fs *fs);
+/* DROPPED: an epoch went with the entry; memory is trimmed afterwards. */
 void tslab_notify_inval_entry(struct tslab_fs *fs, slab_handle_t parent, const char *name,
-                              size_t len);
+                              size_t len, bool dropped);
+#define TSLAB_PROBES 3u
+/* File H was just created: let the notify thread teach the kernel no_open. */
+void tslab_notify_probe(struct tslab_fs *fs, slab_handle_t h);
 
 #endif /* TSLAB_FS_INT_H */

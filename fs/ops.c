@@ -378,6 +378,8 @@ out:
 		a->fi->keep_cache = 1;
 		a->fi->noflush = 1;
 		fuse_reply_create(req, &e, a->fi);
+		if (fs->no_open && !atomic_load(&fs->kernel_no_open))
+			tslab_notify_probe(fs, e.ino);
 	} else {
 		fuse_reply_entry(req, &e);
 	}
@@ -788,6 +790,7 @@ unlock_drop:
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct tslab_fs *fs = tslab_fs_of(req);
+	bool dropped = false;
 	size_t len;
 	int err = name_check(name, &len);
 
@@ -795,13 +798,15 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		err = -EROFS;
 	if (!err)
 		err = rmdir_plain(fs, parent, name, len);
-	if (err == -EAGAIN)
+	if (err == -EAGAIN) {
 		err = rmdir_epoch(fs, parent, name, len);
+		dropped = !err;
+	}
 	fuse_reply_err(req, -err);
 	/* After the reply (libfuse: notifications from inside a request
 	 * handler of the same name may deadlock), on the notifier thread. */
 	if (!err)
-		tslab_notify_inval_entry(fs, parent, name, len);
+		tslab_notify_inval_entry(fs, parent, name, len, dropped);
 }
 
 /* ---- statfs / access --------------------------------------------------------- */

@@ -44,8 +44,8 @@ static struct tslab_xattr *xattr_find(struct tslab_inode *ip, const char *name,
 }
 
 /* Value of a user.tslab.* attribute as text; -ENODATA if not one. */
-static int epoch_attr(struct tslab_fs *fs, struct tslab_inode *ip, const char *name,
-                      char *out, size_t outlen)
+static int epoch_attr(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_inode *ip,
+                      const char *name, char *out, size_t outlen)
 {
 	struct slab_epoch_stats s;
 	uint64_t v;
@@ -53,6 +53,9 @@ static int epoch_attr(struct tslab_fs *fs, struct tslab_inode *ip, const char *n
 
 	if (!has_epoch_attrs(ip))
 		return -ENODATA;
+	/* Count what was written, also files still buffered in DRAM (EP is
+	 * the directory's own epoch, locked by the caller). */
+	tslab_flush_epoch(fs, ep, 0);
 	err = slab_epoch_stats(fs->st, tslab_epoch_of(ip->ino), &s);
 	if (err)
 		return tslab_err(fs, err, "reading epoch statistics");
@@ -79,8 +82,8 @@ static void reply_value(fuse_req_t req, const void *val, size_t len, size_t size
 		fuse_reply_buf(req, val, len);
 }
 
-static int get_locked(struct tslab_fs *fs, struct tslab_inode *ip, const char *name,
-                      void **val, size_t *len)
+static int get_locked(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_inode *ip,
+                      const char *name, void **val, size_t *len)
 {
 	struct tslab_xattr *a;
 	char num[32];
@@ -88,7 +91,7 @@ static int get_locked(struct tslab_fs *fs, struct tslab_inode *ip, const char *n
 	int r;
 
 	if (!strncmp(name, TSLAB_XATTR_RESERVED, strlen(TSLAB_XATTR_RESERVED))) {
-		r = epoch_attr(fs, ip, name, num, sizeof(num));
+		r = epoch_attr(fs, ep, ip, name, num, sizeof(num));
 		if (r < 0)
 			return r;
 		*val = strdup(num);
@@ -128,7 +131,7 @@ void tslab_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t 
 	pthread_rwlock_rdlock(&fs->drop_lock);
 	err = tslab_get_locked(fs, ino, &ep, &ip);
 	if (!err) {
-		err = get_locked(fs, ip, name, &val, &len);
+		err = get_locked(fs, ep, ip, name, &val, &len);
 		pthread_mutex_unlock(&ep->lock);
 	}
 	pthread_rwlock_unlock(&fs->drop_lock);

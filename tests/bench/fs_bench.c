@@ -582,7 +582,7 @@ static int bench_expire(const struct bench_opts *o, int root)
 	return 0;
 }
 
-/* VmRSS or VmHWM ("VmRSS:", "VmHWM:") of PID in kB; -errno on failure. */
+/* A number from /proc/PID/status ("VmRSS:" in kB, "Threads:"); -errno. */
 static long bench_proc_kb(long pid, const char *key)
 {
 	char path[64], line[256];
@@ -644,7 +644,7 @@ static int bench_one_cycle(const struct bench_opts *o, int root, const char *nam
 static int bench_cycles(const struct bench_opts *o, int root)
 {
 	char name[BENCH_NAME_MAX];
-	long first = 0, last = 0, kb;
+	long first = 0, last = 0, kb, threads = 0;
 	double t0 = bench_now();
 	struct timespec settle = {o->settle / 1000, (long)(o->settle % 1000) * 1000000};
 
@@ -669,8 +669,10 @@ static int bench_cycles(const struct bench_opts *o, int root)
 			printf("\n");
 			return bench_fail("reading VmRSS of", "-P", (int)kb);
 		}
-		if (!c)
+		if (!c) {
 			first = kb;
+			threads = bench_proc_kb(o->pid, "Threads:");
+		}
 		last = kb;
 		printf("%s%" PRIu32 ":%ld", c ? "," : "", c + 1, kb);
 		fflush(stdout);
@@ -679,10 +681,11 @@ static int bench_cycles(const struct bench_opts *o, int root)
 	       (double)o->files * o->cycles / (bench_now() - t0));
 	if (o->pid > 0)
 		printf("rss_kb_first=%ld\nrss_kb_last=%ld\nrss_growth_pct=%.2f\n"
-		       "hwm_kb=%ld\n",
+		       "hwm_kb=%ld\nthreads_first=%ld\nthreads_last=%ld\n",
 		       first, last,
 		       first ? (double)(last - first) * 100.0 / (double)first : 0.0,
-		       bench_proc_kb(o->pid, "VmHWM:"));
+		       bench_proc_kb(o->pid, "VmHWM:"), threads,
+		       bench_proc_kb(o->pid, "Threads:"));
 	return 0;
 }
 

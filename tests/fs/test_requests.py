@@ -72,7 +72,9 @@ def main(t):
 
     c = requests_of(m, lambda: [os.stat(m.p("e", "f%d" % i)) for i in range(10)], False)
     print("10 x stat right after writing (the kernel invalidated size/mtime):", dict(c))
-    check(c["GETATTR"] <= 10 and c["LOOKUP"] == 0, "at most one GETATTR per written file")
+    # A LOOKUP instead of the GETATTR when the kernel evicted the inode
+    # meanwhile (another process dropping the caches).
+    check(c["GETATTR"] + c["LOOKUP"] <= 10, "at most one GETATTR per written file")
     c = requests_of(m, lambda: [os.stat(m.p("e", "f%d" % i)) for i in range(10)], False)
     print("10 x stat of cached files:", dict(c))
     check(sum(c.values()) == 0, "stat of a cached file costs no request")
