@@ -113,19 +113,27 @@ static char *probe_path(struct tslab_fs *fs, slab_handle_t h)
  * ENOSYS, and until then sends a RELEASE for every created file. Opening
  * the first created file once, from this thread (never a request thread:
  * the open goes through the loop), teaches it. A failed probe (the file
- * renamed or removed meanwhile) is retried at a later create.
+ * renamed or removed meanwhile) is retried at a later create, twice.
  */
 static void probe_no_open(struct tslab_fs *fs, slab_handle_t h)
 {
 	char *path;
-	int fd;
+	int fd = -1;
 
 	pthread_rwlock_wrlock(&fs->drop_lock);
 	path = probe_path(fs, h);
 	pthread_rwlock_unlock(&fs->drop_lock);
 	if (!path)
 		return;
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	/* Until the kernel has processed our CREATE reply, its dentry is the
+	 * negative one the preceding LOOKUP left: ENOENT for a moment. */
+	for (int tries = 0; tries < 50; tries++) {
+		fd =
+		    open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+		if (fd >= 0 || errno != ENOENT || atomic_load(&fs->kernel_no_open))
+			break;
+		usleep(1000);
+	}
 	if (fd >= 0)
 		close(fd);
 	free(path);
