@@ -376,6 +376,10 @@ struct slab_zone {
 	uint16_t writers;      /* epochs whose cur_zone this is */
 	uint8_t state;
 	bool ro; /* READ_ONLY: readable, never written */
+	/* Opened by the root epoch: holds root pages only. Root records (drop
+	 * records, epoch directories) outlive data epochs; sharing a zone with
+	 * one would pin that epoch's dead pages, and its drop record, until GC. */
+	bool root;
 	/* FULL to slab but still open on the device (an OPEN zone whose
 	 * records all died, taken for reset without a finish): it keeps its
 	 * place in st->active until the reset. */

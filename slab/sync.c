@@ -419,6 +419,29 @@ static bool gc_needed(struct slab_store *st)
 	return st->gc_wanted || atomic_load(&st->zones_free) <= st->reserve;
 }
 
+/* Drop records kept only because the journal still holds records of their
+ * epochs; past this many the background thread cycles the journal, so
+ * that they (and their epoch slots) do not pile up while the journal
+ * fills slowly. */
+#define DROPS_JWAIT_MAX 4u
+
+static uint32_t drops_waiting_journal(struct slab_store *st)
+{
+	struct slab_epoch *root = st->etab[0];
+	uint64_t now = atomic_load(&st->jcycle);
+	uint32_t n = 0;
+
+	pthread_mutex_lock(&root->lock);
+	for (uint32_t i = 0; i < st->ndrops; i++) {
+		const struct slab_drop *d = &st->drops[i];
+
+		if (d->ready && d->jwait && d->jcycle != UINT64_MAX && now <= d->jcycle)
+			n++;
+	}
+	pthread_mutex_unlock(&root->lock);
+	return n;
+}
+
 /* Finish the drops handed over so far: free their DRAM, then run a sync,
  * which resets every zone whose live bytes reached 0 (bglock held; dropped
  * while working). */
@@ -437,7 +460,7 @@ static void reclaim(struct slab_store *st)
 		g = next;
 	}
 	if (!st->ro && !st->fenced)
-		slab_sync_all(st, false);
+		slab_sync_all(st, drops_waiting_journal(st) >= DROPS_JWAIT_MAX);
 	pthread_mutex_lock(&st->bglock);
 	st->reclaim_done = asked;
 	pthread_cond_broadcast(&st->spacecond);

@@ -15,6 +15,9 @@
  *      last free zone to GC),
  *   3. the OPEN zone with the fewest writers (pages stay single-epoch),
  *   4. finish the fullest OPEN zone to make an active slot for a FREE one.
+ * Steps 1-3 take only zones of the asker's side: the root epoch writes to
+ * zones it opened itself, data epochs to the others; only when neither
+ * side has a zone left do they mix (5).
  * Page writes to one zone are serialised by the zone's wlock (lock order:
  * wlock -> zlock), so every write starts exactly at the write pointer.
  */
@@ -41,7 +44,7 @@ static void zone_finish_locked(struct slab_store *st, uint32_t z)
 		slab_dev_finish(st, z);
 }
 
-static int pick_free(struct slab_store *st, bool gc)
+static int pick_free(struct slab_store *st, bool gc, bool root)
 {
 	uint32_t nfree = atomic_load(&st->zones_free);
 
@@ -53,6 +56,7 @@ static int pick_free(struct slab_store *st, bool gc)
 		if (zn->state != ZS_FREE)
 			continue;
 		zn->state = ZS_OPEN;
+		zn->root = root;
 		zn->filled_seq = atomic_load(&st->page_seq);
 		st->active++;
 		atomic_fetch_sub(&st->zones_free, 1);
@@ -79,33 +83,48 @@ static bool make_active_room(struct slab_store *st)
 	return true;
 }
 
-static int pick_zone(struct slab_store *st, uint32_t len, bool gc)
+/* An OPEN zone with room for LEN on the given side: one no epoch writes to
+ * (ANY_WRITERS false), else the one with the fewest writers; -1 if none. */
+static int pick_open(struct slab_store *st, uint32_t len, int side, bool any_writers)
 {
 	int best = -1;
 
 	for (uint32_t z = st->first_data; z < st->nzones; z++) {
 		struct slab_zone *zn = &st->zones[z];
 
-		if (zn->state == ZS_OPEN && zn->writers == 0 && zn->wp + len <= zcap(st))
-			return (int)z;
+		if (zn->state != ZS_OPEN || zn->wp + len > zcap(st) ||
+		    (side >= 0 && zn->root != (side == 1)))
+			continue;
+		if (!any_writers) {
+			if (zn->writers == 0)
+				return (int)z;
+		} else if (best < 0 || zn->writers < st->zones[best].writers) {
+			best = (int)z;
+		}
 	}
+	return best;
+}
+
+static int pick_zone(struct slab_store *st, uint32_t len, bool gc, bool root)
+{
+	int side = root ? 1 : 0, best = pick_open(st, len, side, false);
+
+	if (best >= 0)
+		return best;
 	if (st->active < st->budget) {
-		best = pick_free(st, gc);
+		best = pick_free(st, gc, root);
 		if (best >= 0)
 			return best;
 	}
-	for (uint32_t z = st->first_data; z < st->nzones; z++) {
-		struct slab_zone *zn = &st->zones[z];
-
-		if (zn->state == ZS_OPEN && zn->wp + len <= zcap(st) &&
-		    (best < 0 || zn->writers < st->zones[best].writers))
-			best = (int)z;
-	}
+	best = pick_open(st, len, side, true);
 	if (best >= 0)
 		return best;
-	if (st->active >= st->budget && make_active_room(st))
-		return pick_free(st, gc);
-	return -1;
+	if (st->active >= st->budget && make_active_room(st)) {
+		best = pick_free(st, gc, root);
+		if (best >= 0)
+			return best;
+	}
+	return pick_open(st, len, -1, true);
 }
 
 void slab_zone_detach(struct slab_store *st, struct slab_epoch *e)
@@ -137,7 +156,7 @@ static int zone_for_epoch(struct slab_store *st, struct slab_epoch *e, uint32_t 
 		zn->writers--;
 		e->cur_zone = SLAB_LOC_NONE;
 	}
-	nz = pick_zone(st, len, gc);
+	nz = pick_zone(st, len, gc, e->eslot == 0);
 	if (nz < 0) {
 		pthread_mutex_unlock(&st->zlock);
 		return -ENOSPC;
@@ -249,6 +268,7 @@ int slab_zone_reset(struct slab_store *st, uint32_t z)
 		goto out;
 	}
 	zn->state = ZS_FREE;
+	zn->root = false;
 	zn->wp = 0;
 	zn->gen++;
 	zn->writers = 0;

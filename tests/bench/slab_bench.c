@@ -19,7 +19,9 @@
  *            1,000 and 1,000,000 objects of 100 B, median of 7 and 3 runs,
  *            and the time the background thread then takes to reset the
  *            epoch's zones and return its DRAM (slab_reclaim_wait()).
- *   memory   DRAM per live object (slab only: slots, slot tables, page
+ *   memory   (run, like everything here, with the malloc settings of the
+ *            tslabfs daemon: one arena, malloc_trim() after a drop)
+ *            DRAM per live object (slab only: slots, slot tables, page
  *            buffers; then what fs/ adds in the epoch's arena: a 128 B
  *            inode and an 8 B name) and RSS after the 1st and the last of
  *            CYCLES create/fill 100k/drop cycles, with RSS and glibc heap sizes at
@@ -399,6 +401,7 @@ static void bench_memory(int cycles)
 		}
 		slab_epoch_drop(st, ep);
 		slab_reclaim_wait(st);
+		malloc_trim(0); /* what tslabfs does after a drop */
 		last = rss_kib();
 		if (c == 1)
 			first = last;
@@ -544,6 +547,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1)
 		dir = argv[1];
+	/* The malloc configuration of the tslabfs daemon (fs/main.c). */
+	mallopt(M_ARENA_MAX, 1);
 	if (want(sections, "arena"))
 		bench_arena();
 	if (want(sections, "space"))

@@ -556,6 +556,44 @@ static void test_seal(void **state)
 	fix_close(&f);
 }
 
+/* ---- many drops ---------------------------------------------------------------- */
+
+/* Epoch after epoch created, filled and dropped: drop records retire and
+ * epoch slots are reused, so neither piles up (root records keep to their
+ * own zones; the journal is cycled when drops wait for it). */
+static void test_drop_cycles(void **state)
+{
+	struct fix f;
+	uint32_t max_slots = 0, max_drops = 0;
+
+	(void)state;
+	fix_open(&f, 24, 1u << 20, 0);
+	for (uint32_t c = 0; c < 120; c++) {
+		uint32_t ep;
+
+		assert_int_equal(slab_epoch_create(f.st, &ep), 0);
+		for (uint32_t i = 0; i < 1500; i++) {
+			slab_handle_t h;
+
+			assert_int_equal(slab_obj_alloc(f.st, ep, &h), 0);
+			assert_int_equal(put_ver(f.st, h, i, c + 1, 200), 0);
+		}
+		if (c % 3 == 0)
+			assert_int_equal(slab_sync(f.st), 0); /* some records journaled */
+		assert_int_equal(slab_epoch_drop(f.st, ep), 0);
+		slab_reclaim_wait(f.st);
+		if (f.st->neslots > max_slots)
+			max_slots = f.st->neslots;
+		if (f.st->ndrops > max_drops)
+			max_drops = f.st->ndrops;
+	}
+	print_message("120 cycles: at most %u epoch slots, %u pending drop records\n",
+	              max_slots, max_drops);
+	assert_true(max_slots <= 10);
+	assert_true(max_drops <= 8);
+	fix_close(&f);
+}
+
 /* ---- read cache ------------------------------------------------------------- */
 
 /* Reads are served from the block cache, and a zone reset and rewritten at
@@ -615,6 +653,7 @@ int main(void)
 	    cmocka_unit_test(test_enospc),
 	    cmocka_unit_test(test_read_cache_reset),
 	    cmocka_unit_test(test_seal),
+	    cmocka_unit_test(test_drop_cycles),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
