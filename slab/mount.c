@@ -273,7 +273,7 @@ static int rc_live(struct recov *rc, struct slab_epoch *e, const struct rent *r)
 	struct slab_store *st = rc->st;
 
 	if (!r->journal) {
-		atomic_fetch_add(&st->zones[r->zone].live, r->len);
+		slab_zone_live_add(st, r->zone, r->len);
 		if (slab_ezone_add(e, r->zone, st->zones[r->zone].gen, r->len))
 			return -ENOMEM;
 	}
@@ -1248,12 +1248,10 @@ int slab_unmount(struct slab_store *st)
 
 void slab_space_get(struct slab_store *st, struct slab_space *out)
 {
-	uint64_t cap = st->geo.zone_capacity, live = 0;
+	uint64_t cap = st->geo.zone_capacity, live = atomic_load(&st->live_total);
 	uint32_t ndata = st->nzones - st->first_data;
 
 	memset(out, 0, sizeof(*out));
-	for (uint32_t z = st->first_data; z < st->nzones; z++)
-		live += atomic_load(&st->zones[z].live);
 	out->total_bytes = (uint64_t)ndata * cap;
 	out->free_bytes = out->total_bytes > live ? out->total_bytes - live : 0;
 	uint64_t res = (uint64_t)st->reserve * cap;

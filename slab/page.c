@@ -117,7 +117,7 @@ static void page_commit(struct slab_store *st, struct slab_epoch *e, uint32_t zo
 		off += r.len;
 	}
 	if (live) {
-		atomic_fetch_add(&st->zones[zone].live, live);
+		slab_zone_live_add(st, zone, live);
 		slab_ezone_add(e, zone, zgen, (int64_t)live);
 	}
 }
@@ -209,7 +209,7 @@ static int page_write_alone(struct slab_store *st, struct slab_epoch *e,
 	if (ret)
 		goto out_free;
 	*loc = (struct slab_loc){zone, zoff + SLAB_PAGE_HDR};
-	atomic_fetch_add(&st->zones[zone].live, r->len);
+	slab_zone_live_add(st, zone, r->len);
 	slab_ezone_add(e, zone, zgen, (int64_t)r->len);
 	e->pages++;
 	e->wrote = true;

@@ -440,9 +440,10 @@ struct slab_store {
 	int sync_err;
 
 	/* journal: owned by the running sync (or mount/unmount) */
-	uint32_t jzone;          /* current journal zone */
-	uint64_t jwp[8];         /* write pointer of each journal zone */
-	_Atomic uint64_t jcycle; /* times every journal zone was reset */
+	uint32_t jzone;            /* current journal zone */
+	uint64_t jwp[8];           /* write pointer of each journal zone */
+	_Atomic uint64_t jcycle;   /* times every journal zone was reset */
+	atomic_bool jcycle_wanted; /* the next sync cycles the journal */
 	uint8_t *jbuf;
 	size_t jbuf_cap;
 
@@ -470,6 +471,9 @@ struct slab_store {
 	pthread_rwlock_t iolock;
 	bool fenced;
 
+	/* sum of every data zone's live bytes (slab_zone_live_add/sub) */
+	_Atomic uint64_t live_total;
+
 	/* counters */
 	_Atomic uint64_t c_objects, c_pages, c_jwrites, c_resets, c_gc_runs, c_gc_moved;
 	_Atomic uint64_t c_user, c_dev, c_slow, c_torn;
@@ -483,6 +487,19 @@ struct slab_store {
 	uint64_t ck_dev_mark; /* c_dev at the last checkpoint attempt (bg thread) */
 	uint64_t ck_last;     /* highest checkpoint number referenced so far */
 };
+
+/* Zone live bytes change only through these, which keep st->live_total. */
+static inline void slab_zone_live_add(struct slab_store *st, uint32_t z, uint64_t n)
+{
+	atomic_fetch_add(&st->zones[z].live, n);
+	atomic_fetch_add(&st->live_total, n);
+}
+
+static inline void slab_zone_live_sub(struct slab_store *st, uint32_t z, uint64_t n)
+{
+	atomic_fetch_sub(&st->zones[z].live, n);
+	atomic_fetch_sub(&st->live_total, n);
+}
 
 /* store.c */
 struct slab_epoch *slab_epoch_lock(struct slab_store *st, uint32_t epoch);

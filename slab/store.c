@@ -306,7 +306,7 @@ void slab_loc_kill(struct slab_store *st, struct slab_epoch *e, struct slab_loc 
 {
 	if (loc.zone >= st->nzones || loc.zone < st->first_data)
 		return; /* open page, none, or journal: not counted */
-	atomic_fetch_sub(&st->zones[loc.zone].live, len);
+	slab_zone_live_sub(st, loc.zone, len);
 	for (uint32_t i = 0; i < e->ez_n; i++) {
 		if (e->ez[i].zone == loc.zone) {
 			e->ez[i].live -= len;
@@ -871,7 +871,7 @@ static struct slab_ezone *drop_release(struct slab_store *st, struct slab_epoch 
 	for (uint32_t i = 0; i < e->ez_n; i++) {
 		if (e->ez[i].zgen != st->zones[e->ez[i].zone].gen)
 			continue;
-		atomic_fetch_sub(&st->zones[e->ez[i].zone].live, e->ez[i].live);
+		slab_zone_live_sub(st, e->ez[i].zone, e->ez[i].live);
 		if (ez)
 			ez[n++] = e->ez[i];
 	}

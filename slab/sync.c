@@ -309,6 +309,9 @@ int slab_do_sync(struct slab_store *st, bool flush_pages)
 		}
 	} else {
 		ret = journal_dirty(st);
+		/* As when the journal is full: what it holds goes to slab pages. */
+		if (!ret && atomic_exchange(&st->jcycle_wanted, false))
+			ret = slab_journal_cycle(st, false);
 	}
 	if (!ret)
 		ret = slab_dev_flush(st);
@@ -459,8 +462,11 @@ static void reclaim(struct slab_store *st)
 		free(g);
 		g = next;
 	}
-	if (!st->ro && !st->fenced)
-		slab_sync_all(st, drops_waiting_journal(st) >= DROPS_JWAIT_MAX);
+	if (!st->ro && !st->fenced) {
+		if (drops_waiting_journal(st) >= DROPS_JWAIT_MAX)
+			atomic_store(&st->jcycle_wanted, true);
+		slab_sync_all(st, false);
+	}
 	pthread_mutex_lock(&st->bglock);
 	st->reclaim_done = asked;
 	pthread_cond_broadcast(&st->spacecond);
