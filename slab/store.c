@@ -439,14 +439,20 @@ static struct slab_slot *obj_lookup(struct slab_store *st, slab_handle_t h,
 	return s;
 }
 
-/* Lock EPOCH for a change: -EROFS on a read-only store, -ESTALE if it is
- * not open. A sealed epoch is returned locked; the caller decides. */
+/* Lock EPOCH for a change: 0 with *out locked, -EROFS on a read-only
+ * store, -ESTALE if it is not open, 1 (not locked) if it is sealed. */
 static int epoch_lock_rw(struct slab_store *st, uint32_t epoch, struct slab_epoch **out)
 {
 	if (st->ro)
 		return -EROFS;
 	*out = slab_epoch_lock(st, epoch);
-	return *out ? 0 : -ESTALE;
+	if (!*out)
+		return -ESTALE;
+	if ((*out)->sealed) {
+		pthread_mutex_unlock(&(*out)->lock);
+		return 1;
+	}
+	return 0;
 }
 
 /* The slot of H locked for a change, as obj_lookup(); -EROFS when its epoch
@@ -477,11 +483,7 @@ int slab_obj_alloc(struct slab_store *st, uint32_t epoch, slab_handle_t *out)
 		return -EINVAL;
 	ret = epoch_lock_rw(st, epoch, &e);
 	if (ret)
-		return ret;
-	if (e->sealed) {
-		pthread_mutex_unlock(&e->lock);
-		return -EROFS;
-	}
+		return ret > 0 ? -EROFS : ret;
 	if (e->free_head) {
 		slot = e->free_head;
 		s = slab_slot_get(e, slot);
@@ -773,11 +775,7 @@ int slab_epoch_seal(struct slab_store *st, uint32_t epoch)
 		return -EINVAL;
 	ret = epoch_lock_rw(st, epoch, &e);
 	if (ret)
-		return ret;
-	if (e->sealed) {
-		pthread_mutex_unlock(&e->lock);
-		return 0;
-	}
+		return ret > 0 ? 0 : ret; /* sealed already: nothing to do */
 	ret = seal_locked(st, e, epoch);
 	pthread_mutex_unlock(&e->lock);
 	if (ret)
