@@ -377,6 +377,17 @@ out:
 	} else if (a->fi) {
 		a->fi->keep_cache = 1;
 		a->fi->noflush = 1;
+		/*
+		 * A file created write-only without setuid/setgid bits (the
+		 * ingest case) is written through direct I/O: the kernel then
+		 * skips its privilege check before each write, a GETXATTR of
+		 * security.capability, which a new file cannot have. Nobody
+		 * can have its pages cached yet, and a write-only descriptor
+		 * cannot be mmapped. Later opens use the page cache.
+		 */
+		if ((a->fi->flags & O_ACCMODE) == O_WRONLY &&
+		    !(a->mode & (S_ISUID | S_ISGID)))
+			a->fi->direct_io = 1;
 		fuse_reply_create(req, &e, a->fi);
 		if (fs->no_open && !atomic_load(&fs->kernel_no_open))
 			tslab_notify_probe(fs, e.ino);
