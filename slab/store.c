@@ -352,6 +352,7 @@ int slab_epoch_create(struct slab_store *st, uint32_t *epoch_out)
 		goto fail_setup;
 	e->state = EPOCH_OPEN;
 	struct slab_rec r = {.rtype = SLAB_REC_EPOCH,
+	                     .kind = SLAB_EPOCH_KIND_OPEN,
 	                     .handle = slab_handle_make(epoch_id(e), 0, 0),
 	                     .seq = atomic_fetch_add(&st->seq, 1)};
 	struct slab_loc loc;
