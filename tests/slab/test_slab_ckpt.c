@@ -6,7 +6,7 @@
  * objects with the same fields and contents, the same live bytes per zone,
  * the same pending drops. A corrupt or mismatching checkpoint is ignored;
  * failed writes and power cuts while a checkpoint is written lose nothing.
- * Prints mount times with and without a checkpoint.
+ * Mount times are measured by tests/bench/ckpt_bench, not here.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -753,117 +753,6 @@ static void test_concurrent(void **state)
 	unlink(m.img);
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int count_cb(void *ctx, slab_handle_t h, const struct slab_obj *o)
-{
-	(void)h;
-	(void)o;
-	(*(uint64_t *)ctx)++;
-	return 0;
-}
-
-static double time_mount(const char *img, bool no_ck, uint64_t *n, bool *loaded)
-{
-	struct slab_mount_opts o = {.read_only = true, .no_checkpoint = no_ck};
-	struct zns_dev *dev;
-	struct slab_store *st;
-	double t0;
-
-	*n = 0;
-	assert_int_equal(zns_open(img, 0, &dev), 0);
-	t0 = now_s();
-	assert_int_equal(slab_mount(dev, &o, count_cb, n, &st), 0);
-	t0 = now_s() - t0;
-	*loaded = st->ck_loaded;
-	assert_int_equal(slab_unmount(st), 0);
-	zns_close(dev);
-	return t0;
-}
-
-/* N files of MINLEN..MINLEN+SPAN-1 bytes, each written twice (half the
- * device bytes dead): mount times with and without the checkpoint. */
-static void measure(uint32_t n, uint32_t minlen, uint32_t span)
-{
-	static uint8_t buf[4096];
-	slab_handle_t *hs = calloc(n, sizeof(*hs));
-	char img[256], name[32];
-	struct zns_dev *dev;
-	struct slab_store *st;
-	uint64_t got;
-	bool loaded;
-
-	assert_int_equal(tu_mkimg(img, sizeof(img), 64, 8 << 20, 14), 0);
-	assert_int_equal(zns_open(img, 0, &dev), 0);
-	assert_int_equal(slab_format(dev, NULL), 0);
-	assert_int_equal(slab_mount(dev, &rw, NULL, NULL, &st), 0);
-	for (int pass = 0; pass < 2; pass++)
-		for (uint32_t i = 0; i < n; i++) {
-			uint32_t len = minlen + i % span;
-			struct slab_obj o = {
-			    .kind = 1,
-			    .attr = {.mode = 0100644, .nlink = 1, .size = len},
-			    .parent = SLAB_HANDLE_ROOT,
-			    .name = name,
-			    .data = buf,
-			    .data_len = len};
-
-			if (pass == 0)
-				assert_int_equal(
-				    slab_obj_alloc(st, SLAB_EPOCH_ROOT, &hs[i]), 0);
-			o.name_len = (uint8_t)snprintf(name, sizeof(name), "file-%u", i);
-			memset(buf, (int)(i + (uint32_t)pass), len);
-			assert_int_equal(slab_obj_put(st, hs[i], &o), 0);
-		}
-	double t0 = now_s();
-
-	assert_int_equal(slab_unmount(st), 0);
-	double tu = now_s() - t0;
-
-	zns_close(dev);
-	double tf = 1e9, tc = 1e9;
-
-	/* best of three each, alternating */
-	for (int k = 0; k < 3; k++) {
-		double t = time_mount(img, true, &got, &loaded);
-
-		assert_int_equal(got, n);
-		assert_false(loaded);
-		tf = t < tf ? t : tf;
-		t = time_mount(img, false, &got, &loaded);
-		assert_int_equal(got, n);
-		assert_true(loaded);
-		tc = t < tc ? t : tc;
-	}
-	struct slab_ckpt_ref ref;
-
-	ckpt_ref(img, &ref);
-	print_message(
-	    "%u objects of %u-%u bytes: mount full scan %.3f s, from checkpoint "
-	    "%.3f s (%.1fx); checkpoint %.1f MiB in %u zones, unmount with "
-	    "checkpoint %.3f s\n",
-	    n, minlen, minlen + span - 1, tf, tc, tf / tc, (double)ref.bytes / (1 << 20),
-	    ref.nzones, tu);
-	free(hs);
-	unlink(img);
-}
-
-/* Mount time with and without the checkpoint (printed, not asserted). */
-static void test_mount_time(void **state)
-{
-	const char *env = getenv("TSLAB_CKPT_OBJECTS");
-	uint32_t n = env ? (uint32_t)atoi(env) : 200000;
-
-	measure(n, 100, 200);
-	measure(n / 4, 2000, 1500);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -872,15 +761,7 @@ int main(void)
 	    cmocka_unit_test(test_corrupt),
 	    cmocka_unit_test(test_power_cut_during_checkpoint),
 	    cmocka_unit_test(test_concurrent),
-	    cmocka_unit_test(test_mount_time),
 	};
 
-	/* TSLAB_CKPT_OBJECTS=n with TSLAB_CKPT_TIME_ONLY=1: just the measurement */
-	const struct CMUnitTest only[] = {
-	    cmocka_unit_test(test_mount_time),
-	};
-
-	if (getenv("TSLAB_CKPT_TIME_ONLY"))
-		return cmocka_run_group_tests(only, NULL, NULL);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
