@@ -19,7 +19,8 @@
 static void must(int rc, const char *what)
 {
 	if (rc != 0) {
-		fprintf(stderr, "ckpt_bench: %s: %s\n", what, strerror(rc < 0 ? -rc : rc));
+		fprintf(stderr, "ckpt_bench: %s: %s\n", what,
+		        strerror(rc < 0 ? -rc : rc));
 		exit(1);
 	}
 }
@@ -43,11 +44,11 @@ static int count_cb(void *ctx, slab_handle_t h, const struct slab_obj *o)
 static void mkimg(char *path, size_t n, const char *dir)
 {
 	struct zns_emul_params p = {.lba_size = 4096,
-				    .zone_size = 8 << 20,
-				    .nr_zones = 64,
-				    .size = (uint64_t)66 * (8 << 20) + (4u << 20),
-				    .max_open = 14,
-				    .max_active = 14};
+	                            .zone_size = 8 << 20,
+	                            .nr_zones = 64,
+	                            .size = (uint64_t)66 * (8 << 20) + (4u << 20),
+	                            .max_open = 14,
+	                            .max_active = 14};
 	int fd;
 
 	snprintf(path, n, "%s/ckpt-bench-XXXXXX", dir);
@@ -79,7 +80,7 @@ static double time_mount(const char *img, bool no_ck, uint64_t *n, bool *loaded)
 }
 
 static void fill(const char *img, uint32_t n, uint32_t minlen, uint32_t span,
-		 double *unmount_s)
+                 double *unmount_s)
 {
 	static const struct slab_mount_opts rw = {.commit_ms = 40};
 	static uint8_t buf[4096];
