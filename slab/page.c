@@ -35,6 +35,8 @@ struct slab_loc *slab_rec_owner(struct slab_store *st, struct slab_epoch *e,
 {
 	struct slab_slot *s;
 
+	tslab_mutex_assert_held(&e->lock);
+
 	*lenp = NULL;
 	if (r->rtype == SLAB_REC_DROP) {
 		if (e->eslot != 0)
@@ -130,6 +132,8 @@ int slab_page_write(struct slab_store *st, struct slab_epoch *e, bool gc)
 	uint32_t zone, zoff, zgen;
 	int ret;
 
+	tslab_mutex_assert_held(&e->lock);
+
 	if (pg->nrec == 0)
 		return 0;
 	struct slab_page_hdr h = {.epoch = slab_epoch_id(e->eslot, e->gen),
@@ -153,6 +157,8 @@ int slab_page_write(struct slab_store *st, struct slab_epoch *e, bool gc)
 
 int slab_page_reserve(struct slab_store *st, struct slab_epoch *e, uint32_t len, bool gc)
 {
+	tslab_mutex_assert_held(&e->lock);
+
 	if (e->page.used + len <= SLAB_PAGE_SIZE)
 		return 0;
 	return slab_page_write(st, e, gc);
@@ -225,6 +231,8 @@ int slab_page_append(struct slab_store *st, struct slab_epoch *e, struct slab_re
 	struct slab_dpage *pg = &e->page;
 	int ret;
 
+	tslab_mutex_assert_held(&e->lock);
+
 	if (pg->nrec == 0 && r->rtype == SLAB_REC_OBJ) {
 		pg->def_uid = r->uid;
 		pg->def_gid = r->gid;
@@ -259,6 +267,8 @@ int slab_page_append_raw(struct slab_store *st, struct slab_epoch *e, const uint
 {
 	struct slab_dpage *pg = &e->page;
 	int ret;
+
+	tslab_mutex_assert_held(&e->lock);
 
 	if (pg->used + len + 8 > SLAB_PAGE_SIZE) {
 		ret = slab_page_write(st, e, gc);

@@ -36,8 +36,8 @@
  *
  * Concurrency
  *   All functions are thread-safe. Epochs are the unit of concurrency: puts
- *   into different epochs do not serialise on one lock. Lock order inside:
- *   epoch lock -> zone allocator lock -> device.
+ *   into different epochs do not serialise on one lock, and no store-wide
+ *   lock is held across a device call (the lock rules are in slab_int.h).
  *
  * Errors: negative errno. -ESTALE bad handle, -ENOSPC full, -EROFS store
  * went read-only after an unrecoverable device error, -EIO device error,

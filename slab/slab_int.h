@@ -14,7 +14,42 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "common/tslab_lock.h"
 #include "slab/slab.h"
+
+/*
+ * Lock rules of the slab module (the one place they are stated; functions
+ * that require a lock assert it with tslab_*_assert_held()).
+ *
+ *  lock                 guards                                   kind
+ *  st->gclock           one GC pass at a time                    mutex
+ *  epoch->lock          the epoch's slots, open page, zone list,  mutex
+ *                       state; the root epoch's lock also guards
+ *                       st->drops
+ *  st->elock            epoch free list, st->neslots              mutex, leaf
+ *  st->dlock            the dirty-epoch list                      mutex, leaf
+ *  st->slock/scond      group-commit generation counters          mutex, leaf
+ *  st->bglock           background thread's wake-ups, graves,     mutex, leaf
+ *                       reclaim counters, throttled writers
+ *  zone->wlock          page writes, finish and reset of one zone mutex
+ *  st->zlock            zone states, write pointers, generations, mutex
+ *                       writers, st->active/budget
+ *  st->iolock           device calls (shared) against the fence   rwlock
+ *                       (exclusive)
+ *  rcache set locks     one read-cache set                        mutex, leaf
+ *  arena spinlock       one DRAM arena                            spin, leaf
+ *
+ * Order (take left before right; never the reverse):
+ *   gclock -> root epoch lock -> other epoch lock -> zone wlock -> zlock
+ *   -> iolock (shared) -> device
+ * An epoch lock may also be held while taking elock, dlock or bglock
+ * (leaves: nothing is taken under them but the device is never called with
+ * them held). Two non-root epoch locks are never held together.
+ * make_active_room() only try-locks a wlock under zlock, so it cannot wait.
+ *
+ * Device I/O: st->zlock is store-wide and is never held across a device
+ * call; a zone's wlock (per zone) and an epoch's lock (per epoch) may be.
+ */
 
 /* ---- little-endian helpers ------------------------------------------- */
 
@@ -365,6 +400,7 @@ enum slab_zstate {
 	ZS_META,     /* superblock / journal */
 	ZS_GC,       /* being collected */
 	ZS_BAD,      /* offline / unusable */
+	ZS_RESET,    /* FULL, being reset on the device (its wlock held) */
 };
 
 struct slab_zone {

@@ -13,8 +13,8 @@
  *   - Slot tables grow geometrically (256, 256, 512, ... 32768 slots, then
  *     65536 per chunk), so a slot lookup is O(1) and a drop frees O(chunks).
  *
- * Lock order: root epoch lock -> other epoch lock -> st->elock / st->zlock ->
- * zone wlock -> device. st->dlock and st->slock are leaves.
+ * Locks: the lock rules (what each lock guards, the order) are in
+ * slab_int.h.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -304,6 +304,8 @@ int slab_ezone_add(struct slab_epoch *e, uint32_t zone, uint32_t zgen, int64_t d
 void slab_loc_kill(struct slab_store *st, struct slab_epoch *e, struct slab_loc loc,
                    uint32_t len)
 {
+	tslab_mutex_assert_held(&e->lock);
+
 	if (loc.zone >= st->nzones || loc.zone < st->first_data)
 		return; /* open page, none, or journal: not counted */
 	slab_zone_live_sub(st, loc.zone, len);
@@ -573,6 +575,8 @@ static int put_chunked(struct slab_store *st, struct slab_epoch *e, struct slab_
 	    slab_arena_alloc_any(e->arena, sizeof(*ch) + n * sizeof(ch->loc[0]));
 	int ret;
 
+	tslab_mutex_assert_held(&e->lock);
+
 	if (!ch)
 		return -ENOMEM;
 	ch->n = n;
@@ -753,6 +757,8 @@ static int seal_locked(struct slab_store *st, struct slab_epoch *e, uint32_t epo
 	struct slab_loc loc;
 	int ret = slab_page_append(st, e, &r, false, &loc);
 
+	tslab_mutex_assert_held(&e->lock);
+
 	if (ret)
 		return ret;
 	/* Read only now: a page written during the append may have moved it. */
@@ -863,6 +869,8 @@ static struct slab_ezone *drop_release(struct slab_store *st, struct slab_epoch 
 {
 	struct slab_ezone *ez = malloc((e->ez_n ? e->ez_n : 1) * sizeof(*ez));
 	uint32_t n = 0;
+
+	tslab_mutex_assert_held(&e->lock);
 
 	if (e->cur_zone != SLAB_LOC_NONE)
 		slab_zone_detach(st, e);

@@ -18,8 +18,9 @@
  * Steps 1-3 take only zones of the asker's side: the root epoch writes to
  * zones it opened itself, data epochs to the others; only when neither
  * side has a zone left do they mix (5).
- * Page writes to one zone are serialised by the zone's wlock (lock order:
- * wlock -> zlock), so every write starts exactly at the write pointer.
+ * Page writes, finishes and resets of one zone are serialised by the zone's
+ * wlock, so every write starts exactly at the write pointer. st->zlock is
+ * never held across a device call (lock rules: slab_int.h).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -32,21 +33,52 @@ static uint64_t zcap(const struct slab_store *st)
 	return st->geo.zone_capacity;
 }
 
-/* zlock held; the caller holds the zone's wlock or knows no write is in flight. */
-static void zone_finish_locked(struct slab_store *st, uint32_t z)
+/*
+ * Take zone Z out of the OPEN state (zlock held; the caller holds Z's wlock
+ * or knows no write is in flight). Returns true when the device still has
+ * to finish it: the zone then keeps its place in st->active (dev_open) until
+ * zone_finish_dev() has finished it, outside zlock, so that no new zone is
+ * opened on the device before an old one is closed.
+ */
+static bool zone_close_locked(struct slab_store *st, uint32_t z)
+{
+	struct slab_zone *zn = &st->zones[z];
+	bool was_open = zn->state == ZS_OPEN;
+
+	tslab_mutex_assert_held(&st->zlock);
+
+	zn->state = ZS_FULL;
+	if (was_open && zn->wp < zcap(st) && zn->wp > 0) {
+		zn->dev_open = true;
+		return true;
+	}
+	if (was_open)
+		st->active--;
+	return false;
+}
+
+/* Finish Z on the device (its wlock held, zlock not) and release its place
+ * in st->active. */
+static void zone_finish_dev(struct slab_store *st, uint32_t z)
 {
 	struct slab_zone *zn = &st->zones[z];
 
-	if (zn->state == ZS_OPEN)
+	tslab_mutex_assert_held(&zn->wlock);
+
+	slab_dev_finish(st, z);
+	pthread_mutex_lock(&st->zlock);
+	if (zn->dev_open) {
+		zn->dev_open = false;
 		st->active--;
-	zn->state = ZS_FULL;
-	if (zn->wp < zcap(st) && zn->wp > 0)
-		slab_dev_finish(st, z);
+	}
+	pthread_mutex_unlock(&st->zlock);
 }
 
 static int pick_free(struct slab_store *st, bool gc, bool root)
 {
 	uint32_t nfree = atomic_load(&st->zones_free);
+
+	tslab_mutex_assert_held(&st->zlock);
 
 	if (nfree == 0 || (!gc && nfree <= 1))
 		return -1;
@@ -65,10 +97,16 @@ static int pick_free(struct slab_store *st, bool gc, bool root)
 	return -1;
 }
 
-/* Finish the fullest OPEN zone that no write is using right now. */
-static bool make_active_room(struct slab_store *st)
+/*
+ * Close the fullest OPEN zone that no write is using right now. Returns
+ * false if there is none; otherwise, when the device must still finish it,
+ * *FIN is that zone, with its wlock held, for zone_finish_dev().
+ */
+static bool make_active_room(struct slab_store *st, int *fin)
 {
 	int best = -1;
+
+	tslab_mutex_assert_held(&st->zlock);
 
 	for (uint32_t z = st->first_data; z < st->nzones; z++) {
 		struct slab_zone *zn = &st->zones[z];
@@ -78,7 +116,10 @@ static bool make_active_room(struct slab_store *st)
 	}
 	if (best < 0 || pthread_mutex_trylock(&st->zones[best].wlock))
 		return false;
-	zone_finish_locked(st, (uint32_t)best);
+	if (zone_close_locked(st, (uint32_t)best)) {
+		*fin = best;
+		return true;
+	}
 	pthread_mutex_unlock(&st->zones[best].wlock);
 	return true;
 }
@@ -88,6 +129,8 @@ static bool make_active_room(struct slab_store *st)
 static int pick_open(struct slab_store *st, uint32_t len, int side, bool any_writers)
 {
 	int best = -1;
+
+	tslab_mutex_assert_held(&st->zlock);
 
 	for (uint32_t z = st->first_data; z < st->nzones; z++) {
 		struct slab_zone *zn = &st->zones[z];
@@ -105,9 +148,14 @@ static int pick_open(struct slab_store *st, uint32_t len, int side, bool any_wri
 	return best;
 }
 
-static int pick_zone(struct slab_store *st, uint32_t len, bool gc, bool root)
+/* A zone for a page of LEN bytes, or -1. When the only way is to close an
+ * OPEN zone that the device must finish first, *FIN is set (see
+ * make_active_room()) and -1 returned: the caller finishes it and asks again. */
+static int pick_zone(struct slab_store *st, uint32_t len, bool gc, bool root, int *fin)
 {
 	int side = root ? 1 : 0, best = pick_open(st, len, side, false);
+
+	tslab_mutex_assert_held(&st->zlock);
 
 	if (best >= 0)
 		return best;
@@ -119,7 +167,9 @@ static int pick_zone(struct slab_store *st, uint32_t len, bool gc, bool root)
 	best = pick_open(st, len, side, true);
 	if (best >= 0)
 		return best;
-	if (st->active >= st->budget && make_active_room(st)) {
+	if (st->active >= st->budget && make_active_room(st, fin)) {
+		if (*fin >= 0)
+			return -1;
 		best = pick_free(st, gc, root);
 		if (best >= 0)
 			return best;
@@ -141,41 +191,54 @@ void slab_zone_detach(struct slab_store *st, struct slab_epoch *e)
 static int zone_for_epoch(struct slab_store *st, struct slab_epoch *e, uint32_t len,
                           bool gc, uint32_t *out)
 {
-	uint32_t z = e->cur_zone;
-	int nz;
+	for (uint32_t tries = 0; tries <= st->nzones; tries++) {
+		uint32_t z = e->cur_zone;
+		int nz, fin = -1;
 
-	pthread_mutex_lock(&st->zlock);
-	if (z != SLAB_LOC_NONE) {
-		struct slab_zone *zn = &st->zones[z];
+		pthread_mutex_lock(&st->zlock);
+		if (z != SLAB_LOC_NONE) {
+			struct slab_zone *zn = &st->zones[z];
 
-		if (zn->state == ZS_OPEN && zn->wp + len <= zcap(st)) {
+			if (zn->state == ZS_OPEN && zn->wp + len <= zcap(st)) {
+				pthread_mutex_unlock(&st->zlock);
+				*out = z;
+				return 0;
+			}
+			zn->writers--;
+			e->cur_zone = SLAB_LOC_NONE;
+		}
+		nz = pick_zone(st, len, gc, e->eslot == 0, &fin);
+		if (nz >= 0) {
+			st->zones[nz].writers++;
+			e->cur_zone = (uint32_t)nz;
 			pthread_mutex_unlock(&st->zlock);
-			*out = z;
+			atomic_fetch_add(&st->c_slow, 1);
+			*out = (uint32_t)nz;
 			return 0;
 		}
-		zn->writers--;
-		e->cur_zone = SLAB_LOC_NONE;
-	}
-	nz = pick_zone(st, len, gc, e->eslot == 0);
-	if (nz < 0) {
 		pthread_mutex_unlock(&st->zlock);
-		return -ENOSPC;
+		if (fin < 0)
+			break;
+		zone_finish_dev(st, (uint32_t)fin);
+		pthread_mutex_unlock(&st->zones[fin].wlock);
 	}
-	st->zones[nz].writers++;
-	e->cur_zone = (uint32_t)nz;
-	pthread_mutex_unlock(&st->zlock);
-	atomic_fetch_add(&st->c_slow, 1);
-	*out = (uint32_t)nz;
-	return 0;
+	return -ENOSPC;
 }
 
-/* A write failed: learn the zone's real state and stop writing there. */
+/*
+ * A write to Z failed: learn the zone's real state from the device and stop
+ * writing there. Called with Z's wlock held and zlock not held; returns
+ * with the wlock still held.
+ */
 static void zone_failed(struct slab_store *st, uint32_t z)
 {
 	struct zns_zone rep;
 	struct slab_zone *zn = &st->zones[z];
+	bool reported = slab_dev_report(st, z, 1, &rep) == 1;
+	bool finish;
 
-	if (slab_dev_report(st, z, 1, &rep) == 1) {
+	pthread_mutex_lock(&st->zlock);
+	if (reported) {
 		zn->wp = rep.wp;
 		if (rep.cond == ZNS_COND_READ_ONLY)
 			zn->ro = true;
@@ -183,6 +246,7 @@ static void zone_failed(struct slab_store *st, uint32_t z)
 			if (zn->state == ZS_OPEN)
 				st->active--;
 			zn->state = ZS_BAD;
+			pthread_mutex_unlock(&st->zlock);
 			return;
 		}
 	}
@@ -190,9 +254,13 @@ static void zone_failed(struct slab_store *st, uint32_t z)
 		if (zn->state == ZS_OPEN)
 			st->active--;
 		zn->state = ZS_FULL;
+		pthread_mutex_unlock(&st->zlock);
 		return;
 	}
-	zone_finish_locked(st, z);
+	finish = zone_close_locked(st, z);
+	pthread_mutex_unlock(&st->zlock);
+	if (finish)
+		zone_finish_dev(st, z);
 }
 
 int slab_zone_write_page(struct slab_store *st, struct slab_epoch *e, const uint8_t *buf,
@@ -222,12 +290,16 @@ int slab_zone_write_page(struct slab_store *st, struct slab_epoch *e, const uint
 		pthread_mutex_unlock(&st->zlock);
 		ssize_t w = slab_dev_write(st, z, off, buf, len);
 
-		pthread_mutex_lock(&st->zlock);
 		if (w == (ssize_t)len) {
+			bool finish = false;
+
+			pthread_mutex_lock(&st->zlock);
 			zn->wp = off + len;
 			if (zcap(st) - zn->wp < SLAB_PAGE_SIZE)
-				zone_finish_locked(st, z);
+				finish = zone_close_locked(st, z);
 			pthread_mutex_unlock(&st->zlock);
+			if (finish)
+				zone_finish_dev(st, z);
 			pthread_mutex_unlock(&zn->wlock);
 			atomic_fetch_add(&st->c_dev, len);
 			*zone = z;
@@ -236,7 +308,6 @@ int slab_zone_write_page(struct slab_store *st, struct slab_epoch *e, const uint
 			return 0;
 		}
 		zone_failed(st, z);
-		pthread_mutex_unlock(&st->zlock);
 		pthread_mutex_unlock(&zn->wlock);
 		if (++errors >= 3) {
 			slab_fence(st);
@@ -246,26 +317,39 @@ int slab_zone_write_page(struct slab_store *st, struct slab_epoch *e, const uint
 	return -ENOSPC;
 }
 
+/*
+ * Reset Z, which must be FULL with no live bytes. The zone is ZS_RESET while
+ * the device resets it (its wlock held, zlock not), so that neither GC nor
+ * placement takes it meanwhile.
+ */
 int slab_zone_reset(struct slab_store *st, uint32_t z)
 {
 	struct slab_zone *zn = &st->zones[z];
-	int ret = 0;
+	int ret;
 
 	pthread_mutex_lock(&zn->wlock);
 	pthread_mutex_lock(&st->zlock);
 	if (atomic_load(&zn->live) != 0 || zn->state != ZS_FULL || zn->ro) {
+		pthread_mutex_unlock(&st->zlock);
 		ret = -EBUSY;
-		goto out;
+		goto out_wlock;
 	}
+	zn->state = ZS_RESET;
+	pthread_mutex_unlock(&st->zlock);
+
 	ret = slab_dev_reset(st, z);
+
+	pthread_mutex_lock(&st->zlock);
+	zn->state = ZS_FULL;
 	if (zn->dev_open) {
 		/* reset or failed: either way no longer open on the device */
 		zn->dev_open = false;
 		st->active--;
 	}
 	if (ret) {
+		pthread_mutex_unlock(&st->zlock);
 		zone_failed(st, z);
-		goto out;
+		goto out_wlock;
 	}
 	zn->state = ZS_FREE;
 	zn->root = false;
@@ -274,8 +358,8 @@ int slab_zone_reset(struct slab_store *st, uint32_t z)
 	zn->writers = 0;
 	atomic_fetch_add(&st->zones_free, 1);
 	atomic_fetch_add(&st->c_resets, 1);
-out:
 	pthread_mutex_unlock(&st->zlock);
+out_wlock:
 	pthread_mutex_unlock(&zn->wlock);
 	return ret;
 }
@@ -347,8 +431,10 @@ int slab_read_rec(struct slab_store *st, struct slab_loc loc, uint32_t len, uint
 
 /* ---- device access through the fence ------------------------------------ */
 
+/* Every device call of the store passes here: never under st->zlock. */
 static int io_enter(struct slab_store *st)
 {
+	tslab_mutex_assert_not_held(&st->zlock);
 	pthread_rwlock_rdlock(&st->iolock);
 	if (!st->fenced)
 		return 0;
