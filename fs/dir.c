@@ -338,6 +338,8 @@ static int snapshot(struct tslab_fs *fs, struct tslab_dirh *dh, fuse_ino_t ino)
 	size_t n, nb = 8, i = 0, pos = 0;
 	int err = tslab_get_locked(fs, ino, &ep, &ip);
 
+	tslab_mutex_assert_held(&dh->mu);
+
 	if (err)
 		return err;
 	if (!S_ISDIR(ip->mode) || !ip->ext) {

@@ -27,11 +27,30 @@
  * sibling lists, names) and the inodes of the epoch (attributes, ext, data).
  * Lock order: drop_lock -> root epoch (id 0) -> any other epoch; two
  * non-root epochs are never locked together.
+ *
+ * Lock rules of the fs module (the slab module's are in slab/slab_int.h;
+ * every slab call may take slab locks, so fs locks come first):
+ *
+ *  lock              guards                                    kind
+ *  dh->mu            one open directory stream (readdir)       mutex
+ *  fs->drop_lock     epoch lifetime: read by every request,    rwlock
+ *                    write by a drop and root-epoch renames
+ *  epoch->lock       the epoch's dentries, inodes, exts        mutex
+ *  fs->epochs_lock   fs->epochs[], fs->epoch_list              mutex, leaf
+ *  fs->commit_mu     commit thread wake-up and stop flag       mutex, leaf
+ *  fs->notify_mu     the kernel-notification queue             mutex, leaf
+ *
+ * Order: dh->mu -> drop_lock -> root epoch lock -> other epoch lock
+ *        -> slab locks.  commit_mu and notify_mu are never held while
+ * another lock is taken, except in tslab_threads_stop() (commit_mu ->
+ * notify_mu), and never while a request or a kernel notification is sent.
+ * Functions that require a lock assert it (common/tslab_lock.h).
  */
 #ifndef TSLAB_FS_INT_H
 #define TSLAB_FS_INT_H
 
 #define FUSE_USE_VERSION 312
+#include <assert.h>
 #include <fuse_lowlevel.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -39,6 +58,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/tslab_lock.h"
 #include "slab/slab.h"
 #include "zns/zns.h"
 
@@ -250,6 +270,11 @@ int64_t tslab_now(void);
 #define TSLAB_SPACE_MARGIN (1u << 20)
 int tslab_space_check(struct tslab_fs *fs, uint64_t need);
 int tslab_err(struct tslab_fs *fs, int err, const char *what);
+
+/* Held-lock rule for an epoch's dentries and inodes: EP's lock, or
+ * drop_lock for writing (no request runs then). */
+#define tslab_epoch_assert_locked(fs, ep)                                                \
+	assert(tslab_mutex_held(&(ep)->lock) || tslab_rwlock_wrheld(&(fs)->drop_lock))
 
 /* Look an inode up by handle and lock its epoch; caller holds drop_lock. */
 int tslab_get_locked(struct tslab_fs *fs, fuse_ino_t ino, struct tslab_epoch **ep,

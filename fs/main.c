@@ -342,7 +342,11 @@ int tslab_close_device(struct tslab_fs *fs)
 	if (fs->closed)
 		return fs->close_err;
 	fs->closed = true;
+	/* No request runs any more; taken for tslab_flush_all()'s contract. */
+	pthread_rwlock_wrlock(&fs->drop_lock);
 	int err = tslab_flush_all(fs, TSLAB_FLUSH_TRIM | TSLAB_FLUSH_FINAL);
+
+	pthread_rwlock_unlock(&fs->drop_lock);
 	int r = slab_unmount(fs->st);
 
 	if (!err)

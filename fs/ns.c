@@ -444,7 +444,8 @@ int tslab_inode_dirty(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_
 	return 0;
 }
 
-/* Caller holds EP's lock; X belongs to an inode of EP. */
+/* Caller holds EP's lock (or drop_lock for writing); X belongs to an inode
+ * of EP. */
 void tslab_mark_dirty(struct tslab_epoch *ep, struct tslab_ext *x)
 {
 	if (!x->dirty)
@@ -552,6 +553,8 @@ int tslab_flush_epoch(struct tslab_fs *fs, struct tslab_epoch *ep, unsigned flag
 	struct tslab_ext *x, *next;
 	int err = 0, r;
 
+	tslab_epoch_assert_locked(fs, ep);
+
 	for (x = ep->exts; x; x = next) {
 		struct tslab_inode *ip = x->ip;
 
@@ -580,6 +583,8 @@ int tslab_flush_epoch(struct tslab_fs *fs, struct tslab_epoch *ep, unsigned flag
 int tslab_orphan_release(struct tslab_fs *fs, struct tslab_epoch *ep,
                          struct tslab_inode *ip)
 {
+	tslab_epoch_assert_locked(fs, ep);
+
 	if (!ip->orphan || ip->nlookup || (ip->ext && ip->ext->open))
 		return 0;
 	return tslab_unlink_inode(fs, ep, ip);
@@ -591,6 +596,8 @@ int tslab_flush_all(struct tslab_fs *fs, unsigned flags)
 	uint32_t *ids = NULL;
 	size_t n = 0, cap = 0;
 	int err = 0, r;
+
+	tslab_rwlock_assert_held(&fs->drop_lock);
 
 	pthread_mutex_lock(&fs->epochs_lock);
 	for (struct tslab_epoch *ep = fs->epoch_list; ep; ep = ep->next) {

@@ -695,6 +695,8 @@ int tslab_drop_epoch_dir(struct tslab_fs *fs, struct tslab_epoch *pep,
 	size_t n = 0, cap = 0;
 	int err;
 
+	tslab_rwlock_assert_wrheld(&fs->drop_lock);
+
 	if (!ep)
 		return -ESTALE;
 	/* Buffers are outside the arena: collect them before it goes. */

@@ -83,6 +83,8 @@ static char *probe_path(struct tslab_fs *fs, slab_handle_t h)
 	size_t n = 0, len = strlen(fs->mountpoint), pos;
 	char *path;
 
+	tslab_rwlock_assert_wrheld(&fs->drop_lock);
+
 	if (!ip || !S_ISREG(ip->mode) || ip->orphan)
 		return NULL;
 	for (struct tslab_dent *d = &ip->d; n < 64; n++) {
