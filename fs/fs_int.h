@@ -160,8 +160,6 @@ struct tslab_epoch {
 	struct tslab_epoch *next, *prev; /* fs->epoch_list, under epochs_lock */
 };
 
-#define TSLAB_EPOCH_SLOTS 65536u
-
 struct tslab_fs {
 	struct zns_dev *dev;
 	struct slab_store *st;
@@ -196,7 +194,7 @@ struct tslab_fs {
 
 	pthread_rwlock_t drop_lock;
 	pthread_mutex_t epochs_lock; /* epoch table and list; leaf lock */
-	struct tslab_epoch *epochs[TSLAB_EPOCH_SLOTS];
+	struct tslab_epoch *epochs[SLAB_EPOCH_SLOTS]; /* by slab_epoch_slot() */
 	struct tslab_epoch *epoch_list;
 
 	pthread_t commit_thread;

@@ -70,11 +70,6 @@ int tslab_space_check(struct tslab_fs *fs, uint64_t need)
 
 /* ---- epochs -------------------------------------------------------------- */
 
-static uint32_t epoch_slot(uint32_t id)
-{
-	return (id >> 8) % TSLAB_EPOCH_SLOTS;
-}
-
 int tslab_epoch_add(struct tslab_fs *fs, uint32_t id, struct tslab_epoch **out)
 {
 	struct tslab_epoch *ep = calloc(1, sizeof(*ep));
@@ -95,7 +90,7 @@ int tslab_epoch_add(struct tslab_fs *fs, uint32_t id, struct tslab_epoch **out)
 	pthread_mutex_init(&ep->lock, NULL);
 
 	pthread_mutex_lock(&fs->epochs_lock);
-	if (fs->epochs[epoch_slot(id)]) {
+	if (fs->epochs[slab_epoch_slot(id)]) {
 		pthread_mutex_unlock(&fs->epochs_lock);
 		err = -EEXIST;
 		goto free_buckets;
@@ -104,7 +99,7 @@ int tslab_epoch_add(struct tslab_fs *fs, uint32_t id, struct tslab_epoch **out)
 	if (ep->next)
 		ep->next->prev = ep;
 	fs->epoch_list = ep;
-	__atomic_store_n(&fs->epochs[epoch_slot(id)], ep, __ATOMIC_RELEASE);
+	__atomic_store_n(&fs->epochs[slab_epoch_slot(id)], ep, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&fs->epochs_lock);
 	*out = ep;
 	return 0;
@@ -120,7 +115,7 @@ free_ep:
 struct tslab_epoch *tslab_epoch_get(struct tslab_fs *fs, uint32_t id)
 {
 	struct tslab_epoch *ep =
-	    __atomic_load_n(&fs->epochs[epoch_slot(id)], __ATOMIC_ACQUIRE);
+	    __atomic_load_n(&fs->epochs[slab_epoch_slot(id)], __ATOMIC_ACQUIRE);
 
 	return ep && ep->id == id ? ep : NULL;
 }
@@ -134,7 +129,7 @@ void tslab_epoch_unlist(struct tslab_fs *fs, struct tslab_epoch *ep)
 		fs->epoch_list = ep->next;
 	if (ep->next)
 		ep->next->prev = ep->prev;
-	__atomic_store_n(&fs->epochs[epoch_slot(ep->id)], NULL, __ATOMIC_RELEASE);
+	__atomic_store_n(&fs->epochs[slab_epoch_slot(ep->id)], NULL, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&fs->epochs_lock);
 }
 

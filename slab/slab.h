@@ -70,6 +70,16 @@ static inline uint32_t slab_handle_epoch(slab_handle_t h)
 	return (uint32_t)(h >> 40);
 }
 
+/* An epoch id is (slot << 8 | generation): at most SLAB_EPOCH_SLOTS epochs
+ * exist at once, each in its own slot, so a table indexed by
+ * slab_epoch_slot() never holds two live epochs in one entry. */
+#define SLAB_EPOCH_SLOTS 65536u
+
+static inline uint32_t slab_epoch_slot(uint32_t epoch)
+{
+	return (epoch >> 8) % SLAB_EPOCH_SLOTS;
+}
+
 struct slab_store;
 struct slab_arena;
 

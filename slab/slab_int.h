@@ -276,8 +276,6 @@ void slab_arena_free_any(struct slab_arena *a, void *p, size_t size);
 
 /* ---- handles ----------------------------------------------------------- */
 
-#define SLAB_EPOCH_SLOTS 65536u
-
 static inline uint32_t slab_eslot(uint32_t epoch)
 {
 	return epoch >> 8;
