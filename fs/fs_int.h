@@ -210,7 +210,7 @@ struct tslab_fs {
 	struct tslab_notify *notify_q;
 };
 
-/* ---- log.c / main.c ---------------------------------------------------- */
+/* ---- main.c -------------------------------------------------------------- */
 /* INFO: also informational messages (on stderr before daemonizing: not). */
 void tslab_log_init(bool to_stderr, bool info);
 void tslab_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

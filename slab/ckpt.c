@@ -43,6 +43,47 @@
 #define CK_ZT     16u /* zone table entry */
 #define CK_IO     (1024u * 1024u)
 
+/* Header block of each checkpoint zone (little-endian; bytes 32..4095 are
+ * zero). Encoded and decoded field by field at these offsets. */
+struct slab_ckpt_zhdr {
+	uint8_t magic[8]; /*  0 CKZ_MAGIC */
+	uint64_t seq;     /*  8 checkpoint number */
+	uint32_t index;   /* 16 this zone's place in the image */
+	uint32_t nzones;  /* 20 zones of the image */
+	uint64_t hash;    /* 24 XXH3-64 of bytes 0..23 */
+};
+_Static_assert(sizeof(struct slab_ckpt_zhdr) == 32, "checkpoint zone header");
+_Static_assert(offsetof(struct slab_ckpt_zhdr, hash) == 24, "ckpt zone hash");
+
+static void zhdr_encode(uint8_t *blk, uint64_t seq, uint32_t index, uint32_t nzones)
+{
+	memset(blk, 0, SLAB_PAGE_SIZE);
+	memcpy(blk + offsetof(struct slab_ckpt_zhdr, magic), CKZ_MAGIC, 8);
+	slab_put64(blk + offsetof(struct slab_ckpt_zhdr, seq), seq);
+	slab_put32(blk + offsetof(struct slab_ckpt_zhdr, index), index);
+	slab_put32(blk + offsetof(struct slab_ckpt_zhdr, nzones), nzones);
+	slab_put64(blk + offsetof(struct slab_ckpt_zhdr, hash),
+	           slab_hash64(blk, offsetof(struct slab_ckpt_zhdr, hash)));
+}
+
+/* 0 if BLK is the header of zone INDEX of checkpoint SEQ of NZONES zones:
+ * magic, fields, checksum and zero reserved bytes; else -EUCLEAN. */
+static int zhdr_check(const uint8_t *blk, uint64_t seq, uint32_t index, uint32_t nzones)
+{
+	const size_t hash_off = offsetof(struct slab_ckpt_zhdr, hash);
+
+	if (memcmp(blk, CKZ_MAGIC, 8) ||
+	    slab_get64(blk + offsetof(struct slab_ckpt_zhdr, seq)) != seq ||
+	    slab_get32(blk + offsetof(struct slab_ckpt_zhdr, index)) != index ||
+	    slab_get32(blk + offsetof(struct slab_ckpt_zhdr, nzones)) != nzones ||
+	    slab_get64(blk + hash_off) != slab_hash64(blk, hash_off))
+		return -EUCLEAN;
+	for (size_t i = sizeof(struct slab_ckpt_zhdr); i < SLAB_PAGE_SIZE; i++)
+		if (blk[i])
+			return -EUCLEAN;
+	return 0;
+}
+
 /* ---- decoding ------------------------------------------------------------ */
 
 void slab_ckpt_zone_get(const struct slab_ckpt_img *img, uint32_t z,
@@ -203,8 +244,7 @@ static int load_zone(struct slab_store *st, const struct slab_ckpt_ref *ref, uin
 		return -EUCLEAN;
 	if (slab_dev_read(st, z, 0, bounce, SLAB_PAGE_SIZE) != SLAB_PAGE_SIZE)
 		return -EIO;
-	if (memcmp(bounce, CKZ_MAGIC, 8) || slab_get64(bounce + 8) != ref->seq ||
-	    slab_get32(bounce + 16) != i || slab_get32(bounce + 20) != ref->nzones)
+	if (zhdr_check(bounce, ref->seq, i, ref->nzones))
 		return -EUCLEAN;
 	for (uint64_t done = 0; done < n;) {
 		uint64_t piece = n - done < CK_IO ? n - done : CK_IO;
@@ -808,12 +848,7 @@ static int write_zone(struct slab_store *st, const struct ckbuf *b,
 	uint64_t n = b->len - at < zone_payload(st) ? b->len - at : zone_payload(st);
 	uint64_t wp = 0;
 
-	memset(bounce, 0, SLAB_PAGE_SIZE);
-	memcpy(bounce, CKZ_MAGIC, 8);
-	slab_put64(bounce + 8, ref->seq);
-	slab_put32(bounce + 16, i);
-	slab_put32(bounce + 20, ref->nzones);
-	slab_put64(bounce + 24, slab_hash64(bounce, 24));
+	zhdr_encode(bounce, ref->seq, i, ref->nzones);
 	if (slab_dev_write(st, z, 0, bounce, SLAB_PAGE_SIZE) != SLAB_PAGE_SIZE)
 		return -EIO;
 	wp = SLAB_PAGE_SIZE;
