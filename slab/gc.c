@@ -153,9 +153,20 @@ static void gc_give_up(struct slab_store *st)
  * exists or four victims in a row did not add an empty zone: live data then
  * really fills the device.
  */
+/*
+ * Empty zones plus the empty zones user writes took so far: what a GC pass
+ * has won back shows in it even when a writer it unblocked takes a freed
+ * zone at once, and GC's own destination zones count against it.
+ */
+static uint64_t gc_progress(struct slab_store *st)
+{
+	return atomic_load(&st->zones_free) + atomic_load(&st->c_user_opens);
+}
+
 int slab_gc_pass(struct slab_store *st)
 {
-	uint32_t best_free = atomic_load(&st->zones_free), stalled = 0;
+	uint64_t best = gc_progress(st);
+	uint32_t stalled = 0;
 	int ret = 0;
 
 	pthread_mutex_lock(&st->gclock);
@@ -177,10 +188,10 @@ int slab_gc_pass(struct slab_store *st)
 		ret = slab_sync_all(st, false);
 		if (ret)
 			break;
-		uint32_t nfree = atomic_load(&st->zones_free);
+		uint64_t now = gc_progress(st);
 
-		if (nfree > best_free) {
-			best_free = nfree;
+		if (now > best) {
+			best = now;
 			stalled = 0;
 		} else if (++stalled >= 4 || atomic_load(&st->zones[v].live) != 0) {
 			gc_give_up(st);

@@ -511,6 +511,8 @@ struct slab_store {
 	/* counters */
 	_Atomic uint64_t c_objects, c_pages, c_jwrites, c_resets, c_gc_runs, c_gc_moved;
 	_Atomic uint64_t c_user, c_dev, c_slow, c_torn;
+	/* empty zones opened for user writes (not GC): GC's progress measure */
+	_Atomic uint64_t c_user_opens;
 
 	/* Checkpoint referenced by the superblock (NULL: none). Its zones are
 	 * ZS_META. Used by mount and unmount only. */

@@ -92,6 +92,8 @@ static int pick_free(struct slab_store *st, bool gc, bool root)
 		zn->filled_seq = atomic_load(&st->page_seq);
 		st->active++;
 		atomic_fetch_sub(&st->zones_free, 1);
+		if (!gc)
+			atomic_fetch_add(&st->c_user_opens, 1);
 		return (int)z;
 	}
 	return -1;
