@@ -66,7 +66,7 @@ struct uring_ent {
 	/* unique of the request fetched and not yet replied to, 0 if none */
 	_Atomic uint64_t unique;
 	uint64_t commit_id;
-	int reg_err; /* registration result: 1 pending, 0 ok, <0 failed */
+	int reg_err; /* registration result: 1 pending, 0 ok, <0 failed (U.reg_mu) */
 };
 
 static struct {
@@ -77,11 +77,13 @@ static struct {
 	uint64_t init_unique;
 	bool offered;
 	struct uring_ent *ents;
-	unsigned nents, nqueues;
+	/* entries visible to ent_of(): published once initialized, cleared
+	 * before they are freed */
+	_Atomic unsigned nents;
+	unsigned nqueues, nalloc;
 	size_t payload_sz;
 	pthread_mutex_t reg_mu;
 	pthread_cond_t reg_cv;
-	_Atomic bool active; /* rings registered: replies may be committed */
 	_Atomic uint64_t served; /* requests fetched through the rings */
 } U = {.reg_mu = PTHREAD_MUTEX_INITIALIZER, .reg_cv = PTHREAD_COND_INITIALIZER};
 
@@ -170,7 +172,9 @@ static struct uring_ent *ent_of(uint64_t unique)
 
 	if (!e || atomic_load(&e->unique) != unique) {
 		e = NULL;
-		for (unsigned i = 0; i < U.nents && !e; i++)
+		unsigned n = atomic_load(&U.nents);
+
+		for (unsigned i = 0; i < n && !e; i++)
 			if (atomic_load(&U.ents[i].unique) == unique)
 				e = &U.ents[i];
 		if (!e)
@@ -329,7 +333,8 @@ static int ent_init(struct uring_ent *e, unsigned qid)
 
 static void ents_free(void)
 {
-	for (unsigned i = 0; i < U.nents; i++) {
+	atomic_store(&U.nents, 0);
+	for (unsigned i = 0; i < U.nalloc; i++) {
 		struct uring_ent *e = &U.ents[i];
 
 		/* Closing the ring cancels its command: the kernel lets go of
@@ -343,12 +348,12 @@ static void ents_free(void)
 	}
 	free(U.ents);
 	U.ents = NULL;
-	U.nents = 0;
+	U.nalloc = 0;
 }
 
 static void ents_stop(void)
 {
-	for (unsigned i = 0; i < U.nents; i++) {
+	for (unsigned i = 0; i < U.nalloc; i++) {
 		struct uring_ent *e = &U.ents[i];
 		struct io_uring_sqe *sqe;
 
@@ -363,19 +368,25 @@ static void ents_stop(void)
 		}
 		pthread_mutex_unlock(&e->mu);
 	}
-	for (unsigned i = 0; i < U.nents; i++)
+	for (unsigned i = 0; i < U.nalloc; i++)
 		if (U.ents[i].started)
 			pthread_join(U.ents[i].tid, NULL);
 	ents_free();
 }
 
 /* After the kernel took our INIT reply: start and register the entries.
- * Returns 0, or a negative errno after undoing everything. */
+ * The kernel switches to the rings once every queue has an entry, and from
+ * then on replies to ring requests must be committed through the rings
+ * (ent_of() finds their entries as soon as the threads run). Returns the
+ * number of entries registered (> 0: the rings carry the requests), or a
+ * negative errno after undoing everything (no queue can have become ready:
+ * some queue has no entry). */
 static int rings_start(const struct fuse_init_out *io)
 {
 	size_t p = FUSE_MIN_READ_BUFFER;
 	sigset_t all, old;
-	int err = 0;
+	unsigned *per_q, nreg = 0;
+	int err = 0, first_err = 0;
 
 	if (io->max_write > p)
 		p = io->max_write;
@@ -385,37 +396,52 @@ static int rings_start(const struct fuse_init_out *io)
 	U.nqueues = possible_cpus();
 	if (!U.nqueues || U.nqueues > 1024)
 		return -ENODEV;
-	U.nents = U.nqueues * URING_THREADS;
-	U.ents = calloc(U.nents, sizeof(*U.ents));
-	if (!U.ents) {
-		U.nents = 0;
+	per_q = calloc(U.nqueues, sizeof(*per_q));
+	U.ents = calloc(U.nqueues * URING_THREADS, sizeof(*U.ents));
+	if (!per_q || !U.ents) {
+		free(per_q);
+		free(U.ents);
+		U.ents = NULL;
 		return -ENOMEM;
 	}
-	for (unsigned i = 0; i < U.nents && !err; i++)
+	U.nalloc = U.nqueues * URING_THREADS;
+	for (unsigned i = 0; i < U.nalloc && !err; i++)
 		err = ent_init(&U.ents[i], i % U.nqueues);
 	if (err)
 		goto free_ents;
+	atomic_store(&U.nents, U.nalloc);
 	/* Signals are for the main and signal threads. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	for (unsigned i = 0; i < U.nents && !err; i++) {
+	for (unsigned i = 0; i < U.nalloc; i++) {
 		U.ents[i].reg_err = 1;
-		err = -pthread_create(&U.ents[i].tid, NULL, ent_main, &U.ents[i]);
-		U.ents[i].started = !err;
+		U.ents[i].started = !pthread_create(&U.ents[i].tid, NULL, ent_main, &U.ents[i]);
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_mutex_lock(&U.reg_mu);
-	for (unsigned i = 0; i < U.nents; i++) {
-		while (U.ents[i].started && U.ents[i].reg_err == 1)
+	for (unsigned i = 0; i < U.nalloc; i++) {
+		struct uring_ent *e = &U.ents[i];
+
+		while (e->started && e->reg_err == 1)
 			pthread_cond_wait(&U.reg_cv, &U.reg_mu);
-		if (!err && U.ents[i].started)
-			err = U.ents[i].reg_err;
+		if (e->started && !e->reg_err) {
+			per_q[e->qid]++;
+			nreg++;
+		} else if (!first_err) {
+			first_err = e->started ? e->reg_err : -EAGAIN;
+		}
 	}
 	pthread_mutex_unlock(&U.reg_mu);
+	for (unsigned q = 0; q < U.nqueues; q++)
+		if (!per_q[q])
+			err = first_err ? first_err : -EIO;
+	free(per_q);
 	if (err)
 		goto stop_ents;
-	atomic_store(&U.active, true);
-	return 0;
+	if (first_err)
+		tslab_log(LOG_WARNING, "io_uring: %u of %u entries registered: %s", nreg,
+		          U.nalloc, strerror(-first_err));
+	return (int)nreg;
 
 stop_ents:
 	ents_stop();
@@ -469,12 +495,13 @@ static ssize_t init_reply(int fd, struct iovec *iov, int count)
 		return r;
 	}
 	err = rings_start(io);
-	if (err)
+	if (err < 0)
 		tslab_log(LOG_WARNING, "transport: /dev/fuse (io_uring set-up failed: %s)",
 		          strerror(-err));
 	else
-		tslab_log(LOG_INFO, "transport: io_uring (%u queues x %u entries, %zu KiB payload)",
-		          U.nqueues, URING_THREADS, U.payload_sz / 1024);
+		tslab_log(LOG_INFO,
+		          "transport: io_uring (%u queues, %d entries, %zu KiB payload)",
+		          U.nqueues, err, U.payload_sz / 1024);
 	return r;
 }
 
@@ -488,7 +515,7 @@ static ssize_t uring_writev(int fd, struct iovec *iov, int count, void *userdata
 		return writev(fd, iov, count); /* a notification */
 	if (U.init_unique && oh->unique == U.init_unique)
 		return init_reply(fd, iov, count);
-	if (!atomic_load(&U.active) || !(e = ent_of(oh->unique)))
+	if (!(e = ent_of(oh->unique)))
 		return writev(fd, iov, count); /* a request read from /dev/fuse */
 	r = ent_commit(e, iov, count);
 	pthread_mutex_unlock(&e->mu);
@@ -507,12 +534,11 @@ static int uring_start(struct fuse_session *se, enum tslab_transport_mode mode)
 
 static void uring_stop(void)
 {
-	if (U.nents) {
+	if (U.nalloc) {
 		tslab_log(LOG_INFO, "io_uring: %llu requests served through the rings",
 		          (unsigned long long)atomic_load(&U.served));
 		ents_stop();
 	}
-	atomic_store(&U.active, false);
 }
 
 const struct tslab_transport_ops tslab_transport_uring_ops = {
