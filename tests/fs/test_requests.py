@@ -14,7 +14,11 @@ right after the first CREATE of a mount (the no_open probe). Then:
   open + read + close of    no request at all
   a cached file
   open(O_TRUNC) + write +   SETATTR + WRITE (+ GETXATTR); no OPEN,
-  close of a file           RELEASE, FLUSH"""
+  close of a file           RELEASE, FLUSH
+  unlink of a cached file   UNLINK
+The counts are the same on both transports (suites integration and
+integration-uring): FUSE over io_uring changes how requests travel, not
+which ones the kernel sends."""
 import collections
 import os
 import re
@@ -126,6 +130,14 @@ def main(t):
 
     c = requests_of(m, lambda: os.listdir(m.p("e")), False)
     print("listdir of 10 files:", dict(c))
+
+    c = requests_of(m, lambda: [os.unlink(m.p("e", "f%d" % i)) for i in range(10)])
+    print("10 x unlink:", dict(c))
+    check(c["UNLINK"] == 10, "one UNLINK per file (%d)" % c["UNLINK"])
+    # LOOKUP only if the kernel evicted a dentry meanwhile; FORGET follows
+    # the unlink of an inode the kernel then drops.
+    extra = set(c) - {"UNLINK", "LOOKUP", "FORGET", "BATCH_FORGET"}
+    check(not extra, "nothing but UNLINK per unlink: %s" % sorted(extra))
     m.umount()
 
 
