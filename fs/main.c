@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "fs/fs_int.h"
+#include "fs/transport.h"
 
 struct tslab_opts {
 	unsigned epoch_depth;
@@ -31,15 +32,18 @@ struct tslab_opts {
 	char *device;
 	int nonopts;
 	int blkdev; /* the device is a block device and we are root: fuseblk */
+	enum tslab_transport_mode transport;
 };
 
-enum { KEY_RO, KEY_ALLOW_OTHER };
+enum { KEY_RO, KEY_ALLOW_OTHER, KEY_URING, KEY_NOURING };
 
 static const struct fuse_opt tslab_opt_spec[] = {
     {"epoch_depth=%u", offsetof(struct tslab_opts, epoch_depth), 0},
     {"commit=%u", offsetof(struct tslab_opts, commit), 0},
     FUSE_OPT_KEY("ro", KEY_RO),
     FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+    FUSE_OPT_KEY("io_uring", KEY_URING),
+    FUSE_OPT_KEY("noio_uring", KEY_NOURING),
     FUSE_OPT_END};
 
 /* ---- logging ------------------------------------------------------------ */
@@ -91,6 +95,10 @@ static void usage(const char *prog)
 	    "    -o allow_other         let every user access the filesystem;\n"
 	    "                           implies default_permissions (the kernel\n"
 	    "                           checks permissions)\n"
+	    "    -o io_uring            carry requests over io_uring even when not\n"
+	    "                           root (default: when root and the kernel\n"
+	    "                           offers it; falls back to /dev/fuse)\n"
+	    "    -o noio_uring          carry requests over /dev/fuse only\n"
 	    "\n",
 	    prog);
 }
@@ -106,6 +114,10 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	case KEY_ALLOW_OTHER:
 		o->allow_other = 1;
 		return 1;
+	case KEY_URING:
+	case KEY_NOURING:
+		o->transport = key == KEY_URING ? TSLAB_TRANSPORT_URING : TSLAB_TRANSPORT_DEV;
+		return 0;
 	case FUSE_OPT_KEY_NONOPT:
 		if (!o->device) {
 			o->device = strdup(arg);
@@ -443,7 +455,8 @@ static int check_opts(const struct tslab_opts *o, const struct fuse_cmdline_opts
 	return 0;
 }
 
-static int mount_and_serve(struct tslab_fs *fs, struct fuse_cmdline_opts *cmd)
+static int mount_and_serve(struct tslab_fs *fs, struct fuse_cmdline_opts *cmd,
+                           enum tslab_transport_mode transport)
 {
 	int status_fd = -1, ret = 1;
 
@@ -460,6 +473,10 @@ static int mount_and_serve(struct tslab_fs *fs, struct fuse_cmdline_opts *cmd)
 	/* The no_open probe opens files by path (libfuse made it absolute). */
 	if (cmd->mountpoint[0] == '/' && strncmp(cmd->mountpoint, "/dev/fd/", 8))
 		fs->mountpoint = cmd->mountpoint;
+	if (tslab_transport_start(fs->se, transport)) {
+		tslab_log(LOG_ERR, "cannot set up the FUSE transport");
+		goto unmount;
+	}
 	if (tslab_threads_start(fs)) {
 		tslab_log(LOG_ERR, "cannot start threads");
 		goto unmount;
@@ -471,6 +488,7 @@ static int mount_and_serve(struct tslab_fs *fs, struct fuse_cmdline_opts *cmd)
 	status_fd = -1;
 	ret = run_loop(fs, cmd) ? 1 : 0;
 unmount:
+	tslab_transport_stop();
 	/* Before stopping the threads: unmounting fails whatever request the
 	 * notify thread's probe may still wait for. */
 	fuse_session_unmount(fs->se);
@@ -529,7 +547,7 @@ int main(int argc, char *argv[])
 	fs->se = fuse_session_new(&args, &tslab_ops, sizeof(tslab_ops), fs);
 	if (!fs->se)
 		goto free_fs; /* libfuse printed why (e.g. an unknown option) */
-	ret = mount_and_serve(fs, &cmd);
+	ret = mount_and_serve(fs, &cmd, o.transport);
 	fuse_session_destroy(fs->se);
 free_fs:
 	free(fs);
