@@ -12,6 +12,7 @@ unflushed operations, in any combination across zones), where the last
 kept write of a zone may be torn (a prefix of its logical blocks).
 """
 import os
+import pickle
 import random
 import shutil
 import subprocess
@@ -115,6 +116,9 @@ class Env:
             raise RuntimeError("%s: recording unmount: %s" % (name, err))
         self.stats["run_s"] += time.monotonic() - t
         self.stats["workloads"] += 1
+        with open(d + "/rec.pickle", "wb") as f:
+            pickle.dump({"ops": rec.ops, "ok": rec.ok, "snap_of": rec.snap_of,
+                         "snaps": rec.snaps}, f)
         return oracle.Trace(wlog.Log(log), rec), base
 
 
@@ -246,14 +250,55 @@ def explore(env, name, writers, budget, rng, out=sys.stdout, size="16M", zone="1
             env.stats["states"] += 1
             if v:
                 env.stats["violations"] += 1
-                msg = "VIOLATION %s state (flush #%d at record %d, +%s):\n  %s\n  workload: %s" % (
-                    name, k, fk, _picks_str(tr, picks), "\n  ".join(v[:20]),
-                    _ops_str(tr))
+                if len(bad) < 3:
+                    mp, mv = minimize(env, ap, tr, k, fk, cur_img, picks)
+                    msg = ("VIOLATION %s: state flush #%d (record %d) +%s\n  %s\n"
+                           "  minimal: flush #%d +%s\n  %s\n  workload: %s" % (
+                               name, k, fk, _picks_str(tr, picks), "\n  ".join(v[:8]),
+                               k, _picks_str(tr, mp), "\n  ".join(mv[:8]),
+                               _ops_str(tr)[:3000]))
+                else:
+                    msg = "VIOLATION %s: state flush #%d +%s: %s" % (
+                        name, k, _picks_str(tr, picks), v[0])
                 print(msg, file=out, flush=True)
                 bad.append(msg)
     finally:
         ap.close()
     return bad
+
+
+def build_check(env, ap, tr, fk, base_img, picks):
+    st = os.path.join(env.workdir, "w", "state")
+    err = ap.cmd("copy %s %s" % (base_img, st))
+    if not err and picks:
+        err = ap.cmd("apply %s %s" % (st, " ".join(
+            "%d:%d" % (i, b) if b else str(i) for i, b in picks)))
+    if err:
+        return None
+    return check_state(env, tr, fk, max([fk] + [i for i, _ in picks]), st)
+
+
+def minimize(env, ap, tr, k, fk, base_img, picks):
+    """Shortens each zone's kept tail (whole zones first, then one
+    record at a time from its end) while the state still violates."""
+    cur = list(picks)
+    v = build_check(env, ap, tr, fk, base_img, cur)
+    changed = True
+    while changed:
+        changed = False
+        zones = sorted(set(tr.log.recs[i].zone for i, _ in cur))
+        for z in zones:
+            zi = [p for p in cur if tr.log.recs[p[0]].zone == z]
+            for n in range(0, len(zi)):
+                cand = [p for p in cur if tr.log.recs[p[0]].zone != z] + zi[:n]
+                cand.sort()
+                cv = build_check(env, ap, tr, fk, base_img, cand)
+                if cv:
+                    cur, v, changed = cand, cv, True
+                    break
+            if changed:
+                break
+    return cur, v or []
 
 
 def check_state(env, tr, fk, R, img):

@@ -12,7 +12,8 @@ R = the last record kept.
 Acknowledged: a sync op (fsync, fdatasync, fsync of a directory, syncfs)
 whose "E" mark is before F_k+1. (Its flush was before its E mark, so at or
 before F_k: everything it waited for is in the state.) Its guarantee for a
-path holds "as of" its snapshot; ops that began before R may have changed
+path holds "as of" the last snapshot before the op began (with concurrent
+writers, ops that ended while it ran are not covered); ops that began before R may have changed
 the path since, so each checked component of the path must equal its
 value in the ack's snapshot or in a snapshot after an op that began before
 R (each component on its own: unsynced changes persist in any order).
@@ -33,6 +34,7 @@ Further, for every state:
     the file;
   - the mount succeeds, and reading never fails.
 """
+import bisect
 import os
 
 from wlog import FLUSH, MARK
@@ -69,6 +71,11 @@ class Trace:
             for val in v.values():
                 if val[0] == "f":
                     self.versions.add(val[1])
+        # An ack covers what returned before the sync op began: with
+        # concurrent writers, ops that ended while it ran are not covered.
+        # pin[i] = the snapshot after the last E mark before op i's B mark.
+        ends = sorted(e for e in self.end if e != INF)
+        self.pin = [bisect.bisect_left(ends, b) if b != INF else None for b in self.begin]
         self.by_offset = None
         # syncfs(2) does not reach a FUSE daemon (tslabfs(8)): not an ack.
         # Every fsync is a sync of everything (tslabfs(8)); False checks
@@ -108,7 +115,7 @@ def required(tr, fk, fn):
     for i in tr.sync_ops:
         if tr.end[i] >= fn:
             continue
-        op, j = tr.rec.ops[i], tr.rec.snap_of[i]
+        op, j = tr.rec.ops[i], tr.pin[i]
         k = op[0]
         if k in ("fsync", "fdatasync"):
             pin(op[1], "kind", j)
