@@ -77,6 +77,7 @@ class Trace:
         ends = sorted(e for e in self.end if e != INF)
         self.pin = [bisect.bisect_left(ends, b) if b != INF else None for b in self.begin]
         self.by_offset = None
+        self._iv = {}
         # syncfs(2) does not reach a FUSE daemon (tslabfs(8)): not an ack.
         # Every fsync is a sync of everything (tslabfs(8)); False checks
         # only what POSIX promises for the file or directory synced.
@@ -84,6 +85,13 @@ class Trace:
         self.sync_ops = [i for i, op in enumerate(rec.ops)
                          if op[0] in ("fsync", "fdatasync", "fsyncdir")
                          and rec.ok[i] is True]
+
+    def inode_vals(self, j):
+        """inode -> value in snapshot j."""
+        c = self._iv.get(j)
+        if c is None:
+            c = self._iv[j] = {v[4]: v for v in self.rec.snaps[j].values()}
+        return c
 
     def next_flush(self, fk):
         for f in self.flushes:
@@ -165,23 +173,32 @@ def check(tr, fk, R, tree):
         if isinstance(act, str):
             bad.append("%s: %s (acknowledged %s)" % (p, act, comp))
             continue
+        # values of the inode(s) P named in the window, at any time of the
+        # window: a name change and a content change persist independently
+        vals = [None] if any(p not in rec.snaps[j] for j in js) else []
+        inos = set(rec.snaps[j][p][4] for j in js if p in rec.snaps[j])
+        for j in js:
+            iv = tr.inode_vals(j)
+            vals += [iv[i] for i in inos if i in iv]
         if comp == "xattr":
             if act is None or act[0] != "f" and act[0] != "d":
                 continue
-            names = set(n for j in js for n, _ in (_comp(rec.snaps[j].get(p), comp) or ()))
+            names = set(n for v in vals for n, _ in (_comp(v, comp) or ()))
             names.update(n for n, _ in act[3])
             a = dict(act[3])
             for n in sorted(names):
                 allowed = set()
-                for j in js:
-                    v = rec.snaps[j].get(p)
+                for v in vals:
                     if v is not None:
                         allowed.add(dict(v[3]).get(n))
                 if allowed and a.get(n) not in allowed:
                     bad.append("%s: xattr %s = %r, acknowledged %r" %
                                (p, n, a.get(n), sorted(allowed, key=repr)))
             continue
-        allowed = set(_comp(rec.snaps[j].get(p), comp) for j in js)
+        if comp == "kind":
+            allowed = set(_comp(rec.snaps[j].get(p), comp) for j in js)
+        else:
+            allowed = set(_comp(v, comp) for v in vals)
         if comp in ("data", "mode") and (act is None or act[0] != "f" and comp == "data"):
             continue  # presence is the kind check's business
         if comp == "data" and any(rec.ops[tr.op_of_snap[j]][0] == "create" and
