@@ -78,6 +78,8 @@ class Trace:
         self.pin = [bisect.bisect_left(ends, b) if b != INF else None for b in self.begin]
         self.by_offset = None
         self._iv = {}
+        self._live_key = None
+        self._changes()
         # syncfs(2) does not reach a FUSE daemon (tslabfs(8)): not an ack.
         # Every fsync is a sync of everything (tslabfs(8)); False checks
         # only what POSIX promises for the file or directory synced.
@@ -85,6 +87,46 @@ class Trace:
         self.sync_ops = [i for i, op in enumerate(rec.ops)
                          if op[0] in ("fsync", "fdatasync", "fsyncdir")
                          and rec.ok[i] is True]
+
+    def _changes(self):
+        """Per path and per inode: [(snapshot, value)] where it changed."""
+        self.path_changes, self.inode_changes, self.creates = {}, {}, {}
+        prev_p, prev_i = {}, {}
+        for j, snap in enumerate(self.rec.snaps):
+            iv = self.inode_vals(j)
+            for p in set(snap) | set(prev_p):
+                v = snap.get(p)
+                if j == 0 or prev_p.get(p) != v:
+                    self.path_changes.setdefault(p, [(0, None)] if j else []).append((j, v))
+            for i in set(iv) | set(prev_i):
+                v = iv.get(i)
+                if j == 0 or prev_i.get(i) != v:
+                    self.inode_changes.setdefault(i, [(0, None)] if j else []).append((j, v))
+            prev_p, prev_i = snap, iv
+            if j:
+                op = self.rec.ops[self.op_of_snap[j]]
+                if op[0] == "create":
+                    self.creates.setdefault(op[1], []).append(j)
+        self._iv = {}
+
+    def window(self, changes, j0, live):
+        """Values of CHANGES at snapshot j0 and at every later snapshot in
+        LIVE (sorted)."""
+        js = [c[0] for c in changes]
+        k = bisect.bisect_right(js, j0) - 1
+        out = [changes[k][1] if k >= 0 else None]
+        for n in range(k + 1, len(changes)):
+            c = changes[n][0]
+            nxt = changes[n + 1][0] if n + 1 < len(changes) else float("inf")
+            x = bisect.bisect_left(live, c)
+            if x < len(live) and live[x] < nxt:
+                out.append(changes[n][1])
+        return out
+
+    def live_set(self, live):
+        if self._live_key is not live:
+            self._live_key, self._live = live, set(live)
+        return self._live
 
     def inode_vals(self, j):
         """inode -> value in snapshot j."""
@@ -120,12 +162,17 @@ def required(tr, fk, fn):
     def pin(p, comp, j):
         if req.get((p, comp), -1) < j:
             req[(p, comp)] = j
+    jall = -1
     for i in tr.sync_ops:
         if tr.end[i] >= fn:
             continue
         op, j = tr.rec.ops[i], tr.pin[i]
         k = op[0]
-        if k in ("fsync", "fdatasync"):
+        if tr.global_fsync:
+            # tslabfs(8): "fsync(2) of a file, fsync(2) of a directory and
+            # unmounting make everything written before them durable"
+            jall = max(jall, j)
+        elif k in ("fsync", "fdatasync"):
             pin(op[1], "kind", j)
             pin(op[1], "data", j)
             if k == "fsync":
@@ -135,12 +182,10 @@ def required(tr, fk, fn):
             pin(op[1], "kind", j)
             for p in _children(tr.all_paths, op[1]):
                 pin(p, "kind", j)
-        if k != "syncfs" and tr.global_fsync:
-            # tslabfs(8): "fsync(2) of a file, fsync(2) of a directory and
-            # unmounting make everything written before them durable"
-            for p in tr.all_paths:
-                for comp in ("kind", "data", "mode", "xattr"):
-                    pin(p, comp, j)
+    if jall >= 0:
+        for p in tr.all_paths:
+            for comp in ("kind", "data", "mode", "xattr"):
+                pin(p, comp, jall)
     return req
 
 
@@ -168,18 +213,17 @@ def check(tr, fk, R, tree):
     live = [j for j in range(1, len(rec.snaps))
             if tr.begin[tr.op_of_snap[j]] < R]
     for (p, comp), j0 in sorted(req.items()):
-        js = [j0] + [j for j in live if j > j0]
         act = tree.get(p)
         if isinstance(act, str):
             bad.append("%s: %s (acknowledged %s)" % (p, act, comp))
             continue
-        # values of the inode(s) P named in the window, at any time of the
-        # window: a name change and a content change persist independently
-        vals = [None] if any(p not in rec.snaps[j] for j in js) else []
-        inos = set(rec.snaps[j][p][4] for j in js if p in rec.snaps[j])
-        for j in js:
-            iv = tr.inode_vals(j)
-            vals += [iv[i] for i in inos if i in iv]
+        # the values P had from j0 on in the snapshots of live ops; and the
+        # values of the inode(s) P named then, at any of those times: a
+        # name change and a content change persist independently
+        pvals = tr.window(tr.path_changes.get(p, [(0, None)]), j0, live)
+        vals = [None] if None in pvals else []
+        for i in set(v[4] for v in pvals if v is not None):
+            vals += [v for v in tr.window(tr.inode_changes[i], j0, live) if v is not None]
         if comp == "xattr":
             if act is None or act[0] != "f" and act[0] != "d":
                 continue
@@ -196,13 +240,13 @@ def check(tr, fk, R, tree):
                                (p, n, a.get(n), sorted(allowed, key=repr)))
             continue
         if comp == "kind":
-            allowed = set(_comp(rec.snaps[j].get(p), comp) for j in js)
+            allowed = set(_comp(v, comp) for v in pvals)
         else:
             allowed = set(_comp(v, comp) for v in vals)
         if comp in ("data", "mode") and (act is None or act[0] != "f" and comp == "data"):
             continue  # presence is the kind check's business
-        if comp == "data" and any(rec.ops[tr.op_of_snap[j]][0] == "create" and
-                                  rec.ops[tr.op_of_snap[j]][1] == p for j in js[1:]):
+        if comp == "data" and any(j > j0 and j in tr.live_set(live)
+                                  for j in tr.creates.get(p, ())):
             allowed.add(b"")  # open(O_TRUNC) before the write of a create
         got = _comp(act, comp)
         if comp == "mode" and got is not None:

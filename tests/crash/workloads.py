@@ -395,15 +395,22 @@ def random_workload(seed, writers=3, nops=40, epoch_drop=True):
     return ws
 
 
-def gc_workload(seed, nops=300):
-    """Overwrites of 4-12 KB files in a small image: GC and background
-    checkpoints run while the writers do (fills zones of 1 MiB)."""
+def gc_workload(seed, nops=700):
+    """Two writers overwriting 4-12 KB files, with a long-lived file every
+    8th op, in a 16 MiB image of 1 MiB zones: ~11 MiB written, so zones
+    are reclaimed (reset) and a background checkpoint is written while the
+    writers run (seen in the logs: data-zone resets and a checkpoint zone
+    finished before the unmount)."""
     ws = []
     for i in range(2):
         r = random.Random(seed * 7 + i)
         top = "/g%d" % i
         ops = [("mkdir", top)]
         for k in range(nops):
+            if k % 8 == 7:
+                p = "%s/keep%d" % (top, k)
+                ops.append(("create", p, data(p, k, 4000)))
+                continue
             p = "%s/f%d" % (top, r.randrange(25))
             ops.append(("create", p, data(p, k, r.choice((4000, 8000, 12000)))))
             if k % 10 == 9:
