@@ -1,7 +1,8 @@
 #!/bin/bash
 # Run every tslabfs test: installs what it needs (Debian 12, root), builds with
 # -Werror, runs the unit, integration (real FUSE mounts, crash tests) and vm
-# (QEMU guest with a real NVMe ZNS namespace) suites, then the unit suite again
+# (QEMU guest with a real NVMe ZNS namespace) and crash (crash states of write
+# logs, tests/crash) suites, then the unit suite again
 # under AddressSanitizer + UndefinedBehaviorSanitizer, and prints one summary.
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -45,7 +46,7 @@ ninja -C build || exit 1
 uring_param=/sys/module/fuse/parameters/enable_uring
 [ -w "$uring_param" ] && echo 1 >"$uring_param"
 meson test -C build --print-errorlogs --suite unit --suite integration \
-	--suite integration-uring --suite vm || rc=1
+	--suite integration-uring --suite crash --suite vm || rc=1
 count build
 
 setup build-asan -Db_sanitize=address,undefined -Db_lundef=false || exit 1

@@ -165,6 +165,7 @@ struct tslab_fs {
 	struct slab_store *st;
 	struct fuse_session *se;
 	const char *device;
+	const char *writelog; /* -o writelog=PATH, or NULL */
 	unsigned epoch_depth;
 	unsigned commit_s;
 	bool read_only;

@@ -33,6 +33,7 @@ struct tslab_opts {
 	int nonopts;
 	int blkdev; /* the device is a block device and we are root: fuseblk */
 	enum tslab_transport_mode transport;
+	char *writelog; /* -o writelog=PATH: log every device operation */
 };
 
 enum { KEY_RO, KEY_ALLOW_OTHER, KEY_URING, KEY_NOURING };
@@ -40,6 +41,7 @@ enum { KEY_RO, KEY_ALLOW_OTHER, KEY_URING, KEY_NOURING };
 static const struct fuse_opt tslab_opt_spec[] = {
     {"epoch_depth=%u", offsetof(struct tslab_opts, epoch_depth), 0},
     {"commit=%u", offsetof(struct tslab_opts, commit), 0},
+    {"writelog=%s", offsetof(struct tslab_opts, writelog), 0},
     FUSE_OPT_KEY("ro", KEY_RO),
     FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
     FUSE_OPT_KEY("io_uring", KEY_URING),
@@ -99,6 +101,9 @@ static void usage(const char *prog)
 	    "                           root (default: when root and the kernel\n"
 	    "                           offers it; falls back to /dev/fuse)\n"
 	    "    -o noio_uring          carry requests over /dev/fuse only\n"
+	    "    -o writelog=PATH       append every device write (with its bytes),\n"
+	    "                           flush and zone reset/finish to PATH, for\n"
+	    "                           crash-state testing (tests/crash)\n"
 	    "\n",
 	    prog);
 }
@@ -326,6 +331,13 @@ static int open_device(struct tslab_fs *fs)
 		tslab_log(LOG_ERR, "cannot open %s: %s", fs->device, strerror(-err));
 		return err;
 	}
+	if (fs->writelog && !fs->read_only) {
+		err = zns_wlog_start(fs->dev, fs->writelog);
+		if (err) {
+			tslab_log(LOG_ERR, "writelog=%s: %s", fs->writelog, strerror(-err));
+			goto close_dev;
+		}
+	}
 	err = slab_sb_read(fs->dev, &sb);
 	if (err) {
 		tslab_log(LOG_ERR, "%s: %s", fs->device,
@@ -385,6 +397,7 @@ static struct tslab_fs *fs_new(const struct tslab_opts *o, bool foreground)
 	fs->commit_s = o->commit;
 	fs->read_only = o->ro;
 	fs->blkdev = o->blkdev;
+	fs->writelog = o->writelog;
 	fs->foreground = foreground;
 	pthread_rwlock_init(&fs->drop_lock, NULL);
 	pthread_mutex_init(&fs->epochs_lock, NULL);
@@ -554,6 +567,7 @@ free_fs:
 free_args:
 	free(cmd.mountpoint);
 	free(o.device);
+	free(o.writelog);
 	fuse_opt_free_args(&args);
 	return ret;
 }

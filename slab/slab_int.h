@@ -508,6 +508,13 @@ struct slab_store {
 	/* sum of every data zone's live bytes (slab_zone_live_add/sub) */
 	_Atomic uint64_t live_total;
 
+	/* Slab pages written since the last flush (slab_zone_write_page sets
+	 * it, journal_write clears it): the journal must not reach the device
+	 * before the pages its records follow, or a power cut can keep a
+	 * journaled delete and lose the page holding what replaced the
+	 * deleted record (tests/crash/regress.py "unlink-link"). */
+	atomic_bool pages_unflushed;
+
 	/* counters */
 	_Atomic uint64_t c_objects, c_pages, c_jwrites, c_resets, c_gc_runs, c_gc_moved;
 	_Atomic uint64_t c_user, c_dev, c_slow, c_torn;

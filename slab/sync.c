@@ -10,7 +10,9 @@
  *      superseded by records put before this sync started),
  *   2. copies the not yet journaled records of every dirty epoch's open page
  *      into journal pages (records of any epoch; the handle names the epoch)
- *      and appends them to the journal zone; when the journal zone is full it
+ *      and, after a flush if slab pages were written since the last one (a
+ *      journaled record must never be durable without the records it
+ *      follows), appends them to the journal zone; when the journal zone is full it
  *      instead writes every open page that holds journaled records to its
  *      slab zone and resets the journal zones (a journal cycle),
  *   3. flushes the device, and only then
@@ -164,6 +166,19 @@ static int journal_write(struct slab_store *st, struct jbuild *jb)
 		return 0;
 	if (st->jwp[j] + jb->len > st->geo.zone_capacity)
 		return slab_journal_cycle(st, false);
+	/* Pages written before this journal write must be durable first: the
+	 * zones are written independently, and a device may keep the journal
+	 * page and lose a slab page written before it. Pages of the epochs
+	 * collected here were written under their epoch's lock, before
+	 * journal_collect() took it. */
+	if (atomic_exchange(&st->pages_unflushed, false)) {
+		int ret = slab_dev_flush(st);
+
+		if (ret) {
+			atomic_store(&st->pages_unflushed, true);
+			return ret;
+		}
+	}
 	w = slab_dev_write(st, SLAB_JOURNAL_FIRST + j, st->jwp[j], st->jbuf, jb->len);
 	if (w != (ssize_t)jb->len) {
 		/* The journal zone is unusable: put everything in slab pages. */

@@ -302,6 +302,7 @@ int slab_zone_write_page(struct slab_store *st, struct slab_epoch *e, const uint
 				zone_finish_dev(st, z);
 			pthread_mutex_unlock(&zn->wlock);
 			atomic_fetch_add(&st->c_dev, len);
+			atomic_store(&st->pages_unflushed, true);
 			*zone = z;
 			*zoff = (uint32_t)off;
 			*zgen = gen;
