@@ -295,6 +295,8 @@ static int mk_locked(struct tslab_fs *fs, struct tslab_epoch *pep,
 		if (err)
 			goto drop_epoch;
 		pthread_mutex_lock(&ep->lock);
+		ep->created = tslab_now();
+		ep->last_write = ep->created / 1000000000;
 	}
 	err = slab_obj_alloc(fs->st, ep->id, &h);
 	if (err)
@@ -349,12 +351,15 @@ static void do_make(fuse_req_t req, fuse_ino_t parent, const char *name,
 		err = -EROFS;
 	if (err)
 		goto out;
+	tslab_policy_throttle(fs, 512);
 	pthread_rwlock_rdlock(&fs->drop_lock);
 	err = tslab_get_locked(fs, parent, &pep, &pip);
 	if (err)
 		goto unlock_drop;
 	if (!S_ISDIR(pip->mode))
 		err = -ENOTDIR;
+	else if ((err = tslab_sealed_check(pep)))
+		;
 	else if (tslab_ns_find(pep, parent, name, len))
 		err = -EEXIST;
 	else if ((err = tslab_space_check(fs, 4096)))
@@ -475,6 +480,8 @@ static int link_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
 
 	if (S_ISDIR(ip->mode))
 		return -EPERM;
+	if ((err = tslab_sealed_check(ep)))
+		return err;
 	if (ip->orphan)
 		return -ENOENT;
 	if (tslab_epoch_of(newparent) != ep->id)
@@ -672,6 +679,8 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		err = -ENOENT;
 	} else if (S_ISDIR(ip->mode)) {
 		err = -EISDIR;
+	} else if ((err = tslab_sealed_check(pep))) {
+		;
 	} else {
 		tslab_ns_remove(pep, pip->ext, d);
 		err = tslab_release_dentry(fs, pep, d);
@@ -731,9 +740,10 @@ int tslab_drop_epoch_dir(struct tslab_fs *fs, struct tslab_epoch *pep,
 	return 0;
 }
 
-static int rmdir_epoch(struct tslab_fs *fs, fuse_ino_t parent, const char *name,
-                       size_t len)
+int tslab_drop_epoch(struct tslab_fs *fs, fuse_ino_t parent, const char *name,
+                     size_t len, uint32_t expect, const char *reason)
 {
+	struct slab_epoch_stats es = {0};
 	struct tslab_inode *pip, *ip;
 	struct tslab_epoch *pep;
 	struct tslab_dent *d;
@@ -752,12 +762,21 @@ static int rmdir_epoch(struct tslab_fs *fs, fuse_ino_t parent, const char *name,
 		err = -ENOTDIR;
 	else if (!tslab_is_epoch_dir(ip))
 		err = -EAGAIN;
+	else if (expect && tslab_epoch_of(ip->ino) != expect)
+		err = -ESTALE; /* renamed or replaced since the caller looked */
 	else
+		err = 0;
+	if (!err) {
+		slab_epoch_stats(fs->st, tslab_epoch_of(ip->ino), &es);
 		err = tslab_drop_epoch_dir(fs, pep, pip, ip);
+	}
 	pthread_rwlock_unlock(&fs->drop_lock);
 	if (!err)
-		tslab_log(LOG_INFO, "%s: dropped epoch directory '%.*s' in %lld us",
-		          fs->device, (int)len, name,
+		tslab_log(reason ? LOG_NOTICE : LOG_INFO,
+		          "%s: dropped epoch directory '%.*s' (%llu files, %llu bytes, "
+		          "reason: %s) in %lld us",
+		          fs->device, (int)len, name, (unsigned long long)es.objects,
+		          (unsigned long long)es.live_bytes, reason ? reason : "rmdir",
 		          (long long)(tslab_now() - t0) / 1000);
 	return err;
 }
@@ -782,6 +801,8 @@ static int rmdir_plain(struct tslab_fs *fs, fuse_ino_t parent, const char *name,
 		err = -ENOTDIR;
 	else if (tslab_is_epoch_dir(ip))
 		err = -EAGAIN; /* needs the exclusive path */
+	else if ((err = tslab_sealed_check(pep)))
+		;
 	else if (ip->ext && ip->ext->nchildren)
 		err = -ENOTEMPTY;
 	else
@@ -810,7 +831,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (!err)
 		err = rmdir_plain(fs, parent, name, len);
 	if (err == -EAGAIN) {
-		err = rmdir_epoch(fs, parent, name, len);
+		err = tslab_drop_epoch(fs, parent, name, len, 0, NULL);
 		dropped = !err;
 	}
 	fuse_reply_err(req, -err);
