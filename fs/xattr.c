@@ -168,7 +168,7 @@ static int control_set(struct tslab_fs *fs, fuse_req_t req, fuse_ino_t ino,
 	if (!strcmp(name, "user.tslab.gc") && ino == SLAB_HANDLE_ROOT) {
 		if (!value_is(value, size, "run"))
 			return -EINVAL;
-		err = slab_gc_run(fs->st, UINT32_MAX, &done);
+		err = slab_gc_run(fs->st, (uint32_t)slab_zone_map(fs->st, NULL, 0), &done);
 		if (!err)
 			tslab_log(LOG_INFO, "%s: gc run: %u zones collected", fs->device, done);
 		return err ? tslab_err(fs, err, "collecting garbage") : 0;

@@ -203,6 +203,15 @@ int slab_gc_run(struct slab_store *st, uint32_t max_zones, uint32_t *done)
 
 		if (v < 0)
 			break;
+		/* Worth a copy only when an eighth of the zone is dead: the
+		 * copies fill zones of their own, which must not qualify in
+		 * turn (a run ends). */
+		if (wp - atomic_load(&st->zones[v].live) < st->geo.zone_capacity / 8) {
+			pthread_mutex_lock(&st->zlock);
+			st->zones[v].state = ZS_FULL;
+			pthread_mutex_unlock(&st->zlock);
+			break;
+		}
 		ret = gc_zone(st, (uint32_t)v, wp);
 		pthread_mutex_lock(&st->zlock);
 		st->zones[v].state = ZS_FULL;

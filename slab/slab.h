@@ -257,9 +257,10 @@ int slab_zone_map(struct slab_store *st, struct slab_zone_info *out, uint32_t n)
 /* Ids of the live epochs (root included) into IDS[0..cap); returns how
  * many there are (may exceed CAP). */
 int slab_epoch_list(struct slab_store *st, uint32_t *ids, uint32_t cap);
-/* Collect up to MAX_ZONES zones holding dead bytes, whatever the free
- * space (slab_gc_pass only runs when space is short); *DONE = zones
- * collected. 0, or a negative errno. */
+/* Collect up to MAX_ZONES written zones of which at least an eighth is
+ * dead, fewest live bytes first, whatever the free space (slab_gc_pass
+ * only runs when space is short); *DONE = zones collected. 0, or a
+ * negative errno. */
 int slab_gc_run(struct slab_store *st, uint32_t max_zones, uint32_t *done);
 
 /* ---- DRAM arenas (size-classed, per epoch) ------------------------------ */
