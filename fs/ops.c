@@ -64,6 +64,45 @@ static int name_check(const char *name, size_t *len)
 
 /* ---- lookup / forget / getattr ------------------------------------------ */
 
+/*
+ * "." and "..": the kernel asks for them when an NFS file handle names an
+ * inode it no longer caches (export support). Node ids are slab handles,
+ * stored on the device, so a handle stays valid across daemon restarts;
+ * a handle of a dropped epoch or freed file is -ESTALE (O(1) in slab).
+ */
+static int lookup_dot(struct tslab_fs *fs, fuse_ino_t ino, bool dotdot,
+                      struct fuse_entry_param *e)
+{
+	struct tslab_epoch *ep;
+	struct tslab_inode *ip;
+	slab_handle_t target;
+	int err;
+
+	pthread_rwlock_rdlock(&fs->drop_lock);
+	err = tslab_get_locked(fs, ino, &ep, &ip);
+	if (err)
+		goto unlock_drop;
+	if (!dotdot)
+		target = ip->ino;
+	else if (!S_ISDIR(ip->mode))
+		err = -ENOTDIR;
+	else
+		target = ip->ino == SLAB_HANDLE_ROOT ? SLAB_HANDLE_ROOT : ip->d.parent;
+	pthread_mutex_unlock(&ep->lock);
+	if (!err && !target)
+		err = -ESTALE; /* an unlinked directory */
+	if (!err)
+		err = tslab_get_locked(fs, target, &ep, &ip);
+	if (!err) {
+		ip->nlookup++;
+		tslab_fill_entry(e, ip);
+		pthread_mutex_unlock(&ep->lock);
+	}
+unlock_drop:
+	pthread_rwlock_unlock(&fs->drop_lock);
+	return err;
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct tslab_fs *fs = tslab_fs_of(req);
@@ -74,6 +113,12 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	size_t len;
 	int err = name_check(name, &len);
 
+	if (!err && name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]))) {
+		err = lookup_dot(fs, parent, name[1] == '.', &e);
+		if (err == -ENOENT)
+			err = -ESTALE; /* no negative entry for . or .. */
+		goto out;
+	}
 	if (err)
 		goto out;
 	pthread_rwlock_rdlock(&fs->drop_lock);
@@ -919,6 +964,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	/* NFS export: the kernel may LOOKUP "." and ".." of a node id. */
+	if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
+		conn->want |= FUSE_CAP_EXPORT_SUPPORT;
 	/* The kernel clears setuid/setgid itself and tells us by setattr. */
 	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
 	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
