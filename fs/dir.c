@@ -216,6 +216,12 @@ static int rename_locked(struct tslab_fs *fs, struct rn *r, unsigned flags)
 		return -EIO;
 	if (r->s == r->t)
 		return 0;
+	/* Sealed epochs: nothing in them moves, and an epoch directory of
+	 * one keeps its name (its object cannot be rewritten). */
+	if (tslab_sealed_check(r->pep) || tslab_sealed_check(r->npep) ||
+	    tslab_sealed_check(tslab_epoch_get(fs, tslab_epoch_of(r->sip->ino))) ||
+	    (r->tip && tslab_sealed_check(tslab_epoch_get(fs, tslab_epoch_of(r->tip->ino)))))
+		return -EROFS;
 	if (!move_ok(r->s, r->sip, r->npep->id))
 		return -EXDEV;
 	if (flags & RENAME_EXCHANGE)

@@ -131,6 +131,8 @@ static int write_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
 
 	if (!S_ISREG(ip->mode))
 		return S_ISDIR(ip->mode) ? -EISDIR : -EINVAL;
+	if ((err = tslab_sealed_check(ep)))
+		return err;
 	if (off < 0)
 		return -EINVAL;
 	if (end > TSLAB_FILE_MAX)
@@ -164,6 +166,7 @@ void tslab_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size
 
 	if (err)
 		goto out;
+	tslab_policy_throttle(fs, size);
 	pthread_rwlock_rdlock(&fs->drop_lock);
 	err = tslab_get_locked(fs, ino, &ep, &ip);
 	if (!err) {
@@ -283,8 +286,10 @@ static int setattr_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
                           struct tslab_inode *ip, const struct stat *a, int to_set)
 {
 	int64_t now = tslab_now();
-	int err = 0;
+	int err = tslab_sealed_check(ep);
 
+	if (err)
+		return err;
 	if (to_set & FUSE_SET_ATTR_SIZE)
 		err = truncate_locked(fs, ep, ip, (uint64_t)a->st_size);
 	if (err)

@@ -52,6 +52,7 @@
 #define FUSE_USE_VERSION 312
 #include <assert.h>
 #include <fuse_lowlevel.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -149,6 +150,23 @@ struct tslab_ext {
 	bool dirty;  /* newer than the last slab_obj_put */
 };
 
+/* Retention and sealing policy (policy.c); durations in seconds, 0 = off. */
+struct tslab_policy {
+	uint64_t retention, seal_idle;
+	unsigned space_pct; /* retention_space=PERCENT, 0 = off */
+	unsigned keep;      /* newest epochs never dropped by policy */
+	int clock_fd;       /* TSLAB_TEST_CLOCK_FILE, -1 = real time */
+	pthread_t thread;
+	bool started, stopping, kick;
+	bool stuck; /* over space_pct with nothing the policy may drop */
+	_Atomic uint64_t unflushed; /* bytes accepted since the last pass */
+	uint64_t chunk;             /* unflushed that triggers a pass */
+	pthread_mutex_t mu;
+	pthread_cond_t cv, done_cv;
+	uint64_t passes_started, passes_done;
+	_Atomic uint64_t dropped, sealed; /* by policy, this mount */
+};
+
 struct tslab_epoch {
 	uint32_t id;
 	pthread_mutex_t lock;
@@ -158,6 +176,11 @@ struct tslab_epoch {
 	uint32_t ndirty; /* exts with dirty set */
 	struct tslab_ext *exts;
 	struct tslab_epoch *next, *prev; /* fs->epoch_list, under epochs_lock */
+	/* policy.c, on the fs clock (tslab_now). created (ns): mkdir, or
+	 * after a remount the oldest ctime among its objects; last_write (s):
+	 * newest change. Written under the epoch lock, read without. */
+	_Atomic int64_t created, last_write;
+	bool sealed; /* under lock; set once, after the epoch was flushed */
 };
 
 struct tslab_fs {
@@ -209,6 +232,8 @@ struct tslab_fs {
 	pthread_mutex_t notify_mu;
 	pthread_cond_t notify_cv;
 	struct tslab_notify *notify_q;
+
+	struct tslab_policy pol; /* policy.c */
 };
 
 /* ---- main.c -------------------------------------------------------------- */
@@ -264,7 +289,10 @@ int tslab_flush_all(struct tslab_fs *fs, unsigned flags);
 int tslab_sync_all(struct tslab_fs *fs);
 int tslab_orphan_release(struct tslab_fs *fs, struct tslab_epoch *ep,
                          struct tslab_inode *ip);
+/* Nanoseconds of CLOCK_REALTIME, or of the test clock (policy.c). */
 int64_t tslab_now(void);
+extern int tslab_clock_fd; /* TSLAB_TEST_CLOCK_FILE opened, or -1 */
+int64_t tslab_test_clock(void);
 /* Free space kept back for data already accepted but not yet put. */
 #define TSLAB_SPACE_MARGIN (1u << 20)
 int tslab_space_check(struct tslab_fs *fs, uint64_t need);
@@ -278,6 +306,37 @@ int tslab_err(struct tslab_fs *fs, int err, const char *what);
 /* Look an inode up by handle and lock its epoch; caller holds drop_lock. */
 int tslab_get_locked(struct tslab_fs *fs, fuse_ino_t ino, struct tslab_epoch **ep,
                      struct tslab_inode **ip);
+
+/* ---- policy.c: retention, sealing, control attributes ------------------ */
+/* Parse DURATION (N, Ns, Nm, Nh, Nd, Nw) into seconds; -EINVAL. */
+int tslab_parse_duration(const char *s, uint64_t *out);
+int tslab_policy_init(struct tslab_fs *fs);
+int tslab_policy_start(struct tslab_fs *fs);
+void tslab_policy_stop(struct tslab_fs *fs);
+/* Before taking any lock in a request that adds about BYTES: with
+ * retention_space, once a chunk of data was accepted since the last pass
+ * or space is over the mark, wake the policy and wait for one pass, which
+ * puts what DRAM holds and drops epochs (backpressure). */
+void tslab_policy_throttle(struct tslab_fs *fs, uint64_t bytes);
+/* -EROFS when EP (locked by the caller) is sealed. */
+static inline int tslab_sealed_check(const struct tslab_epoch *ep)
+{
+	return ep && ep->sealed ? -EROFS : 0;
+}
+/* Seal the epoch of epoch directory INO (no locks held). */
+int tslab_policy_seal(struct tslab_fs *fs, fuse_ino_t ino);
+/* Drop the epoch of epoch directory INO as rmdir does (no locks held);
+ * the kernel's entry is invalidated. REASON goes to the log. */
+int tslab_policy_drop(struct tslab_fs *fs, fuse_ino_t ino, const char *reason);
+/* Text of the root's user.tslab.epochs / user.tslab.zonemap attributes
+ * (malloc'd into *out); caller holds drop_lock for reading, no epoch lock. */
+int tslab_policy_epochs_text(struct tslab_fs *fs, char **out, size_t *len);
+int tslab_policy_zones_text(struct tslab_fs *fs, char **out, size_t *len);
+int tslab_policy_gc_text(struct tslab_fs *fs, char **out, size_t *len);
+/* Recovery: fold an object's times into EP's created / last_write. */
+void tslab_epoch_times(struct tslab_epoch *ep, const struct slab_attr *a);
+/* Epoch directory of EP, NULL if none (EP locked or drop_lock held). */
+struct tslab_inode *tslab_epoch_dir_inode(struct tslab_epoch *ep);
 
 /* ---- recover.c --------------------------------------------------------- */
 int tslab_mount_store(struct tslab_fs *fs);
@@ -326,6 +385,11 @@ int tslab_release_dentry(struct tslab_fs *fs, struct tslab_epoch *pep,
                          struct tslab_dent *d);
 int tslab_drop_epoch_dir(struct tslab_fs *fs, struct tslab_epoch *pep,
                          struct tslab_inode *pip, struct tslab_inode *ip);
+/* rmdir of epoch directory NAME in PARENT (the one path for rmdir, policy
+ * and control drops). EXPECT: epoch id the directory must have, 0 = any.
+ * Logs name, files, bytes and REASON. */
+int tslab_drop_epoch(struct tslab_fs *fs, fuse_ino_t parent, const char *name,
+                     size_t len, uint32_t expect, const char *reason);
 
 /* ---- notify (ops.c) / commit (ns.c) threads ---------------------------- */
 int tslab_threads_start(struct tslab_fs *fs);

@@ -34,6 +34,8 @@ struct tslab_opts {
 	int blkdev; /* the device is a block device and we are root: fuseblk */
 	enum tslab_transport_mode transport;
 	char *writelog; /* -o writelog=PATH: log every device operation */
+	char *retention, *seal_idle; /* DURATION, policy.c */
+	unsigned retention_space, keep;
 };
 
 enum { KEY_RO, KEY_ALLOW_OTHER, KEY_URING, KEY_NOURING };
@@ -42,6 +44,10 @@ static const struct fuse_opt tslab_opt_spec[] = {
     {"epoch_depth=%u", offsetof(struct tslab_opts, epoch_depth), 0},
     {"commit=%u", offsetof(struct tslab_opts, commit), 0},
     {"writelog=%s", offsetof(struct tslab_opts, writelog), 0},
+    {"retention=%s", offsetof(struct tslab_opts, retention), 0},
+    {"retention_space=%u", offsetof(struct tslab_opts, retention_space), 0},
+    {"keep=%u", offsetof(struct tslab_opts, keep), 0},
+    {"seal_idle=%s", offsetof(struct tslab_opts, seal_idle), 0},
     FUSE_OPT_KEY("ro", KEY_RO),
     FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
     FUSE_OPT_KEY("io_uring", KEY_URING),
@@ -93,6 +99,13 @@ static void usage(const char *prog)
 	    "                           epochs (default 1; 0 = no epochs)\n"
 	    "    -o commit=SECONDS      longest time unsynced data waits before it\n"
 	    "                           is written (default 5)\n"
+	    "    -o retention=DURATION  drop epochs whose newest write is older than\n"
+	    "                           DURATION (N[smhdw], seconds without suffix)\n"
+	    "    -o retention_space=PCT drop the oldest epochs while more than PCT %%\n"
+	    "                           of the space is used (1..95)\n"
+	    "    -o keep=N              the newest N epochs are never dropped by\n"
+	    "                           retention (default 1)\n"
+	    "    -o seal_idle=DURATION  seal epochs not written for DURATION\n"
 	    "    -o ro                  mount read-only\n"
 	    "    -o allow_other         let every user access the filesystem;\n"
 	    "                           implies default_permissions (the kernel\n"
@@ -448,7 +461,8 @@ static int run_loop(struct tslab_fs *fs, const struct fuse_cmdline_opts *cmd)
 	return ret;
 }
 
-static int check_opts(const struct tslab_opts *o, const struct fuse_cmdline_opts *cmd)
+static int check_opts(const struct tslab_opts *o, const struct fuse_cmdline_opts *cmd,
+                      struct tslab_fs *fs)
 {
 	if (!o->device || !cmd->mountpoint) {
 		fprintf(stderr, "tslabfs: missing %s (see tslabfs --help)\n",
@@ -460,6 +474,28 @@ static int check_opts(const struct tslab_opts *o, const struct fuse_cmdline_opts
 		        o->commit);
 		return -1;
 	}
+	if (o->retention && tslab_parse_duration(o->retention, &fs->pol.retention)) {
+		fprintf(stderr, "tslabfs: retention=%s: not a duration (N[smhdw])\n",
+		        o->retention);
+		return -1;
+	}
+	if (o->seal_idle && tslab_parse_duration(o->seal_idle, &fs->pol.seal_idle)) {
+		fprintf(stderr, "tslabfs: seal_idle=%s: not a duration (N[smhdw])\n",
+		        o->seal_idle);
+		return -1;
+	}
+	if (o->retention_space > 95) {
+		fprintf(stderr, "tslabfs: retention_space=%u: must be 1..95 %%\n",
+		        o->retention_space);
+		return -1;
+	}
+	if ((o->retention || o->retention_space || o->seal_idle) && o->ro) {
+		fprintf(stderr, "tslabfs: retention, retention_space and seal_idle "
+		                "need a writable mount\n");
+		return -1;
+	}
+	fs->pol.space_pct = o->retention_space;
+	fs->pol.keep = o->keep;
 	if (o->epoch_depth > 64) {
 		fprintf(stderr, "tslabfs: epoch_depth=%u: must be 0..64\n",
 		        o->epoch_depth);
@@ -518,7 +554,7 @@ fail:
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct tslab_opts o = {.epoch_depth = 1, .commit = 5};
+	struct tslab_opts o = {.epoch_depth = 1, .commit = 5, .keep = 1};
 	struct fuse_cmdline_opts cmd = {0};
 	struct tslab_fs *fs = NULL;
 	int ret = 1;
@@ -548,14 +584,12 @@ int main(int argc, char *argv[])
 		ret = 0;
 		goto free_args;
 	}
-	if (check_opts(&o, &cmd))
-		goto free_args;
 	o.blkdev = use_fuseblk(o.device);
-	if (add_opts(&args, &o))
-		goto free_args;
 	fs = fs_new(&o, cmd.foreground);
 	if (!fs)
 		goto free_args;
+	if (check_opts(&o, &cmd, fs) || tslab_policy_init(fs) || add_opts(&args, &o))
+		goto free_fs;
 	tslab_log_init(true, cmd.foreground);
 	fs->se = fuse_session_new(&args, &tslab_ops, sizeof(tslab_ops), fs);
 	if (!fs->se)
@@ -568,6 +602,8 @@ free_args:
 	free(cmd.mountpoint);
 	free(o.device);
 	free(o.writelog);
+	free(o.retention);
+	free(o.seal_idle);
 	fuse_opt_free_args(&args);
 	return ret;
 }

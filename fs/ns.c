@@ -20,6 +20,8 @@ int64_t tslab_now(void)
 {
 	struct timespec ts;
 
+	if (tslab_clock_fd >= 0)
+		return tslab_test_clock();
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
@@ -446,6 +448,8 @@ void tslab_mark_dirty(struct tslab_epoch *ep, struct tslab_ext *x)
 	if (!x->dirty)
 		ep->ndirty++;
 	x->dirty = true;
+	atomic_store_explicit(&ep->last_write, tslab_now() / 1000000000,
+	                      memory_order_relaxed);
 }
 
 /* At the end of a request that dirtied a file in EP (EP locked). A failing

@@ -64,6 +64,45 @@ static int name_check(const char *name, size_t *len)
 
 /* ---- lookup / forget / getattr ------------------------------------------ */
 
+/*
+ * "." and "..": the kernel asks for them when an NFS file handle names an
+ * inode it no longer caches (export support). Node ids are slab handles,
+ * stored on the device, so a handle stays valid across daemon restarts;
+ * a handle of a dropped epoch or freed file is -ESTALE (O(1) in slab).
+ */
+static int lookup_dot(struct tslab_fs *fs, fuse_ino_t ino, bool dotdot,
+                      struct fuse_entry_param *e)
+{
+	struct tslab_epoch *ep;
+	struct tslab_inode *ip;
+	slab_handle_t target;
+	int err;
+
+	pthread_rwlock_rdlock(&fs->drop_lock);
+	err = tslab_get_locked(fs, ino, &ep, &ip);
+	if (err)
+		goto unlock_drop;
+	if (!dotdot)
+		target = ip->ino;
+	else if (!S_ISDIR(ip->mode))
+		err = -ENOTDIR;
+	else
+		target = ip->ino == SLAB_HANDLE_ROOT ? SLAB_HANDLE_ROOT : ip->d.parent;
+	pthread_mutex_unlock(&ep->lock);
+	if (!err && !target)
+		err = -ESTALE; /* an unlinked directory */
+	if (!err)
+		err = tslab_get_locked(fs, target, &ep, &ip);
+	if (!err) {
+		ip->nlookup++;
+		tslab_fill_entry(e, ip);
+		pthread_mutex_unlock(&ep->lock);
+	}
+unlock_drop:
+	pthread_rwlock_unlock(&fs->drop_lock);
+	return err;
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct tslab_fs *fs = tslab_fs_of(req);
@@ -74,6 +113,12 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	size_t len;
 	int err = name_check(name, &len);
 
+	if (!err && name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]))) {
+		err = lookup_dot(fs, parent, name[1] == '.', &e);
+		if (err == -ENOENT)
+			err = -ESTALE; /* no negative entry for . or .. */
+		goto out;
+	}
 	if (err)
 		goto out;
 	pthread_rwlock_rdlock(&fs->drop_lock);
@@ -295,6 +340,8 @@ static int mk_locked(struct tslab_fs *fs, struct tslab_epoch *pep,
 		if (err)
 			goto drop_epoch;
 		pthread_mutex_lock(&ep->lock);
+		ep->created = tslab_now();
+		ep->last_write = ep->created / 1000000000;
 	}
 	err = slab_obj_alloc(fs->st, ep->id, &h);
 	if (err)
@@ -349,12 +396,15 @@ static void do_make(fuse_req_t req, fuse_ino_t parent, const char *name,
 		err = -EROFS;
 	if (err)
 		goto out;
+	tslab_policy_throttle(fs, 512);
 	pthread_rwlock_rdlock(&fs->drop_lock);
 	err = tslab_get_locked(fs, parent, &pep, &pip);
 	if (err)
 		goto unlock_drop;
 	if (!S_ISDIR(pip->mode))
 		err = -ENOTDIR;
+	else if ((err = tslab_sealed_check(pep)))
+		;
 	else if (tslab_ns_find(pep, parent, name, len))
 		err = -EEXIST;
 	else if ((err = tslab_space_check(fs, 4096)))
@@ -475,6 +525,8 @@ static int link_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
 
 	if (S_ISDIR(ip->mode))
 		return -EPERM;
+	if ((err = tslab_sealed_check(ep)))
+		return err;
 	if (ip->orphan)
 		return -ENOENT;
 	if (tslab_epoch_of(newparent) != ep->id)
@@ -672,6 +724,8 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		err = -ENOENT;
 	} else if (S_ISDIR(ip->mode)) {
 		err = -EISDIR;
+	} else if ((err = tslab_sealed_check(pep))) {
+		;
 	} else {
 		tslab_ns_remove(pep, pip->ext, d);
 		err = tslab_release_dentry(fs, pep, d);
@@ -733,9 +787,10 @@ int tslab_drop_epoch_dir(struct tslab_fs *fs, struct tslab_epoch *pep,
 	return 0;
 }
 
-static int rmdir_epoch(struct tslab_fs *fs, fuse_ino_t parent, const char *name,
-                       size_t len)
+int tslab_drop_epoch(struct tslab_fs *fs, fuse_ino_t parent, const char *name,
+                     size_t len, uint32_t expect, const char *reason)
 {
+	struct slab_epoch_stats es = {0};
 	struct tslab_inode *pip, *ip;
 	struct tslab_epoch *pep;
 	struct tslab_dent *d;
@@ -754,12 +809,21 @@ static int rmdir_epoch(struct tslab_fs *fs, fuse_ino_t parent, const char *name,
 		err = -ENOTDIR;
 	else if (!tslab_is_epoch_dir(ip))
 		err = -EAGAIN;
+	else if (expect && tslab_epoch_of(ip->ino) != expect)
+		err = -ESTALE; /* renamed or replaced since the caller looked */
 	else
+		err = 0;
+	if (!err) {
+		slab_epoch_stats(fs->st, tslab_epoch_of(ip->ino), &es);
 		err = tslab_drop_epoch_dir(fs, pep, pip, ip);
+	}
 	pthread_rwlock_unlock(&fs->drop_lock);
 	if (!err)
-		tslab_log(LOG_INFO, "%s: dropped epoch directory '%.*s' in %lld us",
-		          fs->device, (int)len, name,
+		tslab_log(reason ? LOG_NOTICE : LOG_INFO,
+		          "%s: dropped epoch directory '%.*s' (%llu files, %llu bytes, "
+		          "reason: %s) in %lld us",
+		          fs->device, (int)len, name, (unsigned long long)es.objects,
+		          (unsigned long long)es.live_bytes, reason ? reason : "rmdir",
 		          (long long)(tslab_now() - t0) / 1000);
 	return err;
 }
@@ -784,6 +848,8 @@ static int rmdir_plain(struct tslab_fs *fs, fuse_ino_t parent, const char *name,
 		err = -ENOTDIR;
 	else if (tslab_is_epoch_dir(ip))
 		err = -EAGAIN; /* needs the exclusive path */
+	else if ((err = tslab_sealed_check(pep)))
+		;
 	else if (ip->ext && ip->ext->nchildren)
 		err = -ENOTEMPTY;
 	else
@@ -812,7 +878,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (!err)
 		err = rmdir_plain(fs, parent, name, len);
 	if (err == -EAGAIN) {
-		err = rmdir_epoch(fs, parent, name, len);
+		err = tslab_drop_epoch(fs, parent, name, len, 0, NULL);
 		dropped = !err;
 	}
 	fuse_reply_err(req, -err);
@@ -900,6 +966,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	/* NFS export: the kernel may LOOKUP "." and ".." of a node id. */
+	if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
+		conn->want |= FUSE_CAP_EXPORT_SUPPORT;
 	/* The kernel clears setuid/setgid itself and tells us by setattr. */
 	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
 	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;

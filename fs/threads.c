@@ -229,6 +229,9 @@ int tslab_threads_start(struct tslab_fs *fs)
 	if (err)
 		return -err;
 	fs->notify_started = true;
+	err = tslab_policy_start(fs);
+	if (err)
+		return err;
 	if (fs->read_only)
 		return 0;
 	err = pthread_create(&fs->commit_thread, NULL, commit_main, fs);
@@ -240,6 +243,7 @@ int tslab_threads_start(struct tslab_fs *fs)
 
 void tslab_threads_stop(struct tslab_fs *fs)
 {
+	tslab_policy_stop(fs); /* its drops queue notifications: first */
 	pthread_mutex_lock(&fs->commit_mu);
 	pthread_mutex_lock(&fs->notify_mu);
 	fs->stopping = true;

@@ -240,6 +240,39 @@ struct slab_counters {
 };
 void slab_counters_get(struct slab_store *st, struct slab_counters *out);
 
+/* ---- administration (admin.c): zone map, epoch list, GC on request ------ */
+
+enum slab_zone_use {
+	SLAB_ZUSE_FREE = 0, /* empty */
+	SLAB_ZUSE_OPEN,     /* receiving pages */
+	SLAB_ZUSE_FULL,     /* written (full, finished or let go) */
+	SLAB_ZUSE_META,     /* superblock or journal */
+	SLAB_ZUSE_GC,       /* being collected */
+	SLAB_ZUSE_BAD,      /* offline or unusable */
+};
+#define SLAB_ZONE_NO_OWNER UINT32_MAX
+struct slab_zone_info {
+	uint32_t zone;
+	uint8_t use;   /* enum slab_zone_use */
+	bool root;     /* holds root-epoch pages */
+	uint64_t wp;   /* bytes written since the last reset */
+	uint64_t live; /* live record bytes; wp - live is dead or padding */
+	uint32_t owner;  /* first epoch with live pages here, or SLAB_ZONE_NO_OWNER */
+	uint32_t owners; /* epochs with live pages here */
+};
+/* Fill OUT[0..nzones) (every zone of the device, metadata included) and
+ * return the number of zones; when N is too small, fill nothing and return
+ * the number needed. A snapshot: consistent per zone. */
+int slab_zone_map(struct slab_store *st, struct slab_zone_info *out, uint32_t n);
+/* Ids of the live epochs (root included) into IDS[0..cap); returns how
+ * many there are (may exceed CAP). */
+int slab_epoch_list(struct slab_store *st, uint32_t *ids, uint32_t cap);
+/* Collect up to MAX_ZONES written zones of which at least an eighth is
+ * dead, fewest live bytes first, whatever the free space (slab_gc_pass
+ * only runs when space is short); *DONE = zones collected. 0, or a
+ * negative errno. */
+int slab_gc_run(struct slab_store *st, uint32_t max_zones, uint32_t *done);
+
 /* ---- DRAM arenas (size-classed, per epoch) ------------------------------ */
 
 /* Thread-safe. Sizes up to SLAB_ARENA_MAX; larger sizes return NULL. */

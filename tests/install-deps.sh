@@ -7,7 +7,8 @@ level=${1:-build}
 pkgs=(gcc pkg-config meson ninja-build libfuse3-dev fuse3 libzbd-dev zbd-utils
       liburing-dev libxxhash-dev libcmocka-dev util-linux python3)
 if [ "$level" = test ] || [ "$level" = bench ]; then
-	pkgs+=(qemu-system-x86 linux-image-amd64 busybox-static cpio xz-utils kmod)
+	pkgs+=(qemu-system-x86 linux-image-amd64 busybox-static cpio xz-utils kmod attr
+	       nfs-kernel-server nfs-common)
 fi
 if [ "$level" = bench ]; then
 	pkgs+=(e2fsprogs xfsprogs btrfs-progs)
