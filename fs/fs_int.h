@@ -138,6 +138,11 @@ struct tslab_epoch {
 	uint32_t ndirty; /* exts with dirty set */
 	struct tslab_ext *exts;
 	struct tslab_epoch *next, *prev; /* fs->epoch_list, under epochs_lock */
+	/* Idle pruning (prune.c): the coarse monotonic second of the last
+	 * request that locked the epoch (tslab_get_locked), and of the last
+	 * invalidation the prune thread sent (prune thread only). */
+	_Atomic int64_t used_s;
+	int64_t pruned_s;
 };
 
 #define TSLAB_EPOCH_SLOTS 65536u
@@ -190,6 +195,15 @@ struct tslab_fs {
 	pthread_mutex_t notify_mu;
 	pthread_cond_t notify_cv;
 	struct tslab_notify *notify_q;
+
+	/* prune.c: -o idle_prune=SECONDS (0: off). */
+	unsigned prune_s;
+	pthread_t prune_thread;
+	bool prune_started;
+	bool prune_stop; /* under prune_mu */
+	pthread_mutex_t prune_mu;
+	pthread_cond_t prune_cv;
+	atomic_uint_least64_t prunes; /* invalidations sent */
 };
 
 /* ---- log.c / main.c ---------------------------------------------------- */
@@ -254,6 +268,12 @@ int tslab_err(struct tslab_fs *fs, int err, const char *what);
 /* Look an inode up by handle and lock its epoch; caller holds drop_lock. */
 int tslab_get_locked(struct tslab_fs *fs, fuse_ino_t ino, struct tslab_epoch **ep,
                      struct tslab_inode **ip);
+
+/* ---- prune.c: idle epochs leave the kernel's cache ------------------------ */
+/* Note a request on EP (cheap: one coarse clock read, a store once a second). */
+void tslab_epoch_touch(struct tslab_epoch *ep);
+int tslab_prune_start(struct tslab_fs *fs);
+void tslab_prune_stop(struct tslab_fs *fs);
 
 /* ---- recover.c --------------------------------------------------------- */
 int tslab_mount_store(struct tslab_fs *fs);

@@ -26,6 +26,7 @@
 struct tslab_opts {
 	unsigned epoch_depth;
 	unsigned commit;
+	unsigned idle_prune;
 	int ro;
 	int allow_other;
 	char *device;
@@ -38,6 +39,7 @@ enum { KEY_RO, KEY_ALLOW_OTHER };
 static const struct fuse_opt tslab_opt_spec[] = {
     {"epoch_depth=%u", offsetof(struct tslab_opts, epoch_depth), 0},
     {"commit=%u", offsetof(struct tslab_opts, commit), 0},
+    {"idle_prune=%u", offsetof(struct tslab_opts, idle_prune), 0},
     FUSE_OPT_KEY("ro", KEY_RO),
     FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
     FUSE_OPT_END};
@@ -87,6 +89,8 @@ static void usage(const char *prog)
 	    "                           epochs (default 1; 0 = no epochs)\n"
 	    "    -o commit=SECONDS      longest time unsynced data waits before it\n"
 	    "                           is written (default 5)\n"
+	    "    -o idle_prune=SECONDS  drop the kernel's cache of an epoch nobody\n"
+	    "                           used for that long (default 0 = never)\n"
 	    "    -o ro                  mount read-only\n"
 	    "    -o allow_other         let every user access the filesystem;\n"
 	    "                           implies default_permissions (the kernel\n"
@@ -367,6 +371,7 @@ static struct tslab_fs *fs_new(const struct tslab_opts *o, bool foreground)
 	fs->device = o->device;
 	fs->epoch_depth = o->epoch_depth;
 	fs->commit_s = o->commit;
+	fs->prune_s = o->idle_prune;
 	fs->read_only = o->ro;
 	fs->blkdev = o->blkdev;
 	fs->foreground = foreground;
@@ -429,6 +434,11 @@ static int check_opts(const struct tslab_opts *o, const struct fuse_cmdline_opts
 	if (o->commit < 1 || o->commit > 86400) {
 		fprintf(stderr, "tslabfs: commit=%u: must be 1..86400 seconds\n",
 		        o->commit);
+		return -1;
+	}
+	if (o->idle_prune > 86400 * 365) {
+		fprintf(stderr, "tslabfs: idle_prune=%u: must be 0..31536000 seconds\n",
+		        o->idle_prune);
 		return -1;
 	}
 	if (o->epoch_depth > 64) {

@@ -227,6 +227,9 @@ int tslab_threads_start(struct tslab_fs *fs)
 	if (err)
 		return -err;
 	fs->notify_started = true;
+	err = tslab_prune_start(fs);
+	if (err)
+		return err;
 	if (fs->read_only)
 		return 0;
 	err = pthread_create(&fs->commit_thread, NULL, commit_main, fs);
@@ -238,6 +241,7 @@ int tslab_threads_start(struct tslab_fs *fs)
 
 void tslab_threads_stop(struct tslab_fs *fs)
 {
+	tslab_prune_stop(fs);
 	pthread_mutex_lock(&fs->commit_mu);
 	pthread_mutex_lock(&fs->notify_mu);
 	fs->stopping = true;
