@@ -139,10 +139,9 @@ struct tslab_epoch {
 	struct tslab_ext *exts;
 	struct tslab_epoch *next, *prev; /* fs->epoch_list, under epochs_lock */
 	/* Idle pruning (prune.c): the coarse monotonic second of the last
-	 * request that locked the epoch (tslab_get_locked), and of the last
-	 * invalidation the prune thread sent (prune thread only). */
+	 * request that locked the epoch (tslab_get_locked); 0 when none came
+	 * since the mount or since the prune thread last invalidated it. */
 	_Atomic int64_t used_s;
-	int64_t pruned_s;
 };
 
 #define TSLAB_EPOCH_SLOTS 65536u

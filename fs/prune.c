@@ -19,7 +19,9 @@
  *   - the kernel holds its inode (nlookup > 0; otherwise it caches nothing
  *     below it either),
  *   - no request touched the epoch for prune_s seconds, and
- *   - one did after the last invalidation (one notification per idle spell).
+ *   - one did after the last invalidation (one notification per idle spell):
+ *     the prune thread sets used_s to 0 by compare-and-exchange when it
+ *     picks the epoch, and the next request stamps it again.
  * Reads served from the kernel's page cache never reach the daemon, so an
  * epoch read only from cache counts as idle: its next reads after a prune
  * are cold (LOOKUP, and the data from the daemon). Measured in
@@ -106,10 +108,11 @@ static bool epoch_due(struct tslab_fs *fs, const struct tslab_inode *ip, int64_t
 	nlookup = ip->nlookup;
 	pthread_mutex_unlock(&ep->lock);
 	used = atomic_load_explicit(&ep->used_s, memory_order_relaxed);
-	if (!nlookup || used <= ep->pruned_s || now - used < (int64_t)fs->prune_s)
+	if (!nlookup || !used || now - used < (int64_t)fs->prune_s)
 		return false;
-	ep->pruned_s = now;
-	return true;
+	/* 0: not used since this prune. A request that stamps the epoch
+	 * meanwhile makes the exchange fail: not idle after all. */
+	return atomic_compare_exchange_strong(&ep->used_s, &used, 0);
 }
 
 /* Directories of the root epoch from DIP down, DEPTH levels: epoch
