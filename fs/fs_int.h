@@ -181,6 +181,10 @@ struct tslab_epoch {
 	 * newest change. Written under the epoch lock, read without. */
 	_Atomic int64_t created, last_write;
 	bool sealed; /* under lock; set once, after the epoch was flushed */
+	/* Idle pruning (prune.c): the coarse monotonic second of the last
+	 * request that locked the epoch (tslab_get_locked); 0 when none came
+	 * since the mount or since the prune thread last invalidated it. */
+	_Atomic int64_t used_s;
 };
 
 struct tslab_fs {
@@ -234,6 +238,14 @@ struct tslab_fs {
 	struct tslab_notify *notify_q;
 
 	struct tslab_policy pol; /* policy.c */
+	/* prune.c: -o idle_prune=SECONDS (0: off). */
+	unsigned prune_s;
+	pthread_t prune_thread;
+	bool prune_started;
+	bool prune_stop; /* under prune_mu */
+	pthread_mutex_t prune_mu;
+	pthread_cond_t prune_cv;
+	atomic_uint_least64_t prunes; /* invalidations sent */
 };
 
 /* ---- main.c -------------------------------------------------------------- */
@@ -337,6 +349,11 @@ int tslab_policy_gc_text(struct tslab_fs *fs, char **out, size_t *len);
 void tslab_epoch_times(struct tslab_epoch *ep, const struct slab_attr *a);
 /* Epoch directory of EP, NULL if none (EP locked or drop_lock held). */
 struct tslab_inode *tslab_epoch_dir_inode(struct tslab_epoch *ep);
+/* ---- prune.c: idle epochs leave the kernel's cache ------------------------ */
+/* Note a request on EP (cheap: one coarse clock read, a store once a second). */
+void tslab_epoch_touch(struct tslab_epoch *ep);
+int tslab_prune_start(struct tslab_fs *fs);
+void tslab_prune_stop(struct tslab_fs *fs);
 
 /* ---- recover.c --------------------------------------------------------- */
 int tslab_mount_store(struct tslab_fs *fs);

@@ -27,6 +27,7 @@
 struct tslab_opts {
 	unsigned epoch_depth;
 	unsigned commit;
+	unsigned idle_prune;
 	int ro;
 	int allow_other;
 	char *device;
@@ -48,6 +49,7 @@ static const struct fuse_opt tslab_opt_spec[] = {
     {"retention_space=%u", offsetof(struct tslab_opts, retention_space), 0},
     {"keep=%u", offsetof(struct tslab_opts, keep), 0},
     {"seal_idle=%s", offsetof(struct tslab_opts, seal_idle), 0},
+    {"idle_prune=%u", offsetof(struct tslab_opts, idle_prune), 0},
     FUSE_OPT_KEY("ro", KEY_RO),
     FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
     FUSE_OPT_KEY("io_uring", KEY_URING),
@@ -106,6 +108,8 @@ static void usage(const char *prog)
 	    "    -o keep=N              the newest N epochs are never dropped by\n"
 	    "                           retention (default 1)\n"
 	    "    -o seal_idle=DURATION  seal epochs not written for DURATION\n"
+	    "    -o idle_prune=SECONDS  drop the kernel's cache of an epoch nobody\n"
+	    "                           used for that long (default 0 = never)\n"
 	    "    -o ro                  mount read-only\n"
 	    "    -o allow_other         let every user access the filesystem;\n"
 	    "                           implies default_permissions (the kernel\n"
@@ -408,6 +412,7 @@ static struct tslab_fs *fs_new(const struct tslab_opts *o, bool foreground)
 	fs->device = o->device;
 	fs->epoch_depth = o->epoch_depth;
 	fs->commit_s = o->commit;
+	fs->prune_s = o->idle_prune;
 	fs->read_only = o->ro;
 	fs->blkdev = o->blkdev;
 	fs->writelog = o->writelog;
@@ -496,6 +501,11 @@ static int check_opts(const struct tslab_opts *o, const struct fuse_cmdline_opts
 	}
 	fs->pol.space_pct = o->retention_space;
 	fs->pol.keep = o->keep;
+	if (o->idle_prune > 86400 * 365) {
+		fprintf(stderr, "tslabfs: idle_prune=%u: must be 0..31536000 seconds\n",
+		        o->idle_prune);
+		return -1;
+	}
 	if (o->epoch_depth > 64) {
 		fprintf(stderr, "tslabfs: epoch_depth=%u: must be 0..64\n",
 		        o->epoch_depth);

@@ -330,6 +330,7 @@ int tslab_get_locked(struct tslab_fs *fs, fuse_ino_t ino, struct tslab_epoch **e
 		return -ESTALE;
 	}
 	*ep = e;
+	tslab_epoch_touch(e);
 	return 0;
 }
 

@@ -232,6 +232,9 @@ int tslab_threads_start(struct tslab_fs *fs)
 	err = tslab_policy_start(fs);
 	if (err)
 		return err;
+	err = tslab_prune_start(fs);
+	if (err)
+		return err;
 	if (fs->read_only)
 		return 0;
 	err = pthread_create(&fs->commit_thread, NULL, commit_main, fs);
@@ -244,6 +247,7 @@ int tslab_threads_start(struct tslab_fs *fs)
 void tslab_threads_stop(struct tslab_fs *fs)
 {
 	tslab_policy_stop(fs); /* its drops queue notifications: first */
+	tslab_prune_stop(fs);
 	pthread_mutex_lock(&fs->commit_mu);
 	pthread_mutex_lock(&fs->notify_mu);
 	fs->stopping = true;

@@ -472,6 +472,11 @@ struct slab_store {
 	bool sync_running;
 	uint64_t sync_begun, sync_done;
 	int sync_err;
+	/* gather (sync.c): callers waiting for the next sync, the size of the
+	 * last batch, the leader is gathering, mean sync time (ns, EWMA) */
+	uint32_t sync_next_n, sync_last_n;
+	bool sync_gathering;
+	uint64_t sync_avg_ns;
 
 	/* journal: owned by the running sync (or mount/unmount) */
 	uint32_t jzone;            /* current journal zone */

@@ -348,8 +348,54 @@ int slab_do_sync(struct slab_store *st, bool flush_pages)
 	return ret;
 }
 
-/* Group commit: wait for a sync that starts after this call; whoever finds
- * none running runs it for everybody waiting. */
+/*
+ * Group commit. A caller waits for a sync that starts after its call;
+ * whoever finds none running leads the next one for everybody waiting.
+ *
+ * Gather. Callers that fsync in a loop come back a little after their sync
+ * ends (the rest of their request: close, create, write), so without help
+ * the first to return starts the next sync alone and the others form the
+ * one after: batches of 1, N-1, 1, N-1... and two device flushes where one
+ * would do. So the leader first waits, on slock, until as many callers are
+ * waiting as the last batch held, or a window passes: the mean time of a
+ * sync, clamped to [SYNC_GATHER_MIN_NS, SYNC_GATHER_MAX_NS]. A single
+ * caller (last batch 1) never waits; when callers go away the expectation
+ * drops to what came, so the window is lost at most once. Callers that
+ * arrive during the gather belong to the leader's sync (sync_begun is
+ * advanced only after it).
+ */
+#define SYNC_GATHER_MIN_NS 50000ull
+#define SYNC_GATHER_MAX_NS 2000000ull
+
+static uint64_t now_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* slock held, sync_running set by the caller (the leader). */
+static void sync_gather(struct slab_store *st)
+{
+	uint64_t win = st->sync_avg_ns, end;
+	struct timespec ts;
+
+	if (st->sync_last_n <= 1 || st->sync_next_n >= st->sync_last_n)
+		return;
+	win = win < SYNC_GATHER_MIN_NS ? SYNC_GATHER_MIN_NS
+	      : win > SYNC_GATHER_MAX_NS ? SYNC_GATHER_MAX_NS
+	                                 : win;
+	end = now_ns(CLOCK_REALTIME) + win; /* scond waits on CLOCK_REALTIME */
+	ts.tv_sec = (time_t)(end / 1000000000ull);
+	ts.tv_nsec = (long)(end % 1000000000ull);
+	st->sync_gathering = true;
+	while (st->sync_next_n < st->sync_last_n &&
+	       pthread_cond_timedwait(&st->scond, &st->slock, &ts) != ETIMEDOUT)
+		;
+	st->sync_gathering = false;
+}
+
 int slab_sync_all(struct slab_store *st, bool flush_pages)
 {
 	int ret;
@@ -357,17 +403,29 @@ int slab_sync_all(struct slab_store *st, bool flush_pages)
 	pthread_mutex_lock(&st->slock);
 	uint64_t want = st->sync_begun + 1;
 
+	st->sync_next_n++;
+	if (st->sync_gathering && st->sync_next_n >= st->sync_last_n)
+		pthread_cond_broadcast(&st->scond); /* the batch is complete */
 	while (st->sync_done < want) {
 		if (st->sync_running) {
 			pthread_cond_wait(&st->scond, &st->slock);
 			continue;
 		}
 		st->sync_running = true;
+		if (!flush_pages)
+			sync_gather(st);
 		uint64_t mine = ++st->sync_begun;
 
+		st->sync_last_n = st->sync_next_n;
+		st->sync_next_n = 0;
 		pthread_mutex_unlock(&st->slock);
+		uint64_t t0 = now_ns(CLOCK_MONOTONIC);
+
 		ret = slab_do_sync(st, flush_pages);
+		uint64_t took = now_ns(CLOCK_MONOTONIC) - t0;
+
 		pthread_mutex_lock(&st->slock);
+		st->sync_avg_ns = st->sync_avg_ns ? (st->sync_avg_ns * 7 + took) / 8 : took;
 		st->sync_running = false;
 		st->sync_done = mine;
 		st->sync_err = ret;

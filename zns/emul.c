@@ -41,7 +41,8 @@
  * PERSISTENCE. The table is mapped MAP_SHARED. A write's data I/O completes
  * before its entry is updated, so a process killed mid-write leaves the
  * zone's wp before that write (page cache survives a process crash; the
- * wp is where a device would have it). zns_flush() = msync + fdatasync.
+ * wp is where a device would have it). zns_flush() = fdatasync, which also
+ * writes back the mapped table's dirty pages (one device flush).
  * Zone management (reset/finish/open/close) is persisted on completion.
  *
  * UNWRITTEN SPACE reads as zeroes, as on a device: the emulator returns
@@ -546,7 +547,11 @@ static int emul_flush(struct zns_dev *dev)
 	}
 	pthread_mutex_unlock(&e->lock);
 
-	if (msync(e->map, e->map_len, MS_SYNC) < 0 || fdatasync(dev->fd) < 0)
+	/* One device flush: fdatasync also writes back the table's pages
+	 * dirtied through the MAP_SHARED mapping of the same file (on Linux
+	 * msync(MS_SYNC) is that very call, vfs_fsync_range); msync before it
+	 * cost a second flush per zns_flush(). */
+	if (fdatasync(dev->fd) < 0)
 		ret = -errno;
 
 	if (ret == 0) {
