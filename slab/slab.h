@@ -81,6 +81,10 @@ struct slab_format_opts {
 	uint32_t reserve_zones; /* zones kept free for GC; 0 = default */
 };
 
+/* Whether a device of NR_ZONES zones can be formatted with O (NULL: the
+ * defaults): 0, -ENOSPC (too few zones), -EINVAL (reserve too large).
+ * Touches nothing; slab_format() applies the same rules. */
+int slab_format_fits(uint32_t nr_zones, const struct slab_format_opts *o);
 /* Reset the zones in use and write a fresh superblock. */
 int slab_format(struct zns_dev *dev, const struct slab_format_opts *o);
 
