@@ -149,6 +149,7 @@ static int replace_dir(struct tslab_fs *fs, struct rn *r)
 	err = slab_obj_free(fs->st, r->tip->ino);
 	if (err)
 		return tslab_err(fs, err, "freeing a directory");
+	tslab_xattr_objs_free(fs, r->tip);
 	tslab_ns_remove(r->npep, r->npip->ext, r->t);
 	tslab_inode_free(r->npep, r->tip);
 	r->npip->nlink--;

@@ -208,7 +208,19 @@ void tslab_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 void tslab_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
                     struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, -tslab_sync_all(tslab_fs_of(req)));
+	struct tslab_fs *fs = tslab_fs_of(req);
+	struct tslab_epoch *ep;
+	struct tslab_inode *ip;
+	int err;
+
+	/* A descriptor of a dropped epoch (or a freed file) is stale, as for
+	 * read, write and fstat. */
+	pthread_rwlock_rdlock(&fs->drop_lock);
+	err = tslab_get_locked(fs, ino, &ep, &ip);
+	if (!err)
+		pthread_mutex_unlock(&ep->lock);
+	pthread_rwlock_unlock(&fs->drop_lock);
+	fuse_reply_err(req, err ? -err : -tslab_sync_all(fs));
 }
 
 void tslab_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -274,9 +286,24 @@ static int truncate_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
 	return 0;
 }
 
+/*
+ * Timestamps are stored as signed 64-bit nanoseconds since the epoch:
+ * 1677-09-21T00:12:43.145224192Z to 2262-04-11T23:47:16.854775807Z. A time
+ * outside is clamped to the nearest end, as the kernel clamps to a
+ * filesystem's s_time_min/s_time_max (docs/design.md).
+ */
 static int64_t ts_ns(const struct timespec *ts)
 {
-	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+	int64_t sec = (int64_t)ts->tv_sec, nsec = ts->tv_nsec, v;
+
+	if (sec < 0 && nsec > 0) { /* same instant, without the overflow */
+		sec++;
+		nsec -= 1000000000;
+	}
+	if (__builtin_mul_overflow(sec, (int64_t)1000000000, &v) ||
+	    __builtin_add_overflow(v, nsec, &v))
+		return sec < 0 ? INT64_MIN : INT64_MAX;
+	return v;
 }
 
 static int setattr_locked(struct tslab_fs *fs, struct tslab_epoch *ep,

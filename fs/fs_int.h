@@ -208,6 +208,7 @@ static inline uint32_t tslab_epoch_of(slab_handle_t h)
 int tslab_epoch_add(struct tslab_fs *fs, uint32_t id, struct tslab_epoch **out);
 struct tslab_epoch *tslab_epoch_get(struct tslab_fs *fs, uint32_t id);
 void tslab_epoch_unlist(struct tslab_fs *fs, struct tslab_epoch *ep);
+void tslab_epochs_free_all(struct tslab_fs *fs, bool after_arenas);
 void tslab_epoch_destroy(struct tslab_epoch *ep);
 void tslab_epoch_free_buffers(struct tslab_epoch *ep);
 
@@ -237,6 +238,7 @@ void tslab_mark_dirty(struct tslab_epoch *ep, struct tslab_ext *x);
  * no_open there is no release to put them). */
 #define TSLAB_DIRTY_BATCH 1024u
 void tslab_flush_if_full(struct tslab_fs *fs, struct tslab_epoch *ep);
+struct timespec tslab_ns_ts(int64_t ns);
 void tslab_inode_stat(const struct tslab_inode *ip, struct stat *st);
 #define TSLAB_FLUSH_TRIM  1u /* release buffers of closed, clean files */
 #define TSLAB_FLUSH_FINAL 2u /* unmount: free orphans */
@@ -296,6 +298,7 @@ void tslab_fill_entry(struct fuse_entry_param *e, const struct tslab_inode *ip);
 void tslab_touch_dir(struct tslab_fs *fs, struct tslab_epoch *ep,
                      struct tslab_inode *dip);
 int tslab_link_put(struct tslab_fs *fs, const struct tslab_link *l, uint32_t mode);
+void tslab_xattr_objs_free(struct tslab_fs *fs, struct tslab_inode *ip);
 int tslab_unlink_inode(struct tslab_fs *fs, struct tslab_epoch *ep,
                        struct tslab_inode *ip);
 int tslab_release_dentry(struct tslab_fs *fs, struct tslab_epoch *pep,

@@ -26,6 +26,7 @@
 struct tslab_opts {
 	unsigned epoch_depth;
 	unsigned commit;
+	char *epoch_depth_s, *commit_s; /* as given, parsed by check_opts() */
 	int ro;
 	int allow_other;
 	char *device;
@@ -36,8 +37,8 @@ struct tslab_opts {
 enum { KEY_RO, KEY_ALLOW_OTHER };
 
 static const struct fuse_opt tslab_opt_spec[] = {
-    {"epoch_depth=%u", offsetof(struct tslab_opts, epoch_depth), 0},
-    {"commit=%u", offsetof(struct tslab_opts, commit), 0},
+    {"epoch_depth=%s", offsetof(struct tslab_opts, epoch_depth_s), 0},
+    {"commit=%s", offsetof(struct tslab_opts, commit_s), 0},
     FUSE_OPT_KEY("ro", KEY_RO),
     FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
     FUSE_OPT_END};
@@ -88,9 +89,8 @@ static void usage(const char *prog)
 	    "    -o commit=SECONDS      longest time unsynced data waits before it\n"
 	    "                           is written (default 5)\n"
 	    "    -o ro                  mount read-only\n"
-	    "    -o allow_other         let every user access the filesystem;\n"
-	    "                           implies default_permissions (the kernel\n"
-	    "                           checks permissions)\n"
+	    "    (allow_other, among the FUSE options below, also turns on\n"
+	    "    default_permissions: the kernel checks permissions)\n"
 	    "\n",
 	    prog);
 }
@@ -343,8 +343,11 @@ int tslab_close_device(struct tslab_fs *fs)
 		return fs->close_err;
 	fs->closed = true;
 	int err = tslab_flush_all(fs, TSLAB_FLUSH_TRIM | TSLAB_FLUSH_FINAL);
+
+	tslab_epochs_free_all(fs, false);
 	int r = slab_unmount(fs->st);
 
+	tslab_epochs_free_all(fs, true);
 	if (!err)
 		err = r;
 	zns_close(fs->dev);
@@ -419,11 +422,42 @@ static int run_loop(struct tslab_fs *fs, const struct fuse_cmdline_opts *cmd)
 	return ret;
 }
 
-static int check_opts(const struct tslab_opts *o, const struct fuse_cmdline_opts *cmd)
+/* A decimal number in [MIN, MAX] (no sign, no suffix), else -1 after
+ * saying so. NULL (option not given) leaves *OUT alone. */
+static int parse_num_opt(const char *name, const char *s, unsigned min, unsigned max,
+                         unsigned *out)
 {
+	unsigned long v;
+	char *end;
+
+	if (!s)
+		return 0;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (*s < '0' || *s > '9' || *end || errno || v < min || v > max) {
+		fprintf(stderr, "tslabfs: %s=%s: must be %u..%u\n", name, s, min, max);
+		return -1;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int check_opts(struct tslab_opts *o, const struct fuse_cmdline_opts *cmd)
+{
+	struct stat sb;
+
 	if (!o->device || !cmd->mountpoint) {
 		fprintf(stderr, "tslabfs: missing %s (see tslabfs --help)\n",
 		        o->device ? "MOUNTPOINT" : "DEVICE and MOUNTPOINT");
+		return -1;
+	}
+	if (parse_num_opt("commit", o->commit_s, 1, 86400, &o->commit) ||
+	    parse_num_opt("epoch_depth", o->epoch_depth_s, 0, 64, &o->epoch_depth))
+		return -1;
+	/* The kernel would mount on a file and then fail every access. */
+	if (stat(cmd->mountpoint, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
+		fprintf(stderr, "tslabfs: mountpoint %s is not a directory\n",
+		        cmd->mountpoint);
 		return -1;
 	}
 	if (o->commit < 1 || o->commit > 86400) {
@@ -532,6 +566,8 @@ free_fs:
 free_args:
 	free(cmd.mountpoint);
 	free(o.device);
+	free(o.commit_s);
+	free(o.epoch_depth_s);
 	fuse_opt_free_args(&args);
 	return ret;
 }

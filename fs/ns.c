@@ -156,6 +156,27 @@ void tslab_epoch_free_buffers(struct tslab_epoch *ep)
 	}
 }
 
+/* Unmount, after the last flush: free every epoch's DRAM outside the
+ * arenas (file buffers first, while the arenas holding the exts live;
+ * then, with AFTER_ARENAS once slab_unmount() freed the arenas, the hash
+ * tables and epoch structs). No request runs any more. */
+void tslab_epochs_free_all(struct tslab_fs *fs, bool after_arenas)
+{
+	pthread_mutex_lock(&fs->epochs_lock);
+	for (struct tslab_epoch *ep = fs->epoch_list, *next; ep; ep = next) {
+		next = ep->next;
+		if (!after_arenas) {
+			tslab_epoch_free_buffers(ep);
+			continue;
+		}
+		__atomic_store_n(&fs->epochs[epoch_slot(ep->id)], NULL, __ATOMIC_RELEASE);
+		tslab_epoch_destroy(ep);
+	}
+	if (after_arenas)
+		fs->epoch_list = NULL;
+	pthread_mutex_unlock(&fs->epochs_lock);
+}
+
 /* ---- dentries ------------------------------------------------------------ */
 
 uint32_t tslab_name_hash(slab_handle_t parent, const char *name, size_t len)
@@ -510,6 +531,18 @@ int tslab_inode_put(struct tslab_fs *fs, struct tslab_inode *ip)
 	return 0;
 }
 
+/* Nanoseconds to a timespec, tv_nsec in [0, 1e9) also before 1970. */
+struct timespec tslab_ns_ts(int64_t ns)
+{
+	int64_t sec = ns / 1000000000, rem = ns % 1000000000;
+
+	if (rem < 0) {
+		sec--;
+		rem += 1000000000;
+	}
+	return (struct timespec){.tv_sec = (time_t)sec, .tv_nsec = (long)rem};
+}
+
 void tslab_inode_stat(const struct tslab_inode *ip, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
@@ -522,12 +555,9 @@ void tslab_inode_stat(const struct tslab_inode *ip, struct stat *st)
 	st->st_size = (off_t)ip->size;
 	st->st_blksize = 4096;
 	st->st_blocks = (blkcnt_t)((ip->size + 511) / 512);
-	st->st_atim.tv_sec = ip->atime / 1000000000;
-	st->st_atim.tv_nsec = ip->atime % 1000000000;
-	st->st_mtim.tv_sec = ip->mtime / 1000000000;
-	st->st_mtim.tv_nsec = ip->mtime % 1000000000;
-	st->st_ctim.tv_sec = ip->ctime / 1000000000;
-	st->st_ctim.tv_nsec = ip->ctime % 1000000000;
+	st->st_atim = tslab_ns_ts(ip->atime);
+	st->st_mtim = tslab_ns_ts(ip->mtime);
+	st->st_ctim = tslab_ns_ts(ip->ctime);
 }
 
 /* Make the unlink of orphan IP durable at the next sync: its object is

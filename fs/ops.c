@@ -565,11 +565,18 @@ int tslab_unlink_inode(struct tslab_fs *fs, struct tslab_epoch *ep,
 
 	if (err)
 		return tslab_err(fs, err, "freeing an object");
+	tslab_xattr_objs_free(fs, ip);
+	tslab_inode_free(ep, ip);
+	return 0;
+}
+
+/* IP's object was freed: its xattr objects go with it (they name IP as
+ * their parent, and nothing else reaches them). */
+void tslab_xattr_objs_free(struct tslab_fs *fs, struct tslab_inode *ip)
+{
 	if (ip->ext)
 		for (struct tslab_xattr *a = ip->ext->xattrs; a; a = a->next)
 			slab_obj_free(fs->st, a->h);
-	tslab_inode_free(ep, ip);
-	return 0;
 }
 
 static void link_forget(struct tslab_ext *x, struct tslab_link *l)
@@ -787,6 +794,7 @@ static int rmdir_plain(struct tslab_fs *fs, fuse_ino_t parent, const char *name,
 	else
 		err = slab_obj_free(fs->st, ip->ino);
 	if (!err) {
+		tslab_xattr_objs_free(fs, ip);
 		tslab_ns_remove(pep, pip->ext, d);
 		tslab_inode_free(pep, ip);
 		pip->nlink--;

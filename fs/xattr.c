@@ -124,8 +124,8 @@ void tslab_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t 
 
 	/* Only user.* names are ever stored: the kernel's security.capability
 	 * check before every write() is answered without a lock. */
-	if (strncmp(name, "user.", 5)) {
-		fuse_reply_err(req, ENODATA);
+	if (strncmp(name, "user.", 5) || !name[5]) {
+		fuse_reply_err(req, strncmp(name, "user.", 5) ? ENODATA : EINVAL);
 		return;
 	}
 	pthread_rwlock_rdlock(&fs->drop_lock);
@@ -220,6 +220,9 @@ static int name_ok(struct tslab_fs *fs, const char *name, bool write)
 
 	if (!len || len > SLAB_NAME_MAX)
 		return -ERANGE;
+	/* As the kernel's VFS answers for a known prefix with nothing after it. */
+	if (!strcmp(name, "user."))
+		return -EINVAL;
 	if (!write)
 		return 0;
 	if (strncmp(name, "user.", 5))
