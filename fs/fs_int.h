@@ -127,6 +127,21 @@ struct tslab_ext {
 	uint32_t rdev;
 	bool loaded; /* buf/ip->size hold the content */
 	bool dirty;  /* newer than the last slab_obj_put */
+	/*
+	 * A shrink (truncate, O_TRUNC) leaves the old bytes [ip->size, old_end)
+	 * readable until the file grows back past old_end, its object is put
+	 * or its buffer is trimmed: a READ the kernel sent before it learnt of
+	 * the shrink is answered with them (old values) instead of a short
+	 * read, which the kernel would turn into zeros below its i_size
+	 * (fs/file.c read_end). They stay for one to two commit intervals, far
+	 * longer than a READ is in flight: the buffer is kept (not trimmed)
+	 * meanwhile, and a put first copies them from the object into buf.
+	 * old_in_slab: they are in the object on the device (O_TRUNC of an
+	 * unloaded file), else in buf.
+	 */
+	bool old_in_slab;
+	uint8_t old_ticks; /* commit ticks seen; closed (buffer freed) at 2 */
+	uint64_t old_end;
 };
 
 struct tslab_epoch {
@@ -242,6 +257,7 @@ struct timespec tslab_ns_ts(int64_t ns);
 void tslab_inode_stat(const struct tslab_inode *ip, struct stat *st);
 #define TSLAB_FLUSH_TRIM  1u /* release buffers of closed, clean files */
 #define TSLAB_FLUSH_FINAL 2u /* unmount: free orphans */
+#define TSLAB_FLUSH_TICK  4u /* commit thread: age the old bytes of shrinks */
 int tslab_flush_epoch(struct tslab_fs *fs, struct tslab_epoch *ep, unsigned flags);
 int tslab_flush_all(struct tslab_fs *fs, unsigned flags);
 int tslab_sync_all(struct tslab_fs *fs);

@@ -381,7 +381,7 @@ void tslab_ext_trim(struct tslab_epoch *ep, struct tslab_inode *ip)
 {
 	struct tslab_ext *x = ip->ext;
 
-	if (!x || x->dirty || x->open)
+	if (!x || x->dirty || x->open || x->old_end)
 		return;
 	free(x->buf);
 	x->buf = NULL;
@@ -484,6 +484,23 @@ void tslab_flush_if_full(struct tslab_fs *fs, struct tslab_epoch *ep)
 	tslab_flush_epoch(fs, ep, TSLAB_FLUSH_TRIM);
 }
 
+/* The object is about to be replaced: old bytes of a shrink that only it
+ * holds move to the buffer, past the size (closed instead if that fails). */
+static void keep_old_bytes(struct tslab_fs *fs, struct tslab_inode *ip)
+{
+	struct tslab_ext *x = ip->ext;
+	ssize_t n = -1;
+
+	if (!x->old_in_slab)
+		return;
+	x->old_in_slab = false;
+	if (x->old_end > ip->size && !tslab_data_reserve(x, x->old_end))
+		n = slab_obj_read(fs->st, ip->ino, ip->size, x->buf + ip->size,
+		                  x->old_end - ip->size);
+	if (n < 0 || (uint64_t)n != x->old_end - ip->size)
+		x->old_end = 0;
+}
+
 /* Write the newest version of IP (loaded when it has content). */
 int tslab_inode_put(struct tslab_fs *fs, struct tslab_inode *ip)
 {
@@ -511,6 +528,8 @@ int tslab_inode_put(struct tslab_fs *fs, struct tslab_inode *ip)
 	if (has_data(ip)) {
 		if (ip->size && (!x || !x->loaded))
 			return -EINVAL;
+		if (x)
+			keep_old_bytes(fs, ip);
 		o.data = x ? x->buf : NULL;
 		o.data_len = ip->size;
 	}
@@ -599,6 +618,11 @@ int tslab_flush_epoch(struct tslab_fs *fs, struct tslab_epoch *ep, unsigned flag
 			r = tslab_inode_put(fs, ip);
 		if (r && !err)
 			err = r;
+		if ((flags & TSLAB_FLUSH_TICK) && x->old_end && ++x->old_ticks >= 2) {
+			x->old_end = 0;
+			x->old_ticks = 0;
+			x->old_in_slab = false;
+		}
 		if (flags & TSLAB_FLUSH_TRIM)
 			tslab_ext_trim(ep, ip);
 	}
