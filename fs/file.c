@@ -181,7 +181,8 @@ static int write_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
 		return -EINVAL;
 	if (end > TSLAB_FILE_MAX)
 		return -EFBIG;
-	if (end > ip->size && (err = tslab_space_check(fs, end - ip->size)))
+	err = tslab_space_admit(fs, ep, ip, end > ip->size ? end : ip->size, false);
+	if (err)
 		return err;
 	err = tslab_data_load(fs, ep, ip);
 	if (err)
@@ -314,6 +315,9 @@ static int truncate_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
 		return -EINVAL;
 	if (size > TSLAB_FILE_MAX)
 		return -EFBIG;
+	err = tslab_space_admit(fs, ep, ip, size, false);
+	if (err)
+		return err;
 	if (!size && tslab_ext_get(ep, ip)) {
 		/* O_TRUNC: the old content is not needed (but stays readable). */
 		keep_old(ip->ext, ip->size, 0);
@@ -364,6 +368,8 @@ static int setattr_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
 
 	if (to_set & FUSE_SET_ATTR_SIZE)
 		err = truncate_locked(fs, ep, ip, (uint64_t)a->st_size);
+	else
+		err = tslab_space_admit(fs, ep, ip, ip->size, false);
 	if (err)
 		return err;
 	if (to_set & FUSE_SET_ATTR_MODE)

@@ -140,7 +140,10 @@ struct tslab_ext {
 	 * unloaded file), else in buf.
 	 */
 	bool old_in_slab;
-	uint8_t old_ticks; /* commit ticks seen; closed (buffer freed) at 2 */
+	uint8_t old_ticks;
+	/* Space reserved (slab_space_reserve) for the inode's next put; given
+	 * back when it is put, freed or its epoch dropped. */
+	uint64_t resv; /* commit ticks seen; closed (buffer freed) at 2 */
 	uint64_t old_end;
 };
 
@@ -225,7 +228,7 @@ struct tslab_epoch *tslab_epoch_get(struct tslab_fs *fs, uint32_t id);
 void tslab_epoch_unlist(struct tslab_fs *fs, struct tslab_epoch *ep);
 void tslab_epochs_free_all(struct tslab_fs *fs, bool after_arenas);
 void tslab_epoch_destroy(struct tslab_epoch *ep);
-void tslab_epoch_free_buffers(struct tslab_epoch *ep);
+void tslab_epoch_free_buffers(struct tslab_fs *fs, struct tslab_epoch *ep);
 
 uint32_t tslab_name_hash(slab_handle_t parent, const char *name, size_t len);
 struct tslab_dent *tslab_ns_find(struct tslab_epoch *pep, slab_handle_t parent,
@@ -264,9 +267,6 @@ int tslab_sync_all(struct tslab_fs *fs);
 int tslab_orphan_release(struct tslab_fs *fs, struct tslab_epoch *ep,
                          struct tslab_inode *ip);
 int64_t tslab_now(void);
-/* Free space kept back for data already accepted but not yet put. */
-#define TSLAB_SPACE_MARGIN (1u << 20)
-int tslab_space_check(struct tslab_fs *fs, uint64_t need);
 int tslab_err(struct tslab_fs *fs, int err, const char *what);
 
 /* Look an inode up by handle and lock its epoch; caller holds drop_lock. */
@@ -314,6 +314,10 @@ void tslab_fill_entry(struct fuse_entry_param *e, const struct tslab_inode *ip);
 void tslab_touch_dir(struct tslab_fs *fs, struct tslab_epoch *ep,
                      struct tslab_inode *dip);
 int tslab_link_put(struct tslab_fs *fs, const struct tslab_link *l, uint32_t mode);
+int tslab_space_admit(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_inode *ip,
+                      uint64_t size, bool force);
+void tslab_space_unadmit(struct tslab_fs *fs, struct tslab_inode *ip);
+int tslab_put_admitted(struct tslab_fs *fs, struct tslab_inode *ip);
 void tslab_xattr_objs_free(struct tslab_fs *fs, struct tslab_inode *ip);
 int tslab_unlink_inode(struct tslab_fs *fs, struct tslab_epoch *ep,
                        struct tslab_inode *ip);

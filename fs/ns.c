@@ -39,33 +39,62 @@ int tslab_err(struct tslab_fs *fs, int err, const char *what)
 	return err;
 }
 
-/* Refuse new data early: file contents are put at release or commit,
- * after write() returned, so ENOSPC is reported when a file is created or
- * grows. Two conditions: the live-byte estimate leaves less than a margin,
- * or the empty zones are down to the GC reserve (plus one) while the
- * partly used zones hold too little dead space for GC to win a zone back —
- * a put would then wait for a GC that cannot succeed. */
-int tslab_space_check(struct tslab_fs *fs, uint64_t need)
+/*
+ * Space admission (slab_space_reserve, slab.h): an inode that will be put
+ * holds a reservation covering the cost of that version; it is taken when
+ * the change is accepted, so ENOSPC comes from the request that would
+ * overcommit, never from a later put at release, fsync, commit or unmount.
+ * FORCE takes it even past the limit: for changes that come with a bigger
+ * free (unlink, rmdir touching the parent) or were admitted already.
+ */
+int tslab_space_admit(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_inode *ip,
+                      uint64_t size, bool force)
 {
-	uint64_t cap = zns_geometry(fs->dev)->zone_capacity;
-	struct slab_space sp;
-	uint64_t margin, reserve, in_used;
+	struct tslab_ext *x = tslab_ext_get(ep, ip);
+	uint64_t need;
+	int err;
 
-	if (atomic_load(&fs->space_full))
-		return -ENOSPC;
-	slab_space_get(fs->st, &sp);
-	margin = sp.total_bytes / 64;
-	if (margin < TSLAB_SPACE_MARGIN)
-		margin = TSLAB_SPACE_MARGIN;
-	if (sp.avail_bytes < need + margin)
-		return -ENOSPC;
-	reserve = cap ? (sp.free_bytes - sp.avail_bytes) / cap : 0;
-	if (sp.zones_empty > reserve + 2)
+	if (!x)
+		return -ENOMEM;
+	need = slab_obj_cost(S_ISREG(ip->mode) || S_ISLNK(ip->mode) ? size : 0,
+	                     ip->d.name_len);
+	if (need <= x->resv)
 		return 0;
-	in_used = sp.free_bytes > (uint64_t)sp.zones_empty * cap
-	              ? sp.free_bytes - (uint64_t)sp.zones_empty * cap
-	              : 0;
-	return in_used < 4 * cap ? -ENOSPC : 0;
+	err = slab_space_reserve(fs->st, need - x->resv);
+	if (err == -ENOSPC && force) {
+		slab_space_charge(fs->st, need - x->resv);
+		err = 0;
+	}
+	if (err)
+		return err;
+	x->resv = need;
+	return 0;
+}
+
+/* IP was put, freed or dropped: its reservation goes back. */
+void tslab_space_unadmit(struct tslab_fs *fs, struct tslab_inode *ip)
+{
+	struct tslab_ext *x = ip->ext;
+
+	if (x && x->resv) {
+		slab_space_release(fs->st, x->resv);
+		x->resv = 0;
+	}
+}
+
+/* Put IP now (a new node, a rename, a link promotion) with the space for
+ * the version reserved around the put: -ENOSPC before anything changes. */
+int tslab_put_admitted(struct tslab_fs *fs, struct tslab_inode *ip)
+{
+	uint64_t cost = slab_obj_cost(S_ISREG(ip->mode) || S_ISLNK(ip->mode) ? ip->size : 0,
+	                              ip->d.name_len);
+	int err = slab_space_reserve(fs->st, cost);
+
+	if (err)
+		return err;
+	err = tslab_inode_put(fs, ip);
+	slab_space_release(fs->st, cost);
+	return err;
 }
 
 /* ---- epochs -------------------------------------------------------------- */
@@ -148,11 +177,12 @@ void tslab_epoch_destroy(struct tslab_epoch *ep)
 }
 
 /* File contents are malloc'd: O(open or dirty files of the epoch). */
-void tslab_epoch_free_buffers(struct tslab_epoch *ep)
+void tslab_epoch_free_buffers(struct tslab_fs *fs, struct tslab_epoch *ep)
 {
 	for (struct tslab_ext *x = ep->exts; x; x = x->next) {
 		free(x->buf);
 		x->buf = NULL;
+		tslab_space_unadmit(fs, x->ip);
 	}
 }
 
@@ -166,7 +196,7 @@ void tslab_epochs_free_all(struct tslab_fs *fs, bool after_arenas)
 	for (struct tslab_epoch *ep = fs->epoch_list, *next; ep; ep = next) {
 		next = ep->next;
 		if (!after_arenas) {
-			tslab_epoch_free_buffers(ep);
+			tslab_epoch_free_buffers(fs, ep);
 			continue;
 		}
 		__atomic_store_n(&fs->epochs[epoch_slot(ep->id)], NULL, __ATOMIC_RELEASE);
@@ -540,6 +570,7 @@ int tslab_inode_put(struct tslab_fs *fs, struct tslab_inode *ip)
 		return tslab_err(fs, err, "writing an object");
 	if (atomic_load(&fs->space_full))
 		atomic_store(&fs->space_full, false);
+	tslab_space_unadmit(fs, ip);
 	if (x && x->dirty) {
 		struct tslab_epoch *ep = tslab_epoch_get(fs, tslab_epoch_of(ip->ino));
 

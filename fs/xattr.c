@@ -157,8 +157,13 @@ static int xattr_put(struct tslab_fs *fs, struct tslab_xattr *a, slab_handle_t o
 	    .data = value,
 	    .data_len = size,
 	};
-	int err = slab_obj_put(fs->st, a->h, &o);
+	uint64_t cost = slab_obj_cost(size, a->name_len);
+	int err = slab_space_reserve(fs->st, cost);
 
+	if (err)
+		return err;
+	err = slab_obj_put(fs->st, a->h, &o);
+	slab_space_release(fs->st, cost);
 	return err ? tslab_err(fs, err, "writing an xattr") : 0;
 }
 
