@@ -713,12 +713,15 @@ int tslab_drop_epoch_dir(struct tslab_fs *fs, struct tslab_epoch *pep,
 	struct tslab_epoch *ep = tslab_epoch_get(fs, tslab_epoch_of(ip->ino));
 	void **bufs = NULL;
 	size_t n = 0, cap = 0;
+	uint64_t resv = 0;
 	int err;
 
 	if (!ep)
 		return -ESTALE;
-	/* Buffers are outside the arena: collect them before it goes. */
+	/* Buffers are outside the arena: collect them before it goes, and
+	 * the reservations of its inodes, none of which will be put. */
 	for (struct tslab_ext *x = ep->exts; x; x = x->next) {
+		resv += x->resv;
 		if (!x->buf)
 			continue;
 		if (n == cap) {
@@ -743,9 +746,7 @@ int tslab_drop_epoch_dir(struct tslab_fs *fs, struct tslab_epoch *pep,
 	for (size_t i = 0; i < n; i++)
 		free(bufs[i]);
 	free(bufs);
-	/* Nothing of the epoch will be put: its reservations go back now. */
-	for (struct tslab_ext *x = ep->exts; x; x = x->next)
-		tslab_space_unadmit(fs, x->ip);
+	slab_space_release(fs->st, resv);
 	tslab_epoch_unlist(fs, ep);
 	tslab_epoch_destroy(ep);
 	atomic_store(&fs->space_full, false);

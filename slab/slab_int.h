@@ -296,7 +296,10 @@ struct slab_slot {
 	uint16_t len;        /* its encoded length */
 	uint8_t gen;
 	uint8_t state;
-	uint32_t next_free; /* FREE: next slot in the epoch's FIFO free list */
+	union {
+		uint32_t next_free; /* FREE: next slot in the epoch's FIFO free list */
+		uint32_t cost;      /* LIVE: what its version costs (space.c) */
+	};
 	void *priv;
 	struct slab_chunks *chunks; /* LIVE chunked objects, arena-allocated */
 };
@@ -666,6 +669,7 @@ int slab_ckpt_release(struct slab_store *st);
 /* space.c: admission (see there) */
 uint64_t slab_rec_cost(uint32_t len);
 uint64_t slab_slot_cost(const struct slab_slot *s);
+uint32_t slab_cost32(uint64_t cost); /* saturated for slab_slot.cost */
 /* Epoch lock held. */
 void slab_cost_add(struct slab_store *st, struct slab_epoch *e, int64_t delta);
 uint64_t slab_space_limit(const struct slab_store *st);

@@ -54,11 +54,13 @@ uint64_t slab_obj_cost(uint64_t data_len, uint32_t name_len)
 	       slab_rec_cost(rest ? SLAB_REC_HDR + (uint32_t)rest : 0);
 }
 
-uint64_t slab_slot_cost(const struct slab_slot *s)
+/* Cost of a slot's records as they are (mount: the put-time cost of
+ * recovered versions is not known). */
+static uint64_t slot_cost_found(const struct slab_slot *s)
 {
 	uint64_t c = s->loc.zone == SLAB_LOC_NONE ? 0 : slab_rec_cost(s->len);
 
-	if (s->chunks && s->chunks->n) {
+	if (s->state == SLOT_LIVE && s->chunks && s->chunks->n) {
 		uint32_t n = s->chunks->n;
 		uint64_t last = s->chunks->total - (uint64_t)(n - 1) * SLAB_CHUNK_MAX;
 
@@ -66,6 +68,21 @@ uint64_t slab_slot_cost(const struct slab_slot *s)
 		     slab_rec_cost(SLAB_REC_HDR + (uint32_t)last);
 	}
 	return c;
+}
+
+/* A live version costs what slab_obj_cost() said when it was put (so a
+ * put releases exactly what its caller reserved); a freed slot its
+ * tombstone, if any. */
+uint64_t slab_slot_cost(const struct slab_slot *s)
+{
+	if (s->state == SLOT_LIVE)
+		return s->cost;
+	return s->loc.zone == SLAB_LOC_NONE ? 0 : slab_rec_cost(s->len);
+}
+
+uint32_t slab_cost32(uint64_t cost)
+{
+	return cost > UINT32_MAX ? UINT32_MAX : (uint32_t)cost;
 }
 
 void slab_cost_add(struct slab_store *st, struct slab_epoch *e, int64_t delta)
@@ -124,9 +141,14 @@ void slab_space_recount(struct slab_store *st)
 			continue;
 		pthread_mutex_lock(&e->lock);
 		e->cost = 0;
-		if (e->state == EPOCH_OPEN)
-			for (uint32_t n = 1; n < e->nslots; n++)
-				e->cost += slab_slot_cost(slab_slot_get(e, n));
+		for (uint32_t n = 1; e->state == EPOCH_OPEN && n < e->nslots; n++) {
+			struct slab_slot *s = slab_slot_get(e, n);
+			uint64_t c = slot_cost_found(s);
+
+			if (s->state == SLOT_LIVE)
+				s->cost = slab_cost32(c);
+			e->cost += c;
+		}
 		total += e->cost;
 		pthread_mutex_unlock(&e->lock);
 	}

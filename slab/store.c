@@ -659,12 +659,13 @@ int slab_obj_put(struct slab_store *st, slab_handle_t h, const struct slab_obj *
 	slot_kill_version(st, e, s, s->loc, s->len, old_ch);
 	s->loc = loc;
 	s->len = (uint16_t)r.len;
-	slab_cost_add(st, e, (int64_t)(slab_slot_cost(s) - old_cost));
 	if (s->state != SLOT_LIVE) {
 		s->state = SLOT_LIVE;
 		e->objects++;
 		atomic_fetch_add(&st->c_objects, 1);
 	}
+	s->cost = slab_cost32(slab_obj_cost(o->data_len, o->name_len));
+	slab_cost_add(st, e, (int64_t)s->cost - (int64_t)old_cost);
 	atomic_fetch_add(&st->c_user, s->len);
 	pthread_mutex_unlock(&e->lock);
 	return 0;
@@ -700,7 +701,7 @@ int slab_obj_free(struct slab_store *st, slab_handle_t h)
 		s->chunks = NULL;
 		s->loc = loc;
 		s->len = SLAB_REC_HDR;
-		slab_cost_add(st, e, (int64_t)(slab_slot_cost(s) - old_cost));
+		slab_cost_add(st, e, (int64_t)slab_rec_cost(SLAB_REC_HDR) - (int64_t)old_cost);
 		e->objects--;
 		atomic_fetch_sub(&st->c_objects, 1);
 		atomic_fetch_add(&st->c_user, SLAB_REC_HDR);
