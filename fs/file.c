@@ -63,10 +63,42 @@ unlock_drop:
 	fuse_reply_open(req, fi);
 }
 
+/* Bytes of IP a READ may return: its size, or the end of the content it
+ * had before a shrink while that is still readable (struct tslab_ext). */
+static uint64_t read_end(const struct tslab_inode *ip)
+{
+	const struct tslab_ext *x = ip->ext;
+
+	return x && x->loaded && x->old_end > ip->size ? x->old_end : ip->size;
+}
+
+/* The shrink of IP (to SIZE) keeps its old bytes readable (see read_end). */
+static void keep_old(struct tslab_ext *x, uint64_t old_size, uint64_t size)
+{
+	if (size >= old_size)
+		return;
+	if (!x->loaded) /* O_TRUNC of a clean, unloaded file: the object has them */
+		x->old_in_slab = true;
+	if (old_size > x->old_end)
+		x->old_end = old_size;
+	x->old_ticks = 0;
+}
+
+/* The file grew back past its old bytes: the shrink is over for readers. */
+static void grown(struct tslab_ext *x, uint64_t size)
+{
+	if (size >= x->old_end) {
+		x->old_end = 0;
+		x->old_ticks = 0;
+		x->old_in_slab = false;
+	}
+}
+
 static int read_locked(struct tslab_fs *fs, struct tslab_inode *ip, size_t size,
                        off_t off, void **out, size_t *outlen)
 {
 	struct tslab_ext *x = ip->ext;
+	uint64_t end = read_end(ip);
 	size_t n;
 	void *buf;
 	ssize_t r;
@@ -77,13 +109,27 @@ static int read_locked(struct tslab_fs *fs, struct tslab_inode *ip, size_t size,
 		return -EISDIR;
 	if (off < 0)
 		return -EINVAL;
-	if ((uint64_t)off >= ip->size)
+	if ((uint64_t)off >= end)
 		return 0;
-	n = ip->size - (uint64_t)off < size ? (size_t)(ip->size - (uint64_t)off) : size;
+	n = end - (uint64_t)off < size ? (size_t)(end - (uint64_t)off) : size;
 	buf = malloc(n);
 	if (!buf)
 		return -ENOMEM;
-	if (x && x->loaded) {
+	if (x && x->loaded && end > ip->size && x->old_in_slab) {
+		/* Current bytes from the buffer, old ones from the object. */
+		size_t cur = (uint64_t)off < ip->size ? (size_t)(ip->size - (uint64_t)off) : 0;
+
+		if (cur > n)
+			cur = n;
+		memcpy(buf, x->buf + off, cur);
+		r = slab_obj_read(fs->st, ip->ino, (uint64_t)off + cur, (uint8_t *)buf + cur,
+		                  n - cur);
+		if (r < 0) {
+			free(buf);
+			return tslab_err(fs, (int)r, "reading a file");
+		}
+		n = cur + (size_t)r;
+	} else if (x && x->loaded) {
 		memcpy(buf, x->buf + off, n);
 	} else {
 		r = slab_obj_read(fs->st, ip->ino, (uint64_t)off, buf, n);
@@ -137,7 +183,8 @@ static int write_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
 		return -EINVAL;
 	if (end > TSLAB_FILE_MAX)
 		return -EFBIG;
-	if (end > ip->size && (err = tslab_space_check(fs, end - ip->size)))
+	err = tslab_space_admit(fs, ep, ip, end > ip->size ? end : ip->size, false);
+	if (err)
 		return err;
 	err = tslab_data_load(fs, ep, ip);
 	if (err)
@@ -151,6 +198,7 @@ static int write_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
 	memcpy(x->buf + off, data, size);
 	if (end > ip->size)
 		ip->size = end;
+	grown(x, ip->size);
 	ip->mtime = ip->ctime = tslab_now();
 	tslab_mark_dirty(ep, x);
 	return 0;
@@ -211,7 +259,19 @@ void tslab_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 void tslab_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
                     struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, -tslab_sync_all(tslab_fs_of(req)));
+	struct tslab_fs *fs = tslab_fs_of(req);
+	struct tslab_epoch *ep;
+	struct tslab_inode *ip;
+	int err;
+
+	/* A descriptor of a dropped epoch (or a freed file) is stale, as for
+	 * read, write and fstat. */
+	pthread_rwlock_rdlock(&fs->drop_lock);
+	err = tslab_get_locked(fs, ino, &ep, &ip);
+	if (!err)
+		pthread_mutex_unlock(&ep->lock);
+	pthread_rwlock_unlock(&fs->drop_lock);
+	fuse_reply_err(req, err ? -err : -tslab_sync_all(fs));
 }
 
 void tslab_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -258,8 +318,12 @@ static int truncate_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
 		return -EINVAL;
 	if (size > TSLAB_FILE_MAX)
 		return -EFBIG;
+	err = tslab_space_admit(fs, ep, ip, size, false);
+	if (err)
+		return err;
 	if (!size && tslab_ext_get(ep, ip)) {
-		/* O_TRUNC: the old content is not needed. */
+		/* O_TRUNC: the old content is not needed (but stays readable). */
+		keep_old(ip->ext, ip->size, 0);
 		ip->ext->loaded = true;
 		ip->size = 0;
 		ip->mtime = tslab_now();
@@ -270,16 +334,33 @@ static int truncate_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
 		err = tslab_data_reserve(ip->ext, size);
 	if (err)
 		return err;
+	keep_old(ip->ext, ip->size, size);
 	if (size > ip->size)
 		memset(ip->ext->buf + ip->size, 0, (size_t)(size - ip->size));
 	ip->size = size;
+	grown(ip->ext, size);
 	ip->mtime = tslab_now();
 	return 0;
 }
 
+/*
+ * Timestamps are stored as signed 64-bit nanoseconds since the epoch:
+ * 1677-09-21T00:12:43.145224192Z to 2262-04-11T23:47:16.854775807Z. A time
+ * outside is clamped to the nearest end, as the kernel clamps to a
+ * filesystem's s_time_min/s_time_max (docs/design.md).
+ */
 static int64_t ts_ns(const struct timespec *ts)
 {
-	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+	int64_t sec = (int64_t)ts->tv_sec, nsec = ts->tv_nsec, v;
+
+	if (sec < 0 && nsec > 0) { /* same instant, without the overflow */
+		sec++;
+		nsec -= 1000000000;
+	}
+	if (__builtin_mul_overflow(sec, (int64_t)1000000000, &v) ||
+	    __builtin_add_overflow(v, nsec, &v))
+		return sec < 0 ? INT64_MIN : INT64_MAX;
+	return v;
 }
 
 static int setattr_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
@@ -292,6 +373,8 @@ static int setattr_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
 		return err;
 	if (to_set & FUSE_SET_ATTR_SIZE)
 		err = truncate_locked(fs, ep, ip, (uint64_t)a->st_size);
+	else
+		err = tslab_space_admit(fs, ep, ip, ip->size, false);
 	if (err)
 		return err;
 	if (to_set & FUSE_SET_ATTR_MODE)

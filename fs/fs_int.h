@@ -148,6 +148,24 @@ struct tslab_ext {
 	uint32_t rdev;
 	bool loaded; /* buf/ip->size hold the content */
 	bool dirty;  /* newer than the last slab_obj_put */
+	/*
+	 * A shrink (truncate, O_TRUNC) leaves the old bytes [ip->size, old_end)
+	 * readable until the file grows back past old_end, its object is put
+	 * or its buffer is trimmed: a READ the kernel sent before it learnt of
+	 * the shrink is answered with them (old values) instead of a short
+	 * read, which the kernel would turn into zeros below its i_size
+	 * (fs/file.c read_end). They stay for one to two commit intervals, far
+	 * longer than a READ is in flight: the buffer is kept (not trimmed)
+	 * meanwhile, and a put first copies them from the object into buf.
+	 * old_in_slab: they are in the object on the device (O_TRUNC of an
+	 * unloaded file), else in buf.
+	 */
+	bool old_in_slab;
+	uint8_t old_ticks;
+	/* Space reserved (slab_space_reserve) for the inode's next put; given
+	 * back when it is put, freed or its epoch dropped. */
+	uint64_t resv; /* commit ticks seen; closed (buffer freed) at 2 */
+	uint64_t old_end;
 };
 
 /* Retention and sealing policy (policy.c); durations in seconds, 0 = off. */
@@ -264,8 +282,9 @@ static inline uint32_t tslab_epoch_of(slab_handle_t h)
 int tslab_epoch_add(struct tslab_fs *fs, uint32_t id, struct tslab_epoch **out);
 struct tslab_epoch *tslab_epoch_get(struct tslab_fs *fs, uint32_t id);
 void tslab_epoch_unlist(struct tslab_fs *fs, struct tslab_epoch *ep);
+void tslab_epochs_free_all(struct tslab_fs *fs, bool after_arenas);
 void tslab_epoch_destroy(struct tslab_epoch *ep);
-void tslab_epoch_free_buffers(struct tslab_epoch *ep);
+void tslab_epoch_free_buffers(struct tslab_fs *fs, struct tslab_epoch *ep);
 
 uint32_t tslab_name_hash(slab_handle_t parent, const char *name, size_t len);
 struct tslab_dent *tslab_ns_find(struct tslab_epoch *pep, slab_handle_t parent,
@@ -293,9 +312,11 @@ void tslab_mark_dirty(struct tslab_epoch *ep, struct tslab_ext *x);
  * no_open there is no release to put them). */
 #define TSLAB_DIRTY_BATCH 1024u
 void tslab_flush_if_full(struct tslab_fs *fs, struct tslab_epoch *ep);
+struct timespec tslab_ns_ts(int64_t ns);
 void tslab_inode_stat(const struct tslab_inode *ip, struct stat *st);
 #define TSLAB_FLUSH_TRIM  1u /* release buffers of closed, clean files */
 #define TSLAB_FLUSH_FINAL 2u /* unmount: free orphans */
+#define TSLAB_FLUSH_TICK  4u /* commit thread: age the old bytes of shrinks */
 int tslab_flush_epoch(struct tslab_fs *fs, struct tslab_epoch *ep, unsigned flags);
 int tslab_flush_all(struct tslab_fs *fs, unsigned flags);
 int tslab_sync_all(struct tslab_fs *fs);
@@ -305,9 +326,6 @@ int tslab_orphan_release(struct tslab_fs *fs, struct tslab_epoch *ep,
 int64_t tslab_now(void);
 extern int tslab_clock_fd; /* TSLAB_TEST_CLOCK_FILE opened, or -1 */
 int64_t tslab_test_clock(void);
-/* Free space kept back for data already accepted but not yet put. */
-#define TSLAB_SPACE_MARGIN (1u << 20)
-int tslab_space_check(struct tslab_fs *fs, uint64_t need);
 int tslab_err(struct tslab_fs *fs, int err, const char *what);
 
 /* Held-lock rule for an epoch's dentries and inodes: EP's lock, or
@@ -396,6 +414,11 @@ void tslab_fill_entry(struct fuse_entry_param *e, const struct tslab_inode *ip);
 void tslab_touch_dir(struct tslab_fs *fs, struct tslab_epoch *ep,
                      struct tslab_inode *dip);
 int tslab_link_put(struct tslab_fs *fs, const struct tslab_link *l, uint32_t mode);
+int tslab_space_admit(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_inode *ip,
+                      uint64_t size, bool force);
+void tslab_space_unadmit(struct tslab_fs *fs, struct tslab_inode *ip);
+int tslab_put_admitted(struct tslab_fs *fs, struct tslab_inode *ip);
+void tslab_xattr_objs_free(struct tslab_fs *fs, struct tslab_inode *ip);
 int tslab_unlink_inode(struct tslab_fs *fs, struct tslab_epoch *ep,
                        struct tslab_inode *ip);
 int tslab_release_dentry(struct tslab_fs *fs, struct tslab_epoch *pep,

@@ -28,6 +28,7 @@ struct tslab_opts {
 	unsigned epoch_depth;
 	unsigned commit;
 	unsigned idle_prune;
+	char *epoch_depth_s, *commit_s; /* as given, parsed by check_opts() */
 	int ro;
 	int allow_other;
 	char *device;
@@ -42,8 +43,8 @@ struct tslab_opts {
 enum { KEY_RO, KEY_ALLOW_OTHER, KEY_URING, KEY_NOURING };
 
 static const struct fuse_opt tslab_opt_spec[] = {
-    {"epoch_depth=%u", offsetof(struct tslab_opts, epoch_depth), 0},
-    {"commit=%u", offsetof(struct tslab_opts, commit), 0},
+        {"epoch_depth=%s", offsetof(struct tslab_opts, epoch_depth_s), 0},
+    {"commit=%s", offsetof(struct tslab_opts, commit_s), 0},
     {"writelog=%s", offsetof(struct tslab_opts, writelog), 0},
     {"retention=%s", offsetof(struct tslab_opts, retention), 0},
     {"retention_space=%u", offsetof(struct tslab_opts, retention_space), 0},
@@ -111,9 +112,6 @@ static void usage(const char *prog)
 	    "    -o idle_prune=SECONDS  drop the kernel's cache of an epoch nobody\n"
 	    "                           used for that long (default 0 = never)\n"
 	    "    -o ro                  mount read-only\n"
-	    "    -o allow_other         let every user access the filesystem;\n"
-	    "                           implies default_permissions (the kernel\n"
-	    "                           checks permissions)\n"
 	    "    -o io_uring            carry requests over io_uring even when not\n"
 	    "                           root (default: when root and the kernel\n"
 	    "                           offers it; falls back to /dev/fuse)\n"
@@ -121,6 +119,8 @@ static void usage(const char *prog)
 	    "    -o writelog=PATH       append every device write (with its bytes),\n"
 	    "                           flush and zone reset/finish to PATH, for\n"
 	    "                           crash-state testing (tests/crash)\n"
+	    "    (allow_other, among the FUSE options below, also turns on\n"
+	    "    default_permissions: the kernel checks permissions)\n"
 	    "\n",
 	    prog);
 }
@@ -388,8 +388,10 @@ int tslab_close_device(struct tslab_fs *fs)
 	int err = tslab_flush_all(fs, TSLAB_FLUSH_TRIM | TSLAB_FLUSH_FINAL);
 
 	pthread_rwlock_unlock(&fs->drop_lock);
+	tslab_epochs_free_all(fs, false);
 	int r = slab_unmount(fs->st);
 
+	tslab_epochs_free_all(fs, true);
 	if (!err)
 		err = r;
 	zns_close(fs->dev);
@@ -410,9 +412,6 @@ static struct tslab_fs *fs_new(const struct tslab_opts *o, bool foreground)
 	if (!fs)
 		return NULL;
 	fs->device = o->device;
-	fs->epoch_depth = o->epoch_depth;
-	fs->commit_s = o->commit;
-	fs->prune_s = o->idle_prune;
 	fs->read_only = o->ro;
 	fs->blkdev = o->blkdev;
 	fs->writelog = o->writelog;
@@ -466,12 +465,43 @@ static int run_loop(struct tslab_fs *fs, const struct fuse_cmdline_opts *cmd)
 	return ret;
 }
 
-static int check_opts(const struct tslab_opts *o, const struct fuse_cmdline_opts *cmd,
+/* A decimal number in [MIN, MAX] (no sign, no suffix), else -1 after
+ * saying so. NULL (option not given) leaves *OUT alone. */
+static int parse_num_opt(const char *name, const char *s, unsigned min, unsigned max,
+                         unsigned *out)
+{
+	unsigned long v;
+	char *end;
+
+	if (!s)
+		return 0;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (*s < '0' || *s > '9' || *end || errno || v < min || v > max) {
+		fprintf(stderr, "tslabfs: %s=%s: must be %u..%u\n", name, s, min, max);
+		return -1;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int check_opts(struct tslab_opts *o, const struct fuse_cmdline_opts *cmd,
                       struct tslab_fs *fs)
 {
+	struct stat sb;
+
 	if (!o->device || !cmd->mountpoint) {
 		fprintf(stderr, "tslabfs: missing %s (see tslabfs --help)\n",
 		        o->device ? "MOUNTPOINT" : "DEVICE and MOUNTPOINT");
+		return -1;
+	}
+	if (parse_num_opt("commit", o->commit_s, 1, 86400, &o->commit) ||
+	    parse_num_opt("epoch_depth", o->epoch_depth_s, 0, 64, &o->epoch_depth))
+		return -1;
+	/* The kernel would mount on a file and then fail every access. */
+	if (stat(cmd->mountpoint, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
+		fprintf(stderr, "tslabfs: mountpoint %s is not a directory\n",
+		        cmd->mountpoint);
 		return -1;
 	}
 	if (o->commit < 1 || o->commit > 86400) {
@@ -506,11 +536,9 @@ static int check_opts(const struct tslab_opts *o, const struct fuse_cmdline_opts
 		        o->idle_prune);
 		return -1;
 	}
-	if (o->epoch_depth > 64) {
-		fprintf(stderr, "tslabfs: epoch_depth=%u: must be 0..64\n",
-		        o->epoch_depth);
-		return -1;
-	}
+	fs->epoch_depth = o->epoch_depth;
+	fs->commit_s = o->commit;
+	fs->prune_s = o->idle_prune;
 	return 0;
 }
 
@@ -614,6 +642,8 @@ free_args:
 	free(o.writelog);
 	free(o.retention);
 	free(o.seal_idle);
+	free(o.commit_s);
+	free(o.epoch_depth_s);
 	fuse_opt_free_args(&args);
 	return ret;
 }

@@ -48,9 +48,11 @@ void tslab_fill_entry(struct fuse_entry_param *e, const struct tslab_inode *ip)
 	tslab_inode_stat(ip, &e->attr);
 }
 
+/* The caller's request was admitted (or frees more than this costs). */
 void tslab_touch_dir(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_inode *dip)
 {
 	dip->mtime = dip->ctime = tslab_now();
+	tslab_space_admit(fs, ep, dip, dip->size, true);
 	tslab_inode_dirty(fs, ep, dip);
 }
 
@@ -292,7 +294,7 @@ static int mk_init(struct tslab_fs *fs, struct tslab_epoch *cep, struct tslab_in
 	ip->atime = ip->mtime = ip->ctime = tslab_now();
 	ip->nlink = S_ISDIR(a->mode) ? 2 : 1;
 	if (!S_ISDIR(a->mode) && !a->link && !a->rdev && !a->fi)
-		return tslab_inode_put(fs, ip);
+		return tslab_put_admitted(fs, ip);
 	x = tslab_ext_get(cep, ip);
 	if (!x)
 		return -ENOMEM;
@@ -311,10 +313,13 @@ static int mk_init(struct tslab_fs *fs, struct tslab_epoch *cep, struct tslab_in
 		 * kernel sends no RELEASE for it (measured on 6.18), so it is
 		 * not counted as open. */
 		x->open = fs->no_open ? 0 : 1;
+		err = tslab_space_admit(fs, cep, ip, 0, false);
+		if (err)
+			return err;
 		tslab_mark_dirty(cep, x);
 		return 0;
 	}
-	return tslab_inode_put(fs, ip);
+	return tslab_put_admitted(fs, ip);
 }
 
 /* Create NAME in PIP (epoch PEP, locked). On success *cep is the child's
@@ -367,6 +372,7 @@ static int mk_locked(struct tslab_fs *fs, struct tslab_epoch *pep,
 	return 0;
 
 free_inode:
+	tslab_space_unadmit(fs, ip);
 	tslab_inode_free(ep, ip);
 free_handle:
 	slab_obj_free(fs->st, h);
@@ -407,7 +413,7 @@ static void do_make(fuse_req_t req, fuse_ino_t parent, const char *name,
 		;
 	else if (tslab_ns_find(pep, parent, name, len))
 		err = -EEXIST;
-	else if ((err = tslab_space_check(fs, 4096)))
+	else if ((err = tslab_space_admit(fs, pep, pip, pip->size, false)))
 		;
 	else
 		err = mk_locked(fs, pep, pip, name, len, a, fuse_req_ctx(req), &ip, &cep);
@@ -554,9 +560,15 @@ static int link_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
 	l->h = h;
 	l->target = ip->ino;
 	l->ctime = tslab_now();
+	uint64_t cost = slab_obj_cost(8, (uint32_t)len);
+
 	err = tslab_dent_set_name(ep, &l->d, newparent, name, len);
 	if (!err)
+		err = slab_space_reserve(fs->st, cost);
+	if (!err) {
 		err = tslab_link_put(fs, l, ip->mode);
+		slab_space_release(fs->st, cost);
+	}
 	if (err)
 		goto free_link;
 	tslab_ns_insert(ep, npip->ext, &l->d);
@@ -617,11 +629,19 @@ int tslab_unlink_inode(struct tslab_fs *fs, struct tslab_epoch *ep,
 
 	if (err)
 		return tslab_err(fs, err, "freeing an object");
+	tslab_xattr_objs_free(fs, ip);
+	tslab_space_unadmit(fs, ip);
+	tslab_inode_free(ep, ip);
+	return 0;
+}
+
+/* IP's object was freed: its xattr objects go with it (they name IP as
+ * their parent, and nothing else reaches them). */
+void tslab_xattr_objs_free(struct tslab_fs *fs, struct tslab_inode *ip)
+{
 	if (ip->ext)
 		for (struct tslab_xattr *a = ip->ext->xattrs; a; a = a->next)
 			slab_obj_free(fs->st, a->h);
-	tslab_inode_free(ep, ip);
-	return 0;
 }
 
 static void link_forget(struct tslab_ext *x, struct tslab_link *l)
@@ -747,14 +767,17 @@ int tslab_drop_epoch_dir(struct tslab_fs *fs, struct tslab_epoch *pep,
 	struct tslab_epoch *ep = tslab_epoch_get(fs, tslab_epoch_of(ip->ino));
 	void **bufs = NULL;
 	size_t n = 0, cap = 0;
+	uint64_t resv = 0;
 	int err;
 
 	tslab_rwlock_assert_wrheld(&fs->drop_lock);
 
 	if (!ep)
 		return -ESTALE;
-	/* Buffers are outside the arena: collect them before it goes. */
+	/* Buffers are outside the arena: collect them before it goes, and
+	 * the reservations of its inodes, none of which will be put. */
 	for (struct tslab_ext *x = ep->exts; x; x = x->next) {
+		resv += x->resv;
 		if (!x->buf)
 			continue;
 		if (n == cap) {
@@ -779,6 +802,7 @@ int tslab_drop_epoch_dir(struct tslab_fs *fs, struct tslab_epoch *pep,
 	for (size_t i = 0; i < n; i++)
 		free(bufs[i]);
 	free(bufs);
+	slab_space_release(fs->st, resv);
 	tslab_epoch_unlist(fs, ep);
 	tslab_epoch_destroy(ep);
 	atomic_store(&fs->space_full, false);
@@ -855,6 +879,8 @@ static int rmdir_plain(struct tslab_fs *fs, fuse_ino_t parent, const char *name,
 	else
 		err = slab_obj_free(fs->st, ip->ino);
 	if (!err) {
+		tslab_xattr_objs_free(fs, ip);
+		tslab_space_unadmit(fs, ip);
 		tslab_ns_remove(pep, pip->ext, d);
 		tslab_inode_free(pep, ip);
 		pip->nlink--;
@@ -890,8 +916,6 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 /* ---- statfs / access --------------------------------------------------------- */
 
-/* Estimated device bytes of the smallest file, for df -i. */
-#define TSLAB_MIN_OBJ_BYTES 64u
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
@@ -903,12 +927,16 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	memset(&v, 0, sizeof(v));
 	v.f_bsize = 4096;
 	v.f_frsize = 4096;
-	v.f_blocks = sp.total_bytes / 4096;
-	v.f_bfree = sp.free_bytes / 4096;
-	v.f_bavail = sp.avail_bytes / 4096;
-	v.f_files = sp.objects + sp.free_bytes / TSLAB_MIN_OBJ_BYTES;
-	v.f_ffree = sp.free_bytes / TSLAB_MIN_OBJ_BYTES;
-	v.f_favail = sp.avail_bytes / TSLAB_MIN_OBJ_BYTES;
+	/* The whole device; used = superblock and journal zones, the GC
+	 * reserve and headroom, and what live objects and accepted changes
+	 * cost. Available = what slab_space_reserve() still grants, so a
+	 * file df says fits does fit (there is no root-only reserve). */
+	v.f_blocks = sp.device_bytes / 4096;
+	v.f_bfree = sp.avail_bytes / 4096;
+	v.f_bavail = v.f_bfree;
+	v.f_ffree = sp.avail_bytes / slab_obj_cost(0, 1);
+	v.f_files = sp.objects + v.f_ffree;
+	v.f_favail = v.f_ffree;
 	v.f_namemax = SLAB_NAME_MAX;
 	fuse_reply_statfs(req, &v);
 }

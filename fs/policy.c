@@ -278,14 +278,16 @@ static uint64_t used_bp(struct tslab_fs *fs)
 	return (sp.total_bytes - sp.free_bytes) * 10000 / sp.total_bytes;
 }
 
-/* Over the mark, or so short of empty zones that the next chunk of data
- * would be refused (tslab_space_check: the same test a create makes). */
+/* Over the mark, or so short of space that the next chunk of data would be
+ * refused (slab's admission: less than a chunk left to reserve). */
 static bool over_space(struct tslab_fs *fs)
 {
+	struct slab_space sp;
+
 	if (!fs->pol.space_pct)
 		return false;
-	return used_bp(fs) > fs->pol.space_pct * 100u ||
-	       tslab_space_check(fs, fs->pol.chunk) != 0;
+	slab_space_get(fs->st, &sp);
+	return used_bp(fs) > fs->pol.space_pct * 100u || sp.avail_bytes < fs->pol.chunk;
 }
 
 static void policy_drop(struct tslab_fs *fs, struct cand *c, const char *why)

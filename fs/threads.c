@@ -61,7 +61,7 @@ static void *commit_main(void *arg)
 			break;
 		pthread_mutex_unlock(&fs->commit_mu);
 		pthread_rwlock_rdlock(&fs->drop_lock);
-		err = tslab_flush_all(fs, TSLAB_FLUSH_TRIM);
+		err = tslab_flush_all(fs, TSLAB_FLUSH_TRIM | TSLAB_FLUSH_TICK);
 		pthread_rwlock_unlock(&fs->drop_lock);
 		if (!err && !fs->read_only && !atomic_load(&fs->went_ro)) {
 			err = slab_sync(fs->st);

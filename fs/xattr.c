@@ -228,8 +228,8 @@ void tslab_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t 
 
 	/* Only user.* names are ever stored: the kernel's security.capability
 	 * check before every write() is answered without a lock. */
-	if (strncmp(name, "user.", 5)) {
-		fuse_reply_err(req, ENODATA);
+	if (strncmp(name, "user.", 5) || !name[5]) {
+		fuse_reply_err(req, strncmp(name, "user.", 5) ? ENODATA : EINVAL);
 		return;
 	}
 	if (ino == SLAB_HANDLE_ROOT && root_attr(name)) {
@@ -268,8 +268,13 @@ static int xattr_put(struct tslab_fs *fs, struct tslab_xattr *a, slab_handle_t o
 	    .data = value,
 	    .data_len = size,
 	};
-	int err = slab_obj_put(fs->st, a->h, &o);
+	uint64_t cost = slab_obj_cost(size, a->name_len);
+	int err = slab_space_reserve(fs->st, cost);
 
+	if (err)
+		return err;
+	err = slab_obj_put(fs->st, a->h, &o);
+	slab_space_release(fs->st, cost);
 	return err ? tslab_err(fs, err, "writing an xattr") : 0;
 }
 
@@ -333,6 +338,9 @@ static int name_ok(struct tslab_fs *fs, const char *name, bool write)
 
 	if (!len || len > SLAB_NAME_MAX)
 		return -ERANGE;
+	/* As the kernel's VFS answers for a known prefix with nothing after it. */
+	if (!strcmp(name, "user."))
+		return -EINVAL;
 	if (!write)
 		return 0;
 	if (strncmp(name, "user.", 5))

@@ -1204,6 +1204,7 @@ int slab_mount(struct zns_dev *dev, const struct slab_mount_opts *o, slab_recove
 			goto fail_recov;
 		rc_reset_dead(&rc);
 	}
+	slab_space_recount(st); /* before the callbacks, which may free */
 	ret = rc_pass2(&rc, fn, ctx);
 	if (ret)
 		goto fail_recov;
@@ -1244,22 +1245,6 @@ int slab_unmount(struct slab_store *st)
 		slab_ckpt_write(st, false); /* optional: else the next mount scans */
 	slab_store_free(st);
 	return ret;
-}
-
-void slab_space_get(struct slab_store *st, struct slab_space *out)
-{
-	uint64_t cap = st->geo.zone_capacity, live = atomic_load(&st->live_total);
-	uint32_t ndata = st->nzones - st->first_data;
-
-	memset(out, 0, sizeof(*out));
-	out->total_bytes = (uint64_t)ndata * cap;
-	out->free_bytes = out->total_bytes > live ? out->total_bytes - live : 0;
-	uint64_t res = (uint64_t)st->reserve * cap;
-
-	out->avail_bytes = out->free_bytes > res ? out->free_bytes - res : 0;
-	out->objects = atomic_load(&st->c_objects);
-	out->zones_total = ndata;
-	out->zones_empty = atomic_load(&st->zones_free);
 }
 
 void slab_counters_get(struct slab_store *st, struct slab_counters *out)

@@ -300,6 +300,19 @@ static int format_reset_all(struct zns_dev *dev, uint32_t nr)
 	return 0;
 }
 
+int slab_format_fits(uint32_t nr_zones, const struct slab_format_opts *o)
+{
+	uint32_t first_data = SLAB_JOURNAL_FIRST + SLAB_JOURNAL_DEF;
+
+	if (nr_zones < first_data + 4)
+		return -ENOSPC;
+	uint32_t ndata = nr_zones - first_data;
+	uint32_t reserve =
+	    o && o->reserve_zones ? o->reserve_zones : default_reserve(ndata);
+
+	return reserve + 2 > ndata ? -EINVAL : 0;
+}
+
 int slab_format(struct zns_dev *dev, const struct slab_format_opts *o)
 {
 	const struct zns_geometry *g = zns_geometry(dev);
@@ -314,14 +327,13 @@ int slab_format(struct zns_dev *dev, const struct slab_format_opts *o)
 		return -EINVAL;
 	uint32_t first_data = SLAB_JOURNAL_FIRST + SLAB_JOURNAL_DEF;
 
-	if (g->nr_zones < first_data + 4)
-		return -ENOSPC;
+	ret = slab_format_fits(g->nr_zones, o);
+	if (ret)
+		return ret;
 	uint32_t ndata = g->nr_zones - first_data;
 	uint32_t reserve =
 	    o && o->reserve_zones ? o->reserve_zones : default_reserve(ndata);
 
-	if (reserve + 2 > ndata)
-		return -EINVAL;
 	sb.version = SLAB_SB_VERSION;
 	if (o && o->uuid)
 		memcpy(sb.uuid, o->uuid, 16);

@@ -91,6 +91,10 @@ struct slab_format_opts {
 	uint32_t reserve_zones; /* zones kept free for GC; 0 = default */
 };
 
+/* Whether a device of NR_ZONES zones can be formatted with O (NULL: the
+ * defaults): 0, -ENOSPC (too few zones), -EINVAL (reserve too large).
+ * Touches nothing; slab_format() applies the same rules. */
+int slab_format_fits(uint32_t nr_zones, const struct slab_format_opts *o);
 /* Reset the zones in use and write a fresh superblock. */
 int slab_format(struct zns_dev *dev, const struct slab_format_opts *o);
 
@@ -222,10 +226,35 @@ int slab_sync(struct slab_store *st);
 
 /* ---- space and counters ------------------------------------------------- */
 
+/*
+ * Space admission. Every change a caller accepts is backed by space
+ * reserved when it is accepted, so that it can always be put later (with
+ * the journal, GC and page-packing headroom it needs): ENOSPC comes from
+ * slab_space_reserve(), never from the put.
+ *   slab_obj_cost()      device bytes a version of an object with DATA_LEN
+ *                        bytes of payload and a NAME_LEN-byte name costs
+ *                        (records rounded as the page packer spends pages);
+ *   slab_space_reserve() take BYTES (-ENOSPC when the live objects' costs
+ *                        plus everything reserved would pass the limit);
+ *   slab_space_release() give them back, once the change is put (the put
+ *                        itself is then counted) or abandoned.
+ * Puts and frees keep the live costs exact; a put that was not reserved
+ * still works while there is room (it is just not admitted ahead).
+ */
+uint64_t slab_obj_cost(uint64_t data_len, uint32_t name_len);
+int slab_space_reserve(struct slab_store *st, uint64_t bytes);
+void slab_space_release(struct slab_store *st, uint64_t bytes);
+/* Reserve without the limit: for a change that comes with a larger free
+ * (the parent directory of an unlink), which must work on a full device. */
+void slab_space_charge(struct slab_store *st, uint64_t bytes);
+
 struct slab_space {
-	uint64_t total_bytes; /* capacity of data zones */
-	uint64_t free_bytes;  /* not holding live data (reclaimable by GC) */
-	uint64_t avail_bytes; /* free minus GC reserve */
+	uint64_t device_bytes; /* every zone, superblock and journal included */
+	uint64_t total_bytes;  /* capacity of data zones */
+	uint64_t free_bytes;   /* data zones not holding live records */
+	uint64_t limit_bytes;  /* data zones minus GC reserve and headroom */
+	uint64_t used_bytes;   /* live objects' costs + reserved */
+	uint64_t avail_bytes;  /* limit - used: what can still be reserved */
 	uint64_t objects;
 	uint32_t zones_total, zones_empty;
 };

@@ -329,7 +329,10 @@ struct slab_slot {
 	uint16_t len;        /* its encoded length */
 	uint8_t gen;
 	uint8_t state;
-	uint32_t next_free; /* FREE: next slot in the epoch's FIFO free list */
+	union {
+		uint32_t next_free; /* FREE: next slot in the epoch's FIFO free list */
+		uint32_t cost;      /* LIVE: what its version costs (space.c) */
+	};
 	void *priv;
 	struct slab_chunks *chunks; /* LIVE chunked objects, arena-allocated */
 };
@@ -383,6 +386,7 @@ struct slab_epoch {
 	uint32_t nslots;               /* slots [0, nslots) exist */
 	uint32_t free_head, free_tail; /* FIFO of free slots, 0 = none */
 	uint64_t objects;
+	uint64_t cost; /* space.c: sum of its slots' costs */
 	uint64_t pages;
 	struct slab_dpage page;
 	uint32_t cur_zone; /* zone receiving its pages, SLAB_LOC_NONE if none */
@@ -512,6 +516,9 @@ struct slab_store {
 
 	/* sum of every data zone's live bytes (slab_zone_live_add/sub) */
 	_Atomic uint64_t live_total;
+	/* space admission (space.c): costs of the live slots, and what callers
+	 * reserved for changes not put yet */
+	_Atomic uint64_t committed, reserved;
 
 	/* Slab pages written since the last flush (slab_zone_write_page sets
 	 * it, journal_write clears it): the journal must not reach the device
@@ -704,6 +711,16 @@ void slab_ckpt_tick(struct slab_store *st);
 bool slab_ckpt_room(struct slab_store *st, uint32_t nz);
 /* Drop the superblock's reference and reset the checkpoint's zones. */
 int slab_ckpt_release(struct slab_store *st);
+
+/* space.c: admission (see there) */
+uint64_t slab_rec_cost(uint32_t len);
+uint64_t slab_slot_cost(const struct slab_slot *s);
+uint32_t slab_cost32(uint64_t cost); /* saturated for slab_slot.cost */
+/* Epoch lock held. */
+void slab_cost_add(struct slab_store *st, struct slab_epoch *e, int64_t delta);
+uint64_t slab_space_limit(const struct slab_store *st);
+/* Recompute the costs after recovery (mount, single-threaded). */
+void slab_space_recount(struct slab_store *st);
 
 /* gc.c */
 int slab_gc_pass(struct slab_store *st);

@@ -634,6 +634,7 @@ int slab_obj_put(struct slab_store *st, slab_handle_t h, const struct slab_obj *
 	if (ret)
 		return ret;
 	struct slab_chunks *old_ch = s->chunks;
+	uint64_t old_cost = slab_slot_cost(s);
 
 	rec_from_obj(&r, h, o, atomic_fetch_add(&st->seq, 1));
 	r.data_len = (uint16_t)o->data_len;
@@ -667,6 +668,8 @@ int slab_obj_put(struct slab_store *st, slab_handle_t h, const struct slab_obj *
 		e->objects++;
 		atomic_fetch_add(&st->c_objects, 1);
 	}
+	s->cost = slab_cost32(slab_obj_cost(o->data_len, o->name_len));
+	slab_cost_add(st, e, (int64_t)s->cost - (int64_t)old_cost);
 	atomic_fetch_add(&st->c_user, s->len);
 	pthread_mutex_unlock(&e->lock);
 	return 0;
@@ -696,10 +699,13 @@ int slab_obj_free(struct slab_store *st, slab_handle_t h)
 			pthread_mutex_unlock(&e->lock);
 			return ret;
 		}
+		uint64_t old_cost = slab_slot_cost(s);
+
 		slot_kill_version(st, e, s, s->loc, s->len, s->chunks);
 		s->chunks = NULL;
 		s->loc = loc;
 		s->len = SLAB_REC_HDR;
+		slab_cost_add(st, e, (int64_t)slab_rec_cost(SLAB_REC_HDR) - (int64_t)old_cost);
 		e->objects--;
 		atomic_fetch_sub(&st->c_objects, 1);
 		atomic_fetch_add(&st->c_user, SLAB_REC_HDR);
@@ -886,6 +892,7 @@ static struct slab_ezone *drop_release(struct slab_store *st, struct slab_epoch 
 		n = UINT32_MAX;
 	pthread_mutex_unlock(&st->zlock);
 	atomic_fetch_sub(&st->c_objects, e->objects);
+	slab_cost_add(st, e, -(int64_t)e->cost);
 	drop_bury(st, e);
 	e->state = EPOCH_DROPPED;
 	*nz = n;

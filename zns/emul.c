@@ -935,6 +935,17 @@ static int write_meta(int fd, const struct emul_hdr *h)
 	return ret;
 }
 
+int zns_emul_layout(const struct zns_emul_params *p, uint64_t size, uint32_t *nr_zones)
+{
+	struct emul_hdr h;
+	int ret = params_to_hdr(p, &h);
+
+	if (ret == 0)
+		ret = layout(&h, 0, size);
+	*nr_zones = ret ? 0 : h.nr_zones;
+	return ret;
+}
+
 int zns_emul_create(const char *path, const struct zns_emul_params *p)
 {
 	struct emul_hdr h;

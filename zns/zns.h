@@ -102,6 +102,11 @@ void zns_close(struct zns_dev *dev);
  * All zones start EMPTY. Destroys whatever PATH held.
  */
 int zns_emul_create(const char *path, const struct zns_emul_params *p);
+/* Zones zns_emul_create() would lay out in SIZE bytes with P's geometry
+ * (the emulation header and zone table come first), without touching
+ * anything: 0 and *nr_zones, -ENOSPC when not even one zone fits, -EINVAL
+ * for bad parameters. */
+int zns_emul_layout(const struct zns_emul_params *p, uint64_t size, uint32_t *nr_zones);
 
 /* What kind of target PATH is, without opening it as a device:
  * returns a ZNS_BACKEND_* value, or -errno (-ENOENT when missing). A regular

@@ -143,8 +143,16 @@ class Mount:
 
     def umount(self, timeout=300):
         """Clean unmount; the daemon must flush and exit 0."""
-        if self.proc.poll() is None and is_mounted(self.path):
-            subprocess.run(["umount", self.path], check=False)
+        # umount fails with EBUSY while any process, the daemon's own
+        # no_open probe (fs/threads.c) included, briefly has a file open:
+        # try again for a while before giving up.
+        for _ in range(60):
+            if self.proc.poll() is not None or not is_mounted(self.path):
+                break
+            if subprocess.run(["umount", self.path], check=False,
+                              stderr=subprocess.DEVNULL).returncode == 0:
+                break
+            time.sleep(0.5)
         try:
             rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
