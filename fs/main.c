@@ -31,6 +31,7 @@ struct tslab_opts {
 	char *device;
 	int nonopts;
 	int blkdev; /* the device is a block device and we are root: fuseblk */
+	char *errors; /* errors= policy */
 };
 
 enum { KEY_RO, KEY_ALLOW_OTHER };
@@ -38,6 +39,7 @@ enum { KEY_RO, KEY_ALLOW_OTHER };
 static const struct fuse_opt tslab_opt_spec[] = {
     {"epoch_depth=%u", offsetof(struct tslab_opts, epoch_depth), 0},
     {"commit=%u", offsetof(struct tslab_opts, commit), 0},
+    {"errors=%s", offsetof(struct tslab_opts, errors), 0},
     FUSE_OPT_KEY("ro", KEY_RO),
     FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
     FUSE_OPT_END};
@@ -88,6 +90,9 @@ static void usage(const char *prog)
 	    "    -o commit=SECONDS      longest time unsynced data waits before it\n"
 	    "                           is written (default 5)\n"
 	    "    -o ro                  mount read-only\n"
+	    "    -o errors=POLICY       on damage or a device error: remount-ro\n"
+	    "                           (default: serve what is intact read-only),\n"
+	    "                           continue, or unmount\n"
 	    "    -o allow_other         let every user access the filesystem;\n"
 	    "                           implies default_permissions (the kernel\n"
 	    "                           checks permissions)\n"
@@ -368,6 +373,7 @@ static struct tslab_fs *fs_new(const struct tslab_opts *o, bool foreground)
 	fs->epoch_depth = o->epoch_depth;
 	fs->commit_s = o->commit;
 	fs->read_only = o->ro;
+	tslab_errors_parse(o->errors, &fs->errors); /* checked in check_opts */
 	fs->blkdev = o->blkdev;
 	fs->foreground = foreground;
 	pthread_rwlock_init(&fs->drop_lock, NULL);
@@ -431,6 +437,14 @@ static int check_opts(const struct tslab_opts *o, const struct fuse_cmdline_opts
 		        o->commit);
 		return -1;
 	}
+	enum tslab_errors e;
+
+	if (tslab_errors_parse(o->errors, &e)) {
+		fprintf(stderr,
+		        "tslabfs: errors=%s: must be remount-ro, continue or unmount\n",
+		        o->errors);
+		return -1;
+	}
 	if (o->epoch_depth > 64) {
 		fprintf(stderr, "tslabfs: epoch_depth=%u: must be 0..64\n",
 		        o->epoch_depth);
@@ -456,13 +470,19 @@ static int mount_and_serve(struct tslab_fs *fs, struct fuse_cmdline_opts *cmd)
 	/* The no_open probe opens files by path (libfuse made it absolute). */
 	if (cmd->mountpoint[0] == '/' && strncmp(cmd->mountpoint, "/dev/fd/", 8))
 		fs->mountpoint = cmd->mountpoint;
+	/* The store mounted itself read-only (error mark, unknown feature):
+	 * the mount must show it. */
+	if (!fs->read_only && slab_is_read_only(fs->st)) {
+		fs->read_only = true;
+		tslab_kernel_ro(fs);
+	}
 	if (tslab_threads_start(fs)) {
 		tslab_log(LOG_ERR, "cannot start threads");
 		goto unmount;
 	}
-	tslab_log(LOG_INFO, "%s mounted at %s (epoch_depth=%u, commit=%u%s)", fs->device,
-	          cmd->mountpoint, fs->epoch_depth, fs->commit_s,
-	          fs->read_only ? ", ro" : "");
+	tslab_log(LOG_INFO, "%s mounted at %s (epoch_depth=%u, commit=%u, errors=%s%s)",
+	          fs->device, cmd->mountpoint, fs->epoch_depth, fs->commit_s,
+	          tslab_errors_name(fs->errors), fs->read_only ? ", ro" : "");
 	daemon_ready(status_fd, 0);
 	status_fd = -1;
 	ret = run_loop(fs, cmd) ? 1 : 0;
@@ -532,6 +552,7 @@ free_fs:
 free_args:
 	free(cmd.mountpoint);
 	free(o.device);
+	free(o.errors);
 	fuse_opt_free_args(&args);
 	return ret;
 }

@@ -180,6 +180,11 @@ int slab_ckpt_first_pseq(struct zns_dev *dev, uint32_t z, uint64_t *pseq)
 	return ret;
 }
 
+bool slab_ckpt_zone_hdr_ok(const uint8_t *b)
+{
+	return !memcmp(b, CKZ_MAGIC, 8) && slab_get64(b + 24) == slab_hash64(b, 24);
+}
+
 /* Payload bytes one checkpoint zone holds after its header block. */
 static uint64_t zone_payload(const struct slab_store *st)
 {
@@ -203,7 +208,7 @@ static int load_zone(struct slab_store *st, const struct slab_ckpt_ref *ref, uin
 		return -EUCLEAN;
 	if (slab_dev_read(st, z, 0, bounce, SLAB_PAGE_SIZE) != SLAB_PAGE_SIZE)
 		return -EIO;
-	if (memcmp(bounce, CKZ_MAGIC, 8) || slab_get64(bounce + 8) != ref->seq ||
+	if (!slab_ckpt_zone_hdr_ok(bounce) || slab_get64(bounce + 8) != ref->seq ||
 	    slab_get32(bounce + 16) != i || slab_get32(bounce + 20) != ref->nzones)
 		return -EUCLEAN;
 	for (uint64_t done = 0; done < n;) {
@@ -616,7 +621,9 @@ static int read_zone(struct slab_store *st, struct snap *w, size_t i, size_t j,
 	if (ret)
 		return ret;
 	zs.st = st;
-	while (i < j && (ret = slab_zscan_next(&zs, &pg, &ph, &poff)) > 0) {
+	/* A bad record ends the loop with its -EUCLEAN: the next page's result
+	 * must not overwrite it (the image would count entries it lacks). */
+	while (!ret && i < j && (ret = slab_zscan_next(&zs, &pg, &ph, &poff)) > 0) {
 		ret = 0;
 		for (; i < j && v[i].off < poff + ph.used && !ret; i++) {
 			struct slab_rec r;
@@ -793,10 +800,12 @@ static int sb_write_fenced(struct slab_store *st, const struct slab_ckpt_ref *re
 {
 	int ret;
 
+	pthread_mutex_lock(&st->sblock);
 	pthread_rwlock_rdlock(&st->iolock);
 	st->sb.sequence++;
 	ret = st->fenced ? -EIO : slab_sb_write_ckpt(st->dev, &st->sb, ref);
 	pthread_rwlock_unlock(&st->iolock);
+	pthread_mutex_unlock(&st->sblock);
 	return ret;
 }
 
@@ -865,6 +874,14 @@ int slab_ckpt_write(struct slab_store *st, bool running)
 
 	if (!ref)
 		return -ENOMEM;
+	pthread_mutex_lock(&st->dmglock);
+	ret = st->damaged ? -EUCLEAN : 0;
+	pthread_mutex_unlock(&st->dmglock);
+	if (ret) {
+		/* never describe a damaged view: the next mount scans instead */
+		free(ref);
+		return ret;
+	}
 	ref->version = SLAB_CKPT_VERSION;
 	ref->seq = ++st->ck_last; /* never reused, even after a release */
 	ret = build(st, ref->seq, &b);
