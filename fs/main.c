@@ -53,8 +53,9 @@ void tslab_log_init(bool to_stderr, bool info)
 {
 	log_stderr = to_stderr;
 	log_info = info;
-	if (!to_stderr)
-		openlog("tslabfs", LOG_PID, LOG_DAEMON);
+	/* slab logs through syslog(3): before daemonizing its messages (damage
+	 * found at mount, the error mark) go to stderr as well. */
+	openlog("tslabfs", LOG_PID | (to_stderr ? LOG_PERROR : 0), LOG_DAEMON);
 }
 
 void tslab_log(int prio, const char *fmt, ...)
@@ -330,8 +331,9 @@ static int open_device(struct tslab_fs *fs)
 	}
 	err = tslab_mount_store(fs);
 	if (err) {
-		tslab_log(LOG_ERR, "%s: mounting the store failed: %s", fs->device,
-		          strerror(-err));
+		tslab_log(LOG_ERR, "%s: mounting the store failed: %s%s", fs->device,
+		          strerror(-err),
+		          err == -EUCLEAN ? " (damage, listed above: run fsck.tslabfs)" : "");
 		goto close_dev;
 	}
 	return 0;

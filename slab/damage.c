@@ -6,11 +6,15 @@
  * Why "below the write pointer" decides: the device (or the emulator, which
  * writes the data before its zone table entry) advances a zone's write
  * pointer only over data it has written, and tslabfs writes whole pages. So
- * a scan that stops below the write pointer met bytes that were written as a
- * page and no longer read as one: damage. The two exceptions are the end of
- * the log itself — a page whose intact header says it extends past the write
- * pointer (a partial page write cut by a power loss) — and a checkpoint zone
- * (its header block is not a page; unreferenced ones hold nothing live).
+ * a scan that stops below the write pointer on bytes that are not zero, or
+ * with a valid page further on, met bytes that were written as a page and
+ * no longer read as one: damage. Not damage: a page whose intact header
+ * says it extends past the write pointer (a partial page write cut by a
+ * power loss), a checkpoint zone (its header block is not a page), and
+ * zeroes up to the write pointer with nothing valid after them (a FULL zone
+ * reports its capacity, not its data end; unwritten space reads as zeroes).
+ * The last case means a zeroed final page of a finished zone cannot be told
+ * from unwritten space at mount (docs/design.md, "Damage").
  *
  * Lock order: dmglock -> sblock -> iolock (ckpt.c's superblock writer takes
  * sblock -> iolock).
@@ -42,7 +46,7 @@ static bool page_fits(const uint8_t *p, uint64_t avail, uint32_t lba)
 }
 
 int slab_damage_classify(struct zns_dev *dev, uint32_t z, uint64_t stop, uint64_t end,
-                         bool *damage, uint64_t *next)
+                         bool full, bool *damage, uint64_t *next)
 {
 	uint32_t lba = zns_geometry(dev)->lba_size;
 	uint8_t *b = zns_buf_alloc(SLAB_PAGE_SIZE);
@@ -67,9 +71,19 @@ int slab_damage_classify(struct zns_dev *dev, uint32_t z, uint64_t stop, uint64_
 	if (n >= SLAB_PAGE_HDR && !slab_page_hdr_decode(b, &ph) &&
 	    (ph.used + (uint64_t)lba - 1) / lba * lba > end - stop)
 		goto out; /* the last page was cut short: the end of the log */
-	*damage = true;
+	/* Zeroes with nothing valid after them are unwritten space (a FULL
+	 * zone reports its capacity as write pointer, not its data end). */
+	bool zero = true;
+
+	for (uint64_t i = 0; i < n && zero; i++)
+		zero = b[i] == 0;
+	*damage = !zero;
 	/* Where the scan may go on (fsck lists everything it can read). */
-	for (uint64_t off = stop + lba; off + SLAB_PAGE_HDR <= end; off += lba) {
+	/* Not in a FULL zone whose stop block is zero: its "write pointer" is
+	 * its capacity, and reading the unwritten rest at every mount costs
+	 * too much. */
+	for (uint64_t off = stop + lba; !(full && zero) && off + SLAB_PAGE_HDR <= end;
+	     off += lba) {
 		uint64_t m = end - off < SLAB_PAGE_SIZE ? end - off : SLAB_PAGE_SIZE;
 
 		r = zns_zone_read(dev, z, off, b, m);
@@ -79,6 +93,7 @@ int slab_damage_classify(struct zns_dev *dev, uint32_t z, uint64_t stop, uint64_
 		}
 		if (page_fits(b, m, lba)) {
 			*next = off;
+			*damage = true; /* valid pages follow: not the end of the log */
 			break;
 		}
 	}

@@ -167,10 +167,10 @@ static int scan_page(struct recov *rc, uint32_t z, const uint8_t *pg,
  * of a page of epoch PE) below WP: the end of the log, or damage? Damage is
  * recorded; in check mode *next says where the scan goes on. */
 static int scan_stopped(struct recov *rc, uint32_t z, uint64_t stop, uint64_t bad_at,
-                        uint32_t pe, uint64_t wp, uint64_t *next)
+                        uint32_t pe, uint64_t wp, bool full, uint64_t *next)
 {
 	bool damage;
-	int ret = slab_damage_classify(rc->st->dev, z, stop, wp, &damage, next);
+	int ret = slab_damage_classify(rc->st->dev, z, stop, wp, full, &damage, next);
 
 	if (ret || !damage) {
 		*next = wp;
@@ -181,7 +181,7 @@ static int scan_stopped(struct recov *rc, uint32_t z, uint64_t stop, uint64_t ba
 	return rvec_push(&rc->damage, &(struct rent){.zone = z, .off = (uint32_t)bad_at});
 }
 
-static int scan_zone(struct recov *rc, uint32_t z, uint64_t wp)
+static int scan_zone(struct recov *rc, uint32_t z, uint64_t wp, bool full)
 {
 	struct slab_zscan zs;
 	struct slab_page_hdr ph;
@@ -207,9 +207,9 @@ static int scan_zone(struct recov *rc, uint32_t z, uint64_t wp)
 			break;
 		rc->torn[z] = true;
 		atomic_fetch_add(&rc->st->c_torn, 1);
-		ret = bad ? scan_stopped(rc, z, poff, bad_off, ph.epoch, wp, &next)
+		ret = bad ? scan_stopped(rc, z, poff, bad_off, ph.epoch, wp, full, &next)
 		          : scan_stopped(rc, z, zs.pos, zs.pos, SLAB_EPOCH_JOURNAL, wp,
-		                         &next);
+		                         full, &next);
 		/* A normal mount fails on damage; fsck reads on past it. */
 		if (ret || !rc->st->check || next >= wp)
 			break;
@@ -1257,7 +1257,7 @@ static int mount_recover(struct recov *rc, const struct zns_zone *zr)
 		if (zr[z].cond == ZNS_COND_OFFLINE || zr[z].cond == ZNS_COND_NOT_WP ||
 		    !zr[z].wp || rc->ckzone[z])
 			continue;
-		ret = scan_zone(rc, z, zr[z].wp);
+		ret = scan_zone(rc, z, zr[z].wp, zr[z].cond == ZNS_COND_FULL);
 		if (ret)
 			return ret;
 		if (zr[z].wp > rc->scan_start[z])

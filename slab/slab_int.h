@@ -504,9 +504,10 @@ struct slab_store {
 /* damage.c */
 /* Zone Z's scan stopped at STOP below END: *damage tells whether that is
  * damage rather than the end of the log; *next is the next offset below END
- * where a valid page starts (END if none). */
+ * where a valid page starts (END if none). FULL: END is the capacity, not
+ * the data end (zeroes there are unwritten space). */
 int slab_damage_classify(struct zns_dev *dev, uint32_t z, uint64_t stop, uint64_t end,
-                         bool *damage, uint64_t *next);
+                         bool full, bool *damage, uint64_t *next);
 /* Add D to the list and log it (device, zone, offset, epoch). */
 int slab_damage_add(struct slab_store *st, const struct slab_damage *d);
 /* Write a superblock copy carrying the error mark (if not yet set). */
