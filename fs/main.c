@@ -32,6 +32,7 @@ struct tslab_opts {
 	int nonopts;
 	int blkdev; /* the device is a block device and we are root: fuseblk */
 	char *errors; /* errors= policy */
+	int ro_forced; /* ro set by peek_ro(), not on the command line */
 };
 
 enum { KEY_RO, KEY_ALLOW_OTHER };
@@ -136,6 +137,37 @@ static int use_fuseblk(const char *device)
 	struct stat sb;
 
 	return geteuid() == 0 && stat(device, &sb) == 0 && S_ISBLK(sb.st_mode);
+}
+
+/*
+ * A superblock whose read-only compatible features are set (the error mark,
+ * a feature of a newer version) makes the store mount read-only: the kernel
+ * mount must say so, and its flags are fixed before fuse_session_new(). A
+ * short non-exclusive look at the superblock decides; slab logs why.
+ */
+static void peek_ro(struct tslab_opts *o)
+{
+	struct zns_dev *dev;
+	struct slab_sb_info sb;
+
+	if (o->ro || zns_open(o->device, ZNS_OPEN_RDONLY, &dev))
+		return;
+	if (slab_sb_read(dev, &sb) == 0 && sb.features_ro_compat) {
+		if (sb.features_ro_compat & ~1ull)
+			fprintf(stderr,
+			        "tslabfs: %s: unknown read-only compatible features 0x%llx "
+			        "(a newer tslabfs wrote this filesystem): mounting "
+			        "read-only\n",
+			        o->device, (unsigned long long)(sb.features_ro_compat & ~1ull));
+		if (sb.features_ro_compat & 1ull)
+			fprintf(stderr,
+			        "tslabfs: %s: the filesystem has errors (damage found "
+			        "earlier): mounting read-only; run fsck.tslabfs\n",
+			        o->device);
+		o->ro = 1;
+		o->ro_forced = 1;
+	}
+	zns_close(dev);
 }
 
 static int add_opts(struct fuse_args *args, const struct tslab_opts *o)
@@ -472,11 +504,12 @@ static int mount_and_serve(struct tslab_fs *fs, struct fuse_cmdline_opts *cmd)
 	/* The no_open probe opens files by path (libfuse made it absolute). */
 	if (cmd->mountpoint[0] == '/' && strncmp(cmd->mountpoint, "/dev/fd/", 8))
 		fs->mountpoint = cmd->mountpoint;
-	/* The store mounted itself read-only (error mark, unknown feature):
-	 * the mount must show it. */
+	/* The superblock changed between the peek and the mount: the store
+	 * is read-only, and the log says the mount still shows rw. */
 	if (!fs->read_only && slab_is_read_only(fs->st)) {
 		fs->read_only = true;
-		tslab_kernel_ro(fs);
+		tslab_log(LOG_ERR, "%s: the store mounted read-only: the mount still "
+		          "shows rw, but every change is answered with EROFS", fs->device);
 	}
 	if (tslab_threads_start(fs)) {
 		tslab_log(LOG_ERR, "cannot start threads");
@@ -538,6 +571,9 @@ int main(int argc, char *argv[])
 	if (check_opts(&o, &cmd))
 		goto free_args;
 	o.blkdev = use_fuseblk(o.device);
+	peek_ro(&o);
+	if (o.ro_forced && fuse_opt_add_arg(&args, "-oro"))
+		goto free_args;
 	if (add_opts(&args, &o))
 		goto free_args;
 	fs = fs_new(&o, cmd.foreground);

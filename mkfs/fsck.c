@@ -111,8 +111,8 @@ static void node_path(const struct nodes *ns, const struct node *n, char *out,
 	const struct node *chain[64];
 	size_t k = 0, len = 0;
 
-	for (const struct node *c = named(ns, n); c && k < 64; k++) {
-		chain[k] = c;
+	for (const struct node *c = named(ns, n); c && k < 64;) {
+		chain[k++] = c;
 		if (c->parent == SLAB_HANDLE_ROOT || c->h == SLAB_HANDLE_ROOT)
 			break;
 		c = node_find(ns, c->parent);

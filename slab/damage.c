@@ -236,13 +236,42 @@ int slab_error_mark_clear(struct slab_store *st)
 	return mark_write(st, false);
 }
 
-/* Can every damaged place be pinned to one non-root epoch? */
-static int repairable(const struct slab_damage *d, size_t n)
+/* Live bytes epoch EPOCH holds in zone Z (the epoch is not locked: fsck
+ * runs alone on the store). */
+static uint64_t epoch_zone_live(struct slab_store *st, uint32_t epoch, uint32_t z)
 {
-	for (size_t i = 0; i < n; i++)
+	uint32_t s = slab_eslot(epoch);
+	struct slab_epoch *e = s < st->neslots ? st->etab[s] : NULL;
+
+	if (!e || e->state != EPOCH_OPEN || e->gen != slab_egen(epoch))
+		return 0;
+	for (uint32_t i = 0; i < e->ez_n; i++)
+		if (e->ez[i].zone == z && e->ez[i].zgen == st->zones[z].gen)
+			return e->ez[i].live;
+	return 0;
+}
+
+/* Can every damaged place be pinned to one non-root epoch, whose drop
+ * leaves its zone without live bytes (so the zone can be reset)? */
+static int repairable(struct slab_store *st, const struct slab_damage *d, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
 		if (d[i].journal || d[i].epoch == SLAB_DAMAGE_NO_EPOCH ||
-		    slab_eslot(d[i].epoch) == 0)
+		    slab_eslot(d[i].epoch) == 0 || st->zones[d[i].zone].root)
 			return -EUCLEAN;
+		uint64_t other = atomic_load(&st->zones[d[i].zone].live);
+
+		for (size_t k = 0; k < n; k++) {
+			bool dup = false;
+
+			for (size_t j = 0; j < k; j++)
+				dup |= d[j].zone == d[k].zone && d[j].epoch == d[k].epoch;
+			if (d[k].zone == d[i].zone && !dup)
+				other -= epoch_zone_live(st, d[k].epoch, d[i].zone);
+		}
+		if (other)
+			return -EUCLEAN; /* other epochs live there too */
+	}
 	return 0;
 }
 
@@ -262,7 +291,7 @@ int slab_damage_repair(struct slab_store *st)
 	pthread_mutex_unlock(&st->dmglock);
 	if (n && !d)
 		return -ENOMEM;
-	ret = repairable(d, n);
+	ret = repairable(st, d, n);
 	/* Drop first (durable), reset after: a crash in between leaves the
 	 * drop record, which kills every older record of the epoch. */
 	for (size_t i = 0; i < n && !ret; i++) {

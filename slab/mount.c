@@ -58,7 +58,6 @@ struct recov {
 	bool use_ck;
 	struct slab_ckpt_img img;
 	int16_t *egen_seen; /* per epoch slot: highest generation seen, -1 none */
-	uint32_t *zepoch;   /* per zone: epoch of its pages, NONE or MIXED */
 	uint64_t slot_bound; /* slab_slot_bound(): higher slots are forged */
 	uint64_t max_seq, max_page_seq;
 };
@@ -102,20 +101,6 @@ static bool rec_fits_page(const struct slab_rec *r, uint32_t pe)
 	return slab_handle_epoch(r->handle) == pe;
 }
 
-#define ZEPOCH_NONE  0xffffffffu
-#define ZEPOCH_MIXED 0xfffffffeu
-
-/* Remember which epoch's pages zone Z holds (for the damage report). */
-static void see_zone_epoch(struct recov *rc, uint32_t z, uint32_t epoch)
-{
-	if (epoch == SLAB_EPOCH_JOURNAL)
-		return;
-	if (rc->zepoch[z] == ZEPOCH_NONE)
-		rc->zepoch[z] = epoch;
-	else if (rc->zepoch[z] != epoch)
-		rc->zepoch[z] = ZEPOCH_MIXED;
-}
-
 /* Records of one page; *bad (with *bad_off) at the first that fails its
  * checks: checksum, page, or a slot no device of this size can hold. */
 static int scan_page(struct recov *rc, uint32_t z, const uint8_t *pg,
@@ -124,7 +109,6 @@ static int scan_page(struct recov *rc, uint32_t z, const uint8_t *pg,
 {
 	bool jz = slab_zone_is_journal(rc->st, z);
 
-	see_zone_epoch(rc, z, ph->epoch);
 	for (uint32_t off = SLAB_PAGE_HDR; off < ph->used;) {
 		struct slab_rec r;
 
@@ -176,9 +160,10 @@ static int scan_stopped(struct recov *rc, uint32_t z, uint64_t stop, uint64_t ba
 		*next = wp;
 		return ret;
 	}
-	see_zone_epoch(rc, z, pe);
-	/* the epoch is settled once the rest of the zone is scanned */
-	return rvec_push(&rc->damage, &(struct rent){.zone = z, .off = (uint32_t)bad_at});
+	/* Only an intact page header names the epoch of what was lost: a zone
+	 * may hold pages of several epochs. */
+	return rvec_push(&rc->damage,
+	                 &(struct rent){.zone = z, .off = (uint32_t)bad_at, .aux = pe});
 }
 
 static int scan_zone(struct recov *rc, uint32_t z, uint64_t wp, bool full)
@@ -228,12 +213,11 @@ static int rc_damage(struct recov *rc)
 	struct slab_store *st = rc->st;
 
 	for (size_t i = 0; i < rc->damage.n; i++) {
-		uint32_t z = rc->damage.v[i].zone, ze = rc->zepoch[z];
+		uint32_t z = rc->damage.v[i].zone, pe = (uint32_t)rc->damage.v[i].aux;
 		struct slab_damage d = {
 		    .zone = z,
 		    .offset = rc->damage.v[i].off,
-		    .epoch = ze == ZEPOCH_NONE || ze == ZEPOCH_MIXED ? SLAB_DAMAGE_NO_EPOCH
-		                                                     : ze,
+		    .epoch = pe == SLAB_EPOCH_JOURNAL ? SLAB_DAMAGE_NO_EPOCH : pe,
 		    .journal = slab_zone_is_journal(st, z)};
 		int ret = slab_damage_add(st, &d);
 
@@ -1065,11 +1049,9 @@ static int recov_alloc(struct recov *rc, struct slab_store *st)
 	rc->reset_ok = calloc(st->nzones, sizeof(*rc->reset_ok));
 	rc->ckzone = calloc(st->nzones, sizeof(*rc->ckzone));
 	rc->egen_seen = malloc(SLAB_EPOCH_SLOTS * sizeof(*rc->egen_seen));
-	rc->zepoch = malloc(st->nzones * sizeof(*rc->zepoch));
 	if (!rc->scan_end || !rc->scan_start || !rc->torn || !rc->reset_ok ||
-	    !rc->ckzone || !rc->egen_seen || !rc->zepoch)
+	    !rc->ckzone || !rc->egen_seen)
 		return -ENOMEM;
-	memset(rc->zepoch, 0xff, st->nzones * sizeof(*rc->zepoch));
 	rc->slot_bound = slab_slot_bound(st);
 	memset(rc->egen_seen, 0xff, SLAB_EPOCH_SLOTS * sizeof(*rc->egen_seen));
 	return 0;
@@ -1083,7 +1065,6 @@ static void recov_free(struct recov *rc)
 	free(rc->dzones.v);
 	free(rc->ezones.v);
 	free(rc->damage.v);
-	free(rc->zepoch);
 	free(rc->scan_end);
 	free(rc->scan_start);
 	free(rc->torn);
