@@ -7,7 +7,8 @@
  * The check is an in-process mount of the store in check mode (slab's own
  * verification of every page and record, every zone scanned from offset 0,
  * the checkpoint ignored), so fsck and mount never disagree on what is
- * valid. Repair drops every epoch holding damage (the only thing that cannot
+ * valid; the checkpoint, when it loads, only tells how far each zone was
+ * written when it was taken (a zone that now ends earlier is damaged). Repair drops every epoch holding damage (the only thing that cannot
  * bring back an older version or a deleted file: the drop record kills every
  * record of the epoch), resets the damaged zones, clears the error mark and
  * writes a fresh checkpoint. It never invents data; it lists by path what
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <syslog.h>
 
 #include "slab/slab.h"
 #include "zns/zns.h"
@@ -179,7 +181,7 @@ struct check {
 
 static int check_mount(struct check *c, bool rw)
 {
-	struct slab_mount_opts mo = {.read_only = !rw, .no_checkpoint = true, .check = true};
+	struct slab_mount_opts mo = {.read_only = !rw, .check = true};
 	int ret;
 
 	free(c->ns.v);
@@ -353,6 +355,8 @@ int main(int argc, char **argv)
 		return FSCK_USAGE;
 	}
 	c.dev_path = argv[optind];
+	/* slab reports what it finds through syslog(3): show it here too */
+	openlog("fsck.tslabfs", LOG_PERROR, LOG_USER);
 	ret = run(&c, yes);
 	free(c.ns.v);
 	free(c.dmg);

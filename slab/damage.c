@@ -77,7 +77,8 @@ int slab_damage_classify(struct zns_dev *dev, uint32_t z, uint64_t stop, uint64_
 
 	for (uint64_t i = 0; i < n && zero; i++)
 		zero = b[i] == 0;
-	*damage = !zero;
+	/* Only a FULL zone has unwritten space below the "write pointer". */
+	*damage = !zero || !full;
 	/* Where the scan may go on (fsck lists everything it can read). */
 	/* Not in a FULL zone whose stop block is zero: its "write pointer" is
 	 * its capacity, and reading the unwritten rest at every mount costs

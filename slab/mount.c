@@ -59,6 +59,7 @@ struct recov {
 	struct slab_ckpt_img img;
 	int16_t *egen_seen; /* per epoch slot: highest generation seen, -1 none */
 	uint64_t slot_bound; /* slab_slot_bound(): higher slots are forged */
+	uint64_t *ck_wp;     /* check mode: write pointer the checkpoint saw */
 	uint64_t max_seq, max_page_seq;
 };
 
@@ -204,6 +205,18 @@ static int scan_zone(struct recov *rc, uint32_t z, uint64_t wp, bool full)
 	}
 	slab_zscan_fini(&zs);
 	return ret < 0 ? ret : 0;
+}
+
+/* Zone Z's pages end below the write pointer its checkpoint recorded: what
+ * was there is gone (zeroed or unreadable), whatever its epoch. */
+static int ck_short(struct recov *rc, uint32_t z)
+{
+	for (size_t i = 0; i < rc->damage.n; i++)
+		if (rc->damage.v[i].zone == z)
+			return 0; /* already reported */
+	return rvec_push(&rc->damage, &(struct rent){.zone = z,
+	                                            .off = (uint32_t)rc->scan_end[z],
+	                                            .aux = SLAB_EPOCH_JOURNAL});
 }
 
 /* Damage found by the scan goes to the store's list, with the epoch whose
@@ -1049,8 +1062,9 @@ static int recov_alloc(struct recov *rc, struct slab_store *st)
 	rc->reset_ok = calloc(st->nzones, sizeof(*rc->reset_ok));
 	rc->ckzone = calloc(st->nzones, sizeof(*rc->ckzone));
 	rc->egen_seen = malloc(SLAB_EPOCH_SLOTS * sizeof(*rc->egen_seen));
+	rc->ck_wp = calloc(st->nzones, sizeof(*rc->ck_wp));
 	if (!rc->scan_end || !rc->scan_start || !rc->torn || !rc->reset_ok ||
-	    !rc->ckzone || !rc->egen_seen)
+	    !rc->ckzone || !rc->egen_seen || !rc->ck_wp)
 		return -ENOMEM;
 	rc->slot_bound = slab_slot_bound(st);
 	memset(rc->egen_seen, 0xff, SLAB_EPOCH_SLOTS * sizeof(*rc->egen_seen));
@@ -1065,6 +1079,7 @@ static void recov_free(struct recov *rc)
 	free(rc->dzones.v);
 	free(rc->ezones.v);
 	free(rc->damage.v);
+	free(rc->ck_wp);
 	free(rc->scan_end);
 	free(rc->scan_start);
 	free(rc->torn);
@@ -1165,6 +1180,12 @@ static int ck_start(struct recov *rc, const struct zns_zone *zr)
 		ret = ck_zone_same(rc, zr, z, &same);
 		if (ret)
 			return ret;
+		/* fsck reads every zone whole; what the checkpoint saw written
+		 * must still be there (a zeroed tail is not unwritten space) */
+		if (same && st->check) {
+			rc->ck_wp[z] = rc->scan_start[z];
+			rc->scan_start[z] = rc->scan_end[z] = 0;
+		}
 	}
 	ret = ck_inject(rc);
 	if (ret)
@@ -1239,10 +1260,24 @@ static int mount_recover(struct recov *rc, const struct zns_zone *zr)
 		    !zr[z].wp || rc->ckzone[z])
 			continue;
 		ret = scan_zone(rc, z, zr[z].wp, zr[z].cond == ZNS_COND_FULL);
+		if (!ret && rc->ck_wp[z] && rc->scan_end[z] < rc->ck_wp[z])
+			ret = ck_short(rc, z);
 		if (ret)
 			return ret;
 		if (zr[z].wp > rc->scan_start[z])
 			st->ck_replayed += zr[z].wp - rc->scan_start[z];
+	}
+	/* Before anything is decided or written (no zone is finished). */
+	ret = rc_damage(rc);
+	if (ret)
+		return ret;
+	if (rc->damage.n && !st->check) {
+		syslog(LOG_ERR,
+		       "tslabfs: slab: %zu damaged place(s) found: not mounting (the "
+		       "newest versions there cannot be read); run fsck.tslabfs",
+		       rc->damage.n);
+		slab_error_mark_set(st);
+		return -EUCLEAN;
 	}
 	drops_dedupe(rc);
 	ret = rc_decide(rc);
@@ -1287,19 +1322,8 @@ int slab_mount(struct zns_dev *dev, const struct slab_mount_opts *o, slab_recove
 	if (!st->ro && (ret = zns_flush(dev)))
 		goto fail_recov;
 	ret = mount_recover(&rc, zr);
-	if (!ret)
-		ret = rc_damage(&rc);
 	if (ret)
 		goto fail_recov;
-	if (rc.damage.n && !st->check) {
-		syslog(LOG_ERR,
-		       "tslabfs: slab: %zu damaged place(s) found: not mounting (the "
-		       "newest versions there cannot be read); run fsck.tslabfs",
-		       rc.damage.n);
-		slab_error_mark_set(st);
-		ret = -EUCLEAN;
-		goto fail_recov;
-	}
 	if (!st->ro) {
 		ret = ck_settle(&rc);
 		if (ret)
