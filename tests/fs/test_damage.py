@@ -600,6 +600,8 @@ def regressions(env):
     # 1. damage in the middle of a zone of a crashed image is not a torn
     # tail: the mount refuses and says where.
     img1, _ = make_base(env, "reg1", 6, crash=True)
+    clean1 = img1 + ".clean"
+    shutil.copyfile(img1, clean1)
     lay1 = Layout(img1)
     zs = [z1 for z1 in lay1.written() if z1 >= 4 and len(pages(img1, lay1, z1)) > 2]
     check(zs, "no zone with three pages")
@@ -690,7 +692,7 @@ def regressions(env):
     # (bounded by the geometry), no huge allocation.
     # (a crashed image: mount scans the zones instead of the checkpoint)
     img4 = os.path.join(env.dir, "reg4.img")
-    shutil.copyfile(img1, img4)
+    shutil.copyfile(clean1, img4)
     z, p4 = zs[-1], pages(img4, lay1, zs[-1])[0]
     roff, ln = records(img4, lay1, z, p4[0], p4[1])[-1]
     rec_rewrite(img4, lay1, z, roff, ln,
@@ -718,6 +720,35 @@ def regressions(env):
           "no message:\n" + d.text())
     check(not r["wrong"] and not r["missing"] and r["ok"] == len(model.files),
           "unknown ro_compat: %s" % r)
+    # mount.tslabfs runs fsck.tslabfs -p when fstab's pass number asks.
+    img6 = os.path.join(env.dir, "reg6.img")
+    shutil.copyfile(clean1, img6)
+    lay6 = Layout(img6)
+    z6 = zs[0]
+    p6 = pages(img6, lay6, z6)[1]
+    roff, ln = records(img6, lay6, z6, p6[0], p6[1])[-1]
+    flip(img6, lay6.zoff(z6, roff + ln - 1), 1)  # a record: its epoch is known
+    fstab = os.path.join(env.dir, "fstab")
+    with open(fstab, "w") as f:
+        f.write("# test\n%s %s tslabfs defaults 0 2\n" % (img6, mnt))
+    helper = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                          "fs", "mount.tslabfs")
+    envv = dict(os.environ, TSLAB_FSTAB=fstab,
+                PATH=os.path.dirname(env.tslabfs) + ":" +
+                os.path.dirname(env.fsck) + ":" + os.environ["PATH"])
+    r = subprocess.run([helper, img6, mnt], env=envv, capture_output=True, text=True,
+                       timeout=HANG_S)
+    try:
+        check(r.returncode == 0 and is_mounted(mnt),
+              "mount.tslabfs with pass 2: %d\n%s%s" % (r.returncode, r.stdout, r.stderr))
+        check("repaired" in r.stdout, "fsck did not run:\n" + r.stdout + r.stderr)
+    finally:
+        if is_mounted(mnt):
+            subprocess.run(["umount", mnt], check=False)
+            for _ in range(3000):
+                if not is_mounted(mnt):
+                    break
+                time.sleep(0.02)
     print("regressions: PASS")
 
 

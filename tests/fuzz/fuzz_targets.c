@@ -41,7 +41,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 #define T_IMAGE  5
 
 #if FUZZ_TARGET == T_IMAGE
-static char base_path[64], work_path[64];
+static char base_path[4200], work_path[4200];
 static uint8_t *base_img;
 static size_t base_len;
 
@@ -70,8 +70,10 @@ static int build_base(void)
 	char buf[9000];
 	int fd;
 
-	snprintf(base_path, sizeof(base_path), "/tmp/tslab-fuzz-base-%d", (int)getpid());
-	snprintf(work_path, sizeof(work_path), "/tmp/tslab-fuzz-work-%d", (int)getpid());
+	const char *dir = getenv("TSLAB_FUZZ_DIR") ? getenv("TSLAB_FUZZ_DIR") : "/tmp";
+
+	snprintf(base_path, sizeof(base_path), "%s/base-%d", dir, (int)getpid());
+	snprintf(work_path, sizeof(work_path), "%s/work-%d", dir, (int)getpid());
 	unlink(base_path);
 	if (zns_emul_create(base_path, &p) || zns_open(base_path, 0, &dev))
 		return -1;

@@ -40,7 +40,8 @@ libs="$bdir/slab/libtslab_slab.a $bdir/zns/libtslab_zns.a \
 	$(pkg-config --libs libxxhash libzbd liburing 2>/dev/null || echo -lxxhash -lzbd -luring) -lpthread"
 declare -A num=([sb]=1 [page]=2 [record]=3 [ckpt]=4 [image]=5)
 
-work=$(mktemp -d /tmp/tslab-fuzz.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/tslab-fuzz.XXXXXX")
+export TSLAB_FUZZ_DIR=$work
 trap 'rm -rf "$work"' EXIT
 
 # Seed corpus: blocks of a real image (the image target needs none).
