@@ -10,6 +10,8 @@
  *   record  slab_rec_decode on one record
  *   ckpt    a checkpoint image: header, zone table, epoch table and every
  *           entry through slab_ckpt_next
+ *   emul    the emulator's header and zone table: the input is the start
+ *           of an image file, which is opened (zns_open) and reported
  *   image   a whole small filesystem (emulator header, zone table,
  *           superblock, checkpoint zones, journal, slab pages) built once
  *           by mkfs + a workload; each input is a list of patches
@@ -39,6 +41,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 #define T_RECORD 3
 #define T_CKPT   4
 #define T_IMAGE  5
+#define T_EMUL   6
+
+#if FUZZ_TARGET == T_EMUL
+static char emul_path[4200];
+#endif
 
 #if FUZZ_TARGET == T_IMAGE
 static char base_path[4200], work_path[4200];
@@ -61,9 +68,9 @@ static int read_all(int fd, uint8_t *p, size_t n)
 static int build_base(void)
 {
 	struct zns_emul_params p = {.lba_size = 4096,
-	                            .zone_size = 256 << 10,
-	                            .nr_zones = 24,
-	                            .size = 24u * (256 << 10) + (1 << 20)};
+	                            .zone_size = 128 << 10,
+	                            .nr_zones = 20,
+	                            .size = 20u * (128 << 10) + (1 << 20)};
 	struct zns_dev *dev;
 	struct slab_store *st;
 	uint32_t ep[4];
@@ -135,6 +142,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
+#if FUZZ_TARGET == T_EMUL
+	snprintf(emul_path, sizeof(emul_path), "%s/emul-%d",
+	         getenv("TSLAB_FUZZ_DIR") ? getenv("TSLAB_FUZZ_DIR") : "/tmp", (int)getpid());
+#endif
 #if FUZZ_TARGET == T_IMAGE
 	if (build_base()) {
 		fprintf(stderr, "fuzz: cannot build the base image\n");
@@ -228,6 +239,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				(void)slab_obj_read(st, hs[i], 0, buf, sizeof(buf));
 			slab_unmount(st);
 		}
+		zns_close(dev);
+	}
+#elif FUZZ_TARGET == T_EMUL
+	struct zns_dev *dev;
+	int fd = open(emul_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+
+	if (fd < 0 || write(fd, data, size) != (ssize_t)size)
+		abort();
+	close(fd);
+	if (zns_open(emul_path, ZNS_OPEN_RDONLY, &dev) == 0) {
+		const struct zns_geometry *g = zns_geometry(dev);
+		struct zns_zone zr[16];
+		uint32_t n = g->nr_zones < 16 ? g->nr_zones : 16;
+
+		(void)zns_zone_report(dev, 0, n, zr);
 		zns_close(dev);
 	}
 #else

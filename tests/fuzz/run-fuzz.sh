@@ -16,7 +16,7 @@ top=$PWD
 secs=${1:-15}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(sb page record ckpt image)
+[ ${#targets[@]} -gt 0 ] || targets=(sb page record ckpt emul image)
 
 cc=${CC_FUZZ:-clang-14}
 if ! command -v "$cc" >/dev/null ||
@@ -38,7 +38,7 @@ ninja -C "$bdir" slab/libtslab_slab.a zns/libtslab_zns.a >/dev/null || exit 1
 
 libs="$bdir/slab/libtslab_slab.a $bdir/zns/libtslab_zns.a \
 	$(pkg-config --libs libxxhash libzbd liburing 2>/dev/null || echo -lxxhash -lzbd -luring) -lpthread"
-declare -A num=([sb]=1 [page]=2 [record]=3 [ckpt]=4 [image]=5)
+declare -A num=([sb]=1 [page]=2 [record]=3 [ckpt]=4 [image]=5 [emul]=6)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/tslab-fuzz.XXXXXX")
 export TSLAB_FUZZ_DIR=$work
@@ -60,6 +60,8 @@ for t in "${targets[@]}"; do
 	mkdir -p "$corpus" "tests/fuzz/regress/$t"
 	if [ -f "$seed_img" ]; then
 		# superblock copy, zone table, first pages of the first zones
+		# (emul: the first 8 KiB, header and zone table)
+		[ "$t" = emul ] && dd if="$seed_img" of="$corpus/seed-head" bs=8192 count=1 status=none
 		for off in 0 4096 1048576 2097152 3145728 4194304 5242880; do
 			dd if="$seed_img" of="$corpus/seed-$off" bs=4096 count=1 \
 				skip=$((off / 4096)) status=none 2>/dev/null
