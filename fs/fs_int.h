@@ -205,6 +205,13 @@ struct tslab_epoch {
 	_Atomic int64_t used_s;
 };
 
+/* errors= policy (damage.c) */
+enum tslab_errors {
+	TSLAB_ERRORS_REMOUNT_RO = 0, /* default */
+	TSLAB_ERRORS_CONTINUE,
+	TSLAB_ERRORS_UNMOUNT,
+};
+
 struct tslab_fs {
 	struct zns_dev *dev;
 	struct slab_store *st;
@@ -233,6 +240,7 @@ struct tslab_fs {
 	bool closed;
 	int close_err;
 	atomic_bool went_ro;
+	enum tslab_errors errors;
 	/* A put failed with ENOSPC: new data is refused until a put succeeds
 	 * or an epoch is dropped; the unwritten files stay dirty in DRAM and
 	 * the commit thread retries them. */
@@ -332,6 +340,15 @@ int tslab_err(struct tslab_fs *fs, int err, const char *what);
  * drop_lock for writing (no request runs then). */
 #define tslab_epoch_assert_locked(fs, ep)                                                \
 	assert(tslab_mutex_held(&(ep)->lock) || tslab_rwlock_wrheld(&(fs)->drop_lock))
+
+/* ---- damage.c ------------------------------------------------------------ */
+/* "remount-ro", "continue", "unmount" (NULL: the default); -EINVAL else. */
+int tslab_errors_parse(const char *s, enum tslab_errors *out);
+const char *tslab_errors_name(enum tslab_errors e);
+/* Damage or a device error seen while doing WHAT: apply fs->errors. */
+void tslab_damage(struct tslab_fs *fs, int err, const char *what);
+/* Switch the kernel mount at fs->mountpoint to read-only (root only). */
+int tslab_kernel_ro(struct tslab_fs *fs);
 
 /* Look an inode up by handle and lock its epoch; caller holds drop_lock. */
 int tslab_get_locked(struct tslab_fs *fs, fuse_ino_t ino, struct tslab_epoch **ep,

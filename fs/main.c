@@ -38,12 +38,14 @@ struct tslab_opts {
 	char *writelog; /* -o writelog=PATH: log every device operation */
 	char *retention, *seal_idle; /* DURATION, policy.c */
 	unsigned retention_space, keep;
+	char *errors; /* errors= policy */
+	int ro_forced; /* ro set by peek_ro(), not on the command line */
 };
 
 enum { KEY_RO, KEY_ALLOW_OTHER, KEY_URING, KEY_NOURING };
 
 static const struct fuse_opt tslab_opt_spec[] = {
-        {"epoch_depth=%s", offsetof(struct tslab_opts, epoch_depth_s), 0},
+    {"epoch_depth=%s", offsetof(struct tslab_opts, epoch_depth_s), 0},
     {"commit=%s", offsetof(struct tslab_opts, commit_s), 0},
     {"writelog=%s", offsetof(struct tslab_opts, writelog), 0},
     {"retention=%s", offsetof(struct tslab_opts, retention), 0},
@@ -51,6 +53,7 @@ static const struct fuse_opt tslab_opt_spec[] = {
     {"keep=%u", offsetof(struct tslab_opts, keep), 0},
     {"seal_idle=%s", offsetof(struct tslab_opts, seal_idle), 0},
     {"idle_prune=%u", offsetof(struct tslab_opts, idle_prune), 0},
+    {"errors=%s", offsetof(struct tslab_opts, errors), 0},
     FUSE_OPT_KEY("ro", KEY_RO),
     FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
     FUSE_OPT_KEY("io_uring", KEY_URING),
@@ -66,8 +69,9 @@ void tslab_log_init(bool to_stderr, bool info)
 {
 	log_stderr = to_stderr;
 	log_info = info;
-	if (!to_stderr)
-		openlog("tslabfs", LOG_PID, LOG_DAEMON);
+	/* slab logs through syslog(3): before daemonizing its messages (damage
+	 * found at mount, the error mark) go to stderr as well. */
+	openlog("tslabfs", LOG_PID | (to_stderr ? LOG_PERROR : 0), LOG_DAEMON);
 }
 
 void tslab_log(int prio, const char *fmt, ...)
@@ -112,6 +116,9 @@ static void usage(const char *prog)
 	    "    -o idle_prune=SECONDS  drop the kernel's cache of an epoch nobody\n"
 	    "                           used for that long (default 0 = never)\n"
 	    "    -o ro                  mount read-only\n"
+	    "    -o errors=POLICY       on damage or a device error: remount-ro\n"
+	    "                           (default: serve what is intact read-only),\n"
+	    "                           continue, or unmount\n"
 	    "    -o io_uring            carry requests over io_uring even when not\n"
 	    "                           root (default: when root and the kernel\n"
 	    "                           offers it; falls back to /dev/fuse)\n"
@@ -164,6 +171,37 @@ static int use_fuseblk(const char *device)
 	struct stat sb;
 
 	return geteuid() == 0 && stat(device, &sb) == 0 && S_ISBLK(sb.st_mode);
+}
+
+/*
+ * A superblock whose read-only compatible features are set (the error mark,
+ * a feature of a newer version) makes the store mount read-only: the kernel
+ * mount must say so, and its flags are fixed before fuse_session_new(). A
+ * short non-exclusive look at the superblock decides; slab logs why.
+ */
+static void peek_ro(struct tslab_opts *o)
+{
+	struct zns_dev *dev;
+	struct slab_sb_info sb;
+
+	if (o->ro || !o->device || zns_open(o->device, ZNS_OPEN_RDONLY, &dev))
+		return;
+	if (slab_sb_read(dev, &sb) == 0 && sb.features_ro_compat) {
+		if (sb.features_ro_compat & ~1ull)
+			fprintf(stderr,
+			        "tslabfs: %s: unknown read-only compatible features 0x%llx "
+			        "(a newer tslabfs wrote this filesystem): mounting "
+			        "read-only\n",
+			        o->device, (unsigned long long)(sb.features_ro_compat & ~1ull));
+		if (sb.features_ro_compat & 1ull)
+			fprintf(stderr,
+			        "tslabfs: %s: the filesystem has errors (damage found "
+			        "earlier): mounting read-only; run fsck.tslabfs\n",
+			        o->device);
+		o->ro = 1;
+		o->ro_forced = 1;
+	}
+	zns_close(dev);
 }
 
 static int add_opts(struct fuse_args *args, const struct tslab_opts *o)
@@ -366,8 +404,9 @@ static int open_device(struct tslab_fs *fs)
 	}
 	err = tslab_mount_store(fs);
 	if (err) {
-		tslab_log(LOG_ERR, "%s: mounting the store failed: %s", fs->device,
-		          strerror(-err));
+		tslab_log(LOG_ERR, "%s: mounting the store failed: %s%s", fs->device,
+		          strerror(-err),
+		          err == -EUCLEAN ? " (damage, listed above: run fsck.tslabfs)" : "");
 		goto close_dev;
 	}
 	return 0;
@@ -413,6 +452,7 @@ static struct tslab_fs *fs_new(const struct tslab_opts *o, bool foreground)
 		return NULL;
 	fs->device = o->device;
 	fs->read_only = o->ro;
+	tslab_errors_parse(o->errors, &fs->errors); /* checked in check_opts */
 	fs->blkdev = o->blkdev;
 	fs->writelog = o->writelog;
 	fs->foreground = foreground;
@@ -514,6 +554,14 @@ static int check_opts(struct tslab_opts *o, const struct fuse_cmdline_opts *cmd,
 		        o->retention);
 		return -1;
 	}
+	enum tslab_errors e;
+
+	if (tslab_errors_parse(o->errors, &e)) {
+		fprintf(stderr,
+		        "tslabfs: errors=%s: must be remount-ro, continue or unmount\n",
+		        o->errors);
+		return -1;
+	}
 	if (o->seal_idle && tslab_parse_duration(o->seal_idle, &fs->pol.seal_idle)) {
 		fprintf(stderr, "tslabfs: seal_idle=%s: not a duration (N[smhdw])\n",
 		        o->seal_idle);
@@ -560,6 +608,13 @@ static int mount_and_serve(struct tslab_fs *fs, struct fuse_cmdline_opts *cmd,
 	/* The no_open probe opens files by path (libfuse made it absolute). */
 	if (cmd->mountpoint[0] == '/' && strncmp(cmd->mountpoint, "/dev/fd/", 8))
 		fs->mountpoint = cmd->mountpoint;
+	/* The superblock changed between the peek and the mount: the store
+	 * is read-only, and the log says the mount still shows rw. */
+	if (!fs->read_only && slab_is_read_only(fs->st)) {
+		fs->read_only = true;
+		tslab_log(LOG_ERR, "%s: the store mounted read-only: the mount still "
+		          "shows rw, but every change is answered with EROFS", fs->device);
+	}
 	if (tslab_transport_start(fs->se, transport)) {
 		tslab_log(LOG_ERR, "cannot set up the FUSE transport");
 		goto unmount;
@@ -568,9 +623,9 @@ static int mount_and_serve(struct tslab_fs *fs, struct fuse_cmdline_opts *cmd,
 		tslab_log(LOG_ERR, "cannot start threads");
 		goto unmount;
 	}
-	tslab_log(LOG_INFO, "%s mounted at %s (epoch_depth=%u, commit=%u%s)", fs->device,
-	          cmd->mountpoint, fs->epoch_depth, fs->commit_s,
-	          fs->read_only ? ", ro" : "");
+	tslab_log(LOG_INFO, "%s mounted at %s (epoch_depth=%u, commit=%u, errors=%s%s)",
+	          fs->device, cmd->mountpoint, fs->epoch_depth, fs->commit_s,
+	          tslab_errors_name(fs->errors), fs->read_only ? ", ro" : "");
 	daemon_ready(status_fd, 0);
 	status_fd = -1;
 	ret = run_loop(fs, cmd) ? 1 : 0;
@@ -623,6 +678,9 @@ int main(int argc, char *argv[])
 		goto free_args;
 	}
 	o.blkdev = use_fuseblk(o.device);
+	peek_ro(&o);
+	if (o.ro_forced && fuse_opt_add_arg(&args, "-oro"))
+		goto free_args;
 	fs = fs_new(&o, cmd.foreground);
 	if (!fs)
 		goto free_args;
@@ -644,6 +702,7 @@ free_args:
 	free(o.seal_idle);
 	free(o.commit_s);
 	free(o.epoch_depth_s);
+	free(o.errors);
 	fuse_opt_free_args(&args);
 	return ret;
 }

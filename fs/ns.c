@@ -30,7 +30,11 @@ int64_t tslab_now(void)
  * once with what was being done. */
 int tslab_err(struct tslab_fs *fs, int err, const char *what)
 {
-	if (err == -EIO || err == -EROFS || err == -EUCLEAN) {
+	if (err == -EIO || err == -EUCLEAN) {
+		tslab_damage(fs, err, what);
+		return -EIO;
+	}
+	if (err == -EROFS) {
 		if (!atomic_exchange(&fs->went_ro, true))
 			tslab_log(LOG_ERR, "%s: %s: %s; the filesystem is now read-only",
 			          fs->device, what, strerror(-err));

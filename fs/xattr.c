@@ -211,7 +211,9 @@ static int get_locked(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_
 		return -ENOMEM;
 	n = a->size ? slab_obj_read(fs->st, a->h, 0, *val, a->size) : 0;
 	if (n != (ssize_t)a->size) {
+		/* the caller frees *val on every path: leave nothing behind */
 		free(*val);
+		*val = NULL;
 		return n < 0 ? tslab_err(fs, (int)n, "reading an xattr") : -EIO;
 	}
 	return 0;

@@ -70,13 +70,10 @@ static void zhdr_encode(uint8_t *blk, uint64_t seq, uint32_t index, uint32_t nzo
  * magic, fields, checksum and zero reserved bytes; else -EUCLEAN. */
 static int zhdr_check(const uint8_t *blk, uint64_t seq, uint32_t index, uint32_t nzones)
 {
-	const size_t hash_off = offsetof(struct slab_ckpt_zhdr, hash);
-
-	if (memcmp(blk, CKZ_MAGIC, 8) ||
+	if (!slab_ckpt_zone_hdr_ok(blk) ||
 	    slab_get64(blk + offsetof(struct slab_ckpt_zhdr, seq)) != seq ||
 	    slab_get32(blk + offsetof(struct slab_ckpt_zhdr, index)) != index ||
-	    slab_get32(blk + offsetof(struct slab_ckpt_zhdr, nzones)) != nzones ||
-	    slab_get64(blk + hash_off) != slab_hash64(blk, hash_off))
+	    slab_get32(blk + offsetof(struct slab_ckpt_zhdr, nzones)) != nzones)
 		return -EUCLEAN;
 	for (size_t i = sizeof(struct slab_ckpt_zhdr); i < SLAB_PAGE_SIZE; i++)
 		if (blk[i])
@@ -219,6 +216,13 @@ int slab_ckpt_first_pseq(struct zns_dev *dev, uint32_t z, uint64_t *pseq)
 		*pseq = ph.seq;
 	zns_buf_free(b);
 	return ret;
+}
+
+bool slab_ckpt_zone_hdr_ok(const uint8_t *b)
+{
+	const size_t hash_off = offsetof(struct slab_ckpt_zhdr, hash);
+
+	return !memcmp(b, CKZ_MAGIC, 8) && slab_get64(b + hash_off) == slab_hash64(b, hash_off);
 }
 
 /* Payload bytes one checkpoint zone holds after its header block. */
@@ -656,7 +660,9 @@ static int read_zone(struct slab_store *st, struct snap *w, size_t i, size_t j,
 	if (ret)
 		return ret;
 	zs.st = st;
-	while (i < j && (ret = slab_zscan_next(&zs, &pg, &ph, &poff)) > 0) {
+	/* A bad record ends the loop with its -EUCLEAN: the next page's result
+	 * must not overwrite it (the image would count entries it lacks). */
+	while (!ret && i < j && (ret = slab_zscan_next(&zs, &pg, &ph, &poff)) > 0) {
 		ret = 0;
 		for (; i < j && v[i].off < poff + ph.used && !ret; i++) {
 			struct slab_rec r;
@@ -833,10 +839,12 @@ static int sb_write_fenced(struct slab_store *st, const struct slab_ckpt_ref *re
 {
 	int ret;
 
+	pthread_mutex_lock(&st->sblock);
 	pthread_rwlock_rdlock(&st->iolock);
 	st->sb.sequence++;
 	ret = st->fenced ? -EIO : slab_sb_write_ckpt(st->dev, &st->sb, ref);
 	pthread_rwlock_unlock(&st->iolock);
+	pthread_mutex_unlock(&st->sblock);
 	return ret;
 }
 
@@ -900,6 +908,14 @@ int slab_ckpt_write(struct slab_store *st, bool running)
 
 	if (!ref)
 		return -ENOMEM;
+	pthread_mutex_lock(&st->dmglock);
+	ret = st->damaged ? -EUCLEAN : 0;
+	pthread_mutex_unlock(&st->dmglock);
+	if (ret) {
+		/* never describe a damaged view: the next mount scans instead */
+		free(ref);
+		return ret;
+	}
 	ref->version = SLAB_CKPT_VERSION;
 	ref->seq = ++st->ck_last; /* never reused, even after a release */
 	ret = build(st, ref->seq, &b);

@@ -120,6 +120,10 @@ struct slab_mount_opts {
 	bool read_only;
 	unsigned commit_ms; /* flush interval for unsynced data; 0 = default 5000 */
 	bool no_checkpoint; /* ignore the checkpoint and scan every zone */
+	/* fsck: damage found by the scan is listed (slab_damage_list) instead of
+	 * failing the mount, the scan goes on past it, no zone is reset at mount
+	 * and the error mark does not force read-only. */
+	bool check;
 };
 
 /* Attributes stored with an object (host order). */
@@ -170,6 +174,44 @@ int slab_mount(struct zns_dev *dev, const struct slab_mount_opts *o, slab_recove
  * logged, when space is short), free all memory. The device stays open
  * (the caller owns it). */
 int slab_unmount(struct slab_store *st);
+
+/* ---- damage (damage.c) --------------------------------------------------- *
+ * A page or record below a zone's write pointer that fails its checks is
+ * damage, unless the log simply ends there (a page whose header is intact
+ * but that extends past the write pointer: a torn tail; a checkpoint zone).
+ * A normal mount that finds damage logs each place and fails with -EUCLEAN
+ * after setting the error mark (read-only compatible feature 0x1) when the
+ * device is writable; a store whose superblock carries the mark mounts
+ * read-only until fsck.tslabfs clears it. */
+#define SLAB_DAMAGE_NO_EPOCH 0xffffffffu
+struct slab_damage {
+	uint32_t zone;
+	uint64_t offset; /* byte offset in the zone of the bad page or record */
+	uint32_t epoch;  /* epoch whose records the zone holds, or NO_EPOCH */
+	bool journal;    /* a journal zone: any epoch may have lost records */
+};
+/* Damage found so far: copies up to MAX entries, returns the total. */
+size_t slab_damage_list(struct slab_store *st, struct slab_damage *out, size_t max);
+/* Record damage found while running (a read that failed its checks), log it
+ * and set the error mark; from then on no checkpoint is written. */
+void slab_damage_report(struct slab_store *st, uint32_t zone, uint64_t offset,
+                        const char *what);
+/* The store answers -EROFS to every change from now on (errors=remount-ro);
+ * unmount writes nothing. */
+void slab_set_read_only(struct slab_store *st);
+bool slab_is_read_only(struct slab_store *st);
+/* The superblock carries the error mark (set at mount or since). */
+bool slab_has_error_mark(struct slab_store *st);
+/*
+ * fsck repair on a store mounted with opts.check and writable: drop every
+ * epoch holding damage (durable), reset the damaged zones, clear the error
+ * mark. -EUCLEAN (nothing changed) when a damaged zone belongs to no single
+ * non-root epoch (journal, root epoch, unknown): that cannot be repaired
+ * without guessing.
+ */
+int slab_damage_repair(struct slab_store *st);
+/* Clear the error mark of an undamaged store (fsck after a clean check). */
+int slab_error_mark_clear(struct slab_store *st);
 
 /* ---- objects ------------------------------------------------------------ */
 

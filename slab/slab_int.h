@@ -107,7 +107,10 @@ static inline uint32_t slab_hash32(const void *p, size_t len)
 #define SLAB_FEAT_COMPAT_CKPT     0x1ull /* checkpoint reference at offset 160 */
 #define SLAB_FEAT_COMPAT_KNOWN    SLAB_FEAT_COMPAT_CKPT
 #define SLAB_FEAT_INCOMPAT_KNOWN  0ull
-#define SLAB_FEAT_RO_COMPAT_KNOWN 0ull
+/* The store holds damage found and not yet repaired (damage.c): mount it
+ * read-only and run fsck.tslabfs. */
+#define SLAB_FEAT_RO_COMPAT_ERROR 0x1ull
+#define SLAB_FEAT_RO_COMPAT_KNOWN SLAB_FEAT_RO_COMPAT_ERROR
 
 /*
  * On-device superblock layout (little-endian; the rest of the 4096-byte block
@@ -539,7 +542,34 @@ struct slab_store {
 	uint64_t ck_replayed; /* bytes of zone tails the mount rolled forward */
 	uint64_t ck_dev_mark; /* c_dev at the last checkpoint attempt (bg thread) */
 	uint64_t ck_last;     /* highest checkpoint number referenced so far */
+
+	/* damage (damage.c): dmglock protects the list and the flags; sblock
+	 * serialises superblock copies (checkpoint writer, error mark). Lock
+	 * order: dmglock -> sblock -> iolock. */
+	pthread_mutex_t dmglock, sblock;
+	struct slab_damage *dmg;
+	size_t ndmg, dmg_cap;
+	bool damaged; /* damage known: no checkpoint is written from this view */
+	bool check;   /* mounted by fsck (slab_mount_opts.check) */
+	bool mounted_ro; /* the mount asked for read-only: nothing is written */
 };
+
+/* damage.c */
+/* Zone Z's scan stopped at STOP below END: *damage tells whether that is
+ * damage rather than the end of the log; *next is the next offset below END
+ * where a valid page starts (END if none). FULL: END is the capacity, not
+ * the data end (zeroes there are unwritten space). */
+int slab_damage_classify(struct zns_dev *dev, uint32_t z, uint64_t stop, uint64_t end,
+                         bool full, bool *damage, uint64_t *next);
+/* Add D to the list and log it (device, zone, offset, epoch). */
+int slab_damage_add(struct slab_store *st, const struct slab_damage *d);
+/* Write a superblock copy carrying the error mark (if not yet set). */
+int slab_error_mark_set(struct slab_store *st);
+/* Highest object slot a valid record can name on this device: every slot
+ * in use has a record of at least SLAB_REC_HDR bytes in a data zone. */
+uint64_t slab_slot_bound(const struct slab_store *st);
+/* ckpt.c: is B (SLAB_PAGE_HDR bytes at least) a valid checkpoint zone header? */
+bool slab_ckpt_zone_hdr_ok(const uint8_t *b);
 
 /* Zone live bytes change only through these, which keep st->live_total. */
 static inline void slab_zone_live_add(struct slab_store *st, uint32_t z, uint64_t n)

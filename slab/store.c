@@ -17,6 +17,7 @@
  * slab_int.h.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -1026,8 +1027,14 @@ static int fetch_rec(struct slab_store *st, slab_handle_t h, int64_t idx, uint8_
 		return ret == -EAGAIN ? -EIO : ret;
 	if (slab_rec_decode(out, len, 0, 0, r) || r->handle != h ||
 	    r->rtype != (idx < 0 ? SLAB_REC_OBJ : SLAB_REC_CHUNK) ||
-	    (idx >= 0 && r->parent != (uint64_t)idx))
+	    (idx >= 0 && r->parent != (uint64_t)idx)) {
+		char what[96];
+
+		snprintf(what, sizeof(what), "reading object %#llx (epoch %u)",
+		         (unsigned long long)h, slab_handle_epoch(h));
+		slab_damage_report(st, loc.zone, loc.off, what);
 		return -EUCLEAN;
+	}
 	return 0;
 }
 
