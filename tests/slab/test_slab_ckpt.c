@@ -510,15 +510,34 @@ static void ckpt_ref(const char *img, struct slab_ckpt_ref *ref)
 	zns_close(dev);
 }
 
+/* Read-only mount of IMG: 1 when it started from the checkpoint, 0 when
+ * it ignored it (full scan), or the mount's error. */
+static int ck_loaded(const char *img)
+{
+	struct slab_mount_opts o = {.read_only = true};
+	struct zns_dev *dev;
+	struct slab_store *st;
+	int ret;
+
+	assert_int_equal(zns_open(img, 0, &dev), 0);
+	ret = slab_mount(dev, &o, NULL, NULL, &st);
+	if (ret == 0) {
+		ret = st->ck_loaded ? 1 : 0;
+		assert_int_equal(slab_unmount(st), 0);
+	}
+	zns_close(dev);
+	return ret;
+}
+
 /* The header block of a checkpoint zone is verified whole: one flipped bit
- * in its checksum or in its reserved (zero) bytes makes mount ignore the
- * checkpoint; with the byte restored the same image loads it again. */
+ * in its fields, checksum or reserved (zero) bytes means the checkpoint is
+ * not used (mount ignores it, or refuses the image as damaged); with the
+ * byte restored the same image loads it again. */
 static void test_corrupt_zone_header(void **state)
 {
 	static const uint64_t offs[] = {8, 17, 24, 31, 32, 100, SLAB_PAGE_SIZE - 1};
 	struct model m;
 	struct slab_ckpt_ref *ref = malloc(sizeof(*ref));
-	struct dump d;
 	uint8_t b;
 
 	mstart(&m, 48, 1 << 20, 5);
@@ -535,14 +554,12 @@ static void test_corrupt_zone_header(void **state)
 		assert_int_equal(pread(fd, &b, 1, at), 1);
 		b ^= 0x01;
 		assert_int_equal(pwrite(fd, &b, 1, at), 1);
-		dump_mount(m.img, false, &d);
-		assert_false(d.ck_loaded);
-		dump_free(&d);
+		int r = ck_loaded(m.img);
+
+		assert_true(r == 0 || r == -EUCLEAN);
 		b ^= 0x01;
 		assert_int_equal(pwrite(fd, &b, 1, at), 1);
-		dump_mount(m.img, false, &d);
-		assert_true(d.ck_loaded);
-		dump_free(&d);
+		assert_int_equal(ck_loaded(m.img), 1);
 	}
 	close(fd);
 	free(ref);
