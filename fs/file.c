@@ -3,12 +3,14 @@
  * fs: file data and attributes — open, read, write, release, flush, fsync,
  * setattr.
  *
- * A file's content is brought into a DRAM buffer (tslab_ext.buf) when it
- * is written or its attributes change, and written back as ONE
- * slab_obj_put() at the last release of a create-opened handle, at fsync
- * or fsyncdir, or by the commit thread — never one put per write(). Reads
- * of a file that is not buffered go to slab_obj_read() (the kernel's page
- * cache answers most of them).
+ * A small file's content (at most SLAB_CHUNK_MAX bytes) is brought into a
+ * DRAM buffer (tslab_ext.buf) when it is written or its attributes change,
+ * and written back as ONE slab_obj_put() at the last release of a
+ * create-opened handle, at fsync or fsyncdir, or by the commit thread —
+ * never one put per write(). A larger file is an extents file (chunks.c):
+ * only the chunks a write touches are buffered and written. Reads of a file
+ * that is not buffered go to slab_obj_read() or the chunks (the kernel's
+ * page cache answers most of them).
  *
  * With fs->no_open the kernel opens existing files without a request and
  * sends no RELEASE or FLUSH for them: nothing here depends on knowing that
@@ -19,11 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <unistd.h>
+#include <linux/falloc.h>
 
 #include "fs/fs_int.h"
-
-/* Largest file: the whole content is buffered in DRAM while written. */
-#define TSLAB_FILE_MAX (1ull << 30)
 
 void tslab_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -83,7 +84,14 @@ static int read_locked(struct tslab_fs *fs, struct tslab_inode *ip, size_t size,
 	buf = malloc(n);
 	if (!buf)
 		return -ENOMEM;
-	if (x && x->loaded) {
+	if (x && x->extents) {
+		r = tslab_chunks_read(fs, ip, n, off, buf);
+		if (r < 0) {
+			free(buf);
+			return (int)r;
+		}
+		n = (size_t)r;
+	} else if (x && x->loaded) {
 		memcpy(buf, x->buf + off, n);
 	} else {
 		r = slab_obj_read(fs->st, ip->ino, (uint64_t)off, buf, n);
@@ -133,14 +141,21 @@ static int write_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
 		return S_ISDIR(ip->mode) ? -EISDIR : -EINVAL;
 	if (off < 0)
 		return -EINVAL;
-	if (end > TSLAB_FILE_MAX)
+	if (end > TSLAB_FILE_MAX || end < (uint64_t)off)
 		return -EFBIG;
-	if (end > ip->size && (err = tslab_space_check(fs, end - ip->size)))
-		return err;
 	err = tslab_data_load(fs, ep, ip);
 	if (err)
 		return err;
 	x = ip->ext;
+	if (!x->extents && end > SLAB_CHUNK_MAX && (err = tslab_chunks_convert(fs, ep, ip)))
+		return err;
+	if (x->extents) {
+		/* holes cost nothing: only the bytes written need room */
+		err = tslab_space_check(fs, size);
+		return err ? err : tslab_chunks_write(fs, ep, ip, data, size, off);
+	}
+	if (end > ip->size && (err = tslab_space_check(fs, end - ip->size)))
+		return err;
 	err = tslab_data_reserve(x, end);
 	if (err)
 		return err;
@@ -255,16 +270,23 @@ static int truncate_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
 		return -EINVAL;
 	if (size > TSLAB_FILE_MAX)
 		return -EFBIG;
-	if (!size && tslab_ext_get(ep, ip)) {
-		/* O_TRUNC: the old content is not needed. */
+	if (!size && ip->size <= SLAB_CHUNK_MAX && tslab_ext_get(ep, ip) &&
+	    !ip->ext->extents) {
+		/* O_TRUNC of a small file: the old content is not needed. */
 		ip->ext->loaded = true;
 		ip->size = 0;
 		ip->mtime = tslab_now();
 		return 0;
 	}
 	err = tslab_data_load(fs, ep, ip);
-	if (!err)
-		err = tslab_data_reserve(ip->ext, size);
+	if (err)
+		return err;
+	if (!ip->ext->extents && size > SLAB_CHUNK_MAX &&
+	    (err = tslab_chunks_convert(fs, ep, ip)))
+		return err;
+	if (ip->ext->extents)
+		return tslab_chunks_truncate(fs, ep, ip, size);
+	err = tslab_data_reserve(ip->ext, size);
 	if (err)
 		return err;
 	if (size > ip->size)
@@ -337,4 +359,103 @@ out:
 		fuse_reply_err(req, -err);
 	else
 		fuse_reply_attr(req, &st, TSLAB_TIMEOUT);
+}
+
+/* SEEK_DATA / SEEK_HOLE (other whences never reach the daemon). */
+void tslab_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+                    struct fuse_file_info *fi)
+{
+	struct tslab_fs *fs = tslab_fs_of(req);
+	struct tslab_epoch *ep;
+	struct tslab_inode *ip;
+	uint64_t out = 0;
+	int err;
+
+	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	pthread_rwlock_rdlock(&fs->drop_lock);
+	err = tslab_get_locked(fs, ino, &ep, &ip);
+	if (err)
+		goto unlock_drop;
+	if (off < 0)
+		err = -ENXIO;
+	else if (!S_ISREG(ip->mode))
+		err = S_ISDIR(ip->mode) ? -EISDIR : -EINVAL;
+	else if (!(err = tslab_data_load(fs, ep, ip)) && ip->ext->extents)
+		err = tslab_chunks_seek(fs, ip, (uint64_t)off, whence == SEEK_DATA, &out);
+	else if (!err && (uint64_t)off >= ip->size)
+		err = -ENXIO;
+	else if (!err)
+		out = whence == SEEK_DATA ? (uint64_t)off : ip->size;
+	pthread_mutex_unlock(&ep->lock);
+unlock_drop:
+	pthread_rwlock_unlock(&fs->drop_lock);
+	if (err)
+		fuse_reply_err(req, -err);
+	else
+		fuse_reply_lseek(req, (off_t)out);
+}
+
+/* Mode 0 (room checked up front, size extended) and PUNCH_HOLE|KEEP_SIZE;
+ * anything else EOPNOTSUPP. */
+static int fallocate_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
+                            struct tslab_inode *ip, int mode, uint64_t off, uint64_t len)
+{
+	uint64_t end = off + len;
+	int err;
+
+	if (!S_ISREG(ip->mode))
+		return S_ISDIR(ip->mode) ? -EISDIR : -ENODEV;
+	if (end > TSLAB_FILE_MAX || end < off)
+		return -EFBIG;
+	err = tslab_data_load(fs, ep, ip);
+	if (err)
+		return err;
+	if (mode == 0) {
+		err = tslab_space_check(fs, len);
+		if (err || end <= ip->size)
+			return err;
+		return truncate_locked(fs, ep, ip, end);
+	}
+	if (ip->ext->extents)
+		return tslab_chunks_punch(fs, ep, ip, off, end);
+	if (off < ip->size) {
+		uint64_t stop = end < ip->size ? end : ip->size;
+
+		memset(ip->ext->buf + off, 0, (size_t)(stop - off));
+		ip->mtime = ip->ctime = tslab_now();
+		tslab_mark_dirty(ep, ip->ext);
+	}
+	return 0;
+}
+
+void tslab_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+                        off_t length, struct fuse_file_info *fi)
+{
+	struct tslab_fs *fs = tslab_fs_of(req);
+	struct tslab_epoch *ep;
+	struct tslab_inode *ip;
+	int err = 0;
+
+	if (mode != 0 && mode != (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE))
+		err = -EOPNOTSUPP;
+	else if (offset < 0 || length <= 0)
+		err = -EINVAL;
+	else if (tslab_is_ro(fs))
+		err = -EROFS;
+	if (err)
+		goto out;
+	pthread_rwlock_rdlock(&fs->drop_lock);
+	err = tslab_get_locked(fs, ino, &ep, &ip);
+	if (!err) {
+		err = fallocate_locked(fs, ep, ip, mode, (uint64_t)offset, (uint64_t)length);
+		if (!err)
+			err = tslab_inode_dirty(fs, ep, ip);
+		pthread_mutex_unlock(&ep->lock);
+	}
+	pthread_rwlock_unlock(&fs->drop_lock);
+out:
+	fuse_reply_err(req, -err);
 }

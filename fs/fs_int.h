@@ -110,6 +110,16 @@ struct tslab_xattr {
 	char name[];
 };
 
+/* Chunk of an extents file (fs/chunks.c). */
+#define TSLAB_CH     SLAB_FDATA_MAX
+#define TSLAB_DC_MAX 64u /* dirty chunks cached per file (~257 KiB) */
+struct tslab_dchunk {
+	uint64_t idx;
+	uint8_t data[TSLAB_CH];
+};
+/* Largest file: 2^43 bytes (8 TiB, sparse). */
+#define TSLAB_FILE_MAX (1ull << 43)
+
 /* Rarely needed per-inode state, allocated on demand. */
 struct tslab_ext {
 	struct tslab_ext *next, *prev; /* epoch ext list */
@@ -125,8 +135,13 @@ struct tslab_ext {
 	 * create-opened handles are counted. */
 	uint32_t open;
 	uint32_t rdev;
-	bool loaded; /* buf/ip->size hold the content */
+	bool loaded; /* buf/ip->size hold the content (extents: mode known) */
 	bool dirty;  /* newer than the last slab_obj_put */
+	/* An extents file: data in chunks (fs/chunks.c), buf unused; dc holds
+	 * its dirty chunks (malloc'd, at most TSLAB_DC_MAX). */
+	bool extents;
+	uint32_t ndc, dccap;
+	struct tslab_dchunk *dc;
 };
 
 struct tslab_epoch {
@@ -229,6 +244,8 @@ void tslab_ext_trim(struct tslab_epoch *ep, struct tslab_inode *ip);
 int tslab_data_load(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_inode *ip);
 int tslab_data_reserve(struct tslab_ext *x, size_t len);
 int tslab_inode_put(struct tslab_fs *fs, struct tslab_inode *ip);
+/* RESET: an extents file truncated to 0 starts a new data generation. */
+int tslab_inode_put_ext(struct tslab_fs *fs, struct tslab_inode *ip, bool reset);
 int tslab_inode_dirty(struct tslab_fs *fs, struct tslab_epoch *ep,
                       struct tslab_inode *ip);
 void tslab_mark_dirty(struct tslab_epoch *ep, struct tslab_ext *x);
@@ -255,6 +272,23 @@ int tslab_err(struct tslab_fs *fs, int err, const char *what);
 int tslab_get_locked(struct tslab_fs *fs, fuse_ino_t ino, struct tslab_epoch **ep,
                      struct tslab_inode **ip);
 
+/* ---- chunks.c: data of extents files (caller holds the epoch lock) ----- */
+int tslab_chunks_convert(struct tslab_fs *fs, struct tslab_epoch *ep,
+                         struct tslab_inode *ip);
+int tslab_chunks_write(struct tslab_fs *fs, struct tslab_epoch *ep,
+                       struct tslab_inode *ip, const char *data, size_t size, off_t off);
+ssize_t tslab_chunks_read(struct tslab_fs *fs, struct tslab_inode *ip, size_t size,
+                          off_t off, uint8_t *buf);
+int tslab_chunks_truncate(struct tslab_fs *fs, struct tslab_epoch *ep,
+                          struct tslab_inode *ip, uint64_t size);
+int tslab_chunks_punch(struct tslab_fs *fs, struct tslab_epoch *ep,
+                       struct tslab_inode *ip, uint64_t off, uint64_t end);
+/* SEEK_DATA (DATA) / SEEK_HOLE from OFF; -ENXIO past the data / the end. */
+int tslab_chunks_seek(struct tslab_fs *fs, struct tslab_inode *ip, uint64_t off,
+                      bool data, uint64_t *out);
+int tslab_chunks_flush(struct tslab_fs *fs, struct tslab_inode *ip);
+void tslab_chunks_free(struct tslab_ext *x);
+
 /* ---- recover.c --------------------------------------------------------- */
 int tslab_mount_store(struct tslab_fs *fs);
 
@@ -274,6 +308,11 @@ void tslab_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void tslab_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void tslab_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
                     struct fuse_file_info *fi);
+void tslab_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+                    struct fuse_file_info *fi);
+void tslab_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+                        off_t length, struct fuse_file_info *fi);
+#define TSLAB_MAX_WRITE (1u << 20)
 void tslab_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                       struct fuse_file_info *fi);
 void tslab_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,

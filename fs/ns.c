@@ -153,6 +153,7 @@ void tslab_epoch_free_buffers(struct tslab_epoch *ep)
 	for (struct tslab_ext *x = ep->exts; x; x = x->next) {
 		free(x->buf);
 		x->buf = NULL;
+		tslab_chunks_free(x);
 	}
 }
 
@@ -296,6 +297,7 @@ void tslab_inode_free(struct tslab_epoch *ep, struct tslab_inode *ip)
 			slab_arena_free(ep->arena, a, sizeof(*a) + a->name_len);
 		}
 		free(x->buf);
+		tslab_chunks_free(x);
 		if (x->prev)
 			x->prev->next = x->next;
 		else
@@ -366,6 +368,8 @@ void tslab_ext_trim(struct tslab_epoch *ep, struct tslab_inode *ip)
 	x->buf = NULL;
 	x->cap = 0;
 	x->loaded = false;
+	x->extents = false;
+	tslab_chunks_free(x);
 	/* Orphans stay on the ext list: sync points and unmount find them there. */
 	if (x->xattrs || x->links || x->children || S_ISDIR(ip->mode) || x->rdev ||
 	    ip->orphan)
@@ -414,6 +418,18 @@ int tslab_data_load(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_in
 		return -ENOMEM;
 	if (x->loaded)
 		return 0;
+	if (S_ISREG(ip->mode) && ip->size > SLAB_CHUNK_MAX) {
+		/* only extents files are this large: their data stays put */
+		int r = slab_fdata_is(fs->st, ip->ino);
+
+		if (r < 0)
+			return tslab_err(fs, r, "reading a file");
+		x->extents = r == 1;
+	}
+	if (x->extents) {
+		x->loaded = true;
+		return 0;
+	}
 	if (has_data(ip) && ip->size) {
 		err = tslab_data_reserve(x, ip->size);
 		if (err)
@@ -463,8 +479,14 @@ void tslab_flush_if_full(struct tslab_fs *fs, struct tslab_epoch *ep)
 	tslab_flush_epoch(fs, ep, TSLAB_FLUSH_TRIM);
 }
 
-/* Write the newest version of IP (loaded when it has content). */
 int tslab_inode_put(struct tslab_fs *fs, struct tslab_inode *ip)
+{
+	return tslab_inode_put_ext(fs, ip, false);
+}
+
+/* Write the newest version of IP (loaded when it has content); an extents
+ * file's dirty chunks first, then its head. */
+int tslab_inode_put_ext(struct tslab_fs *fs, struct tslab_inode *ip, bool reset)
 {
 	struct tslab_ext *x = ip->ext;
 	struct slab_obj o = {
@@ -487,7 +509,12 @@ int tslab_inode_put(struct tslab_fs *fs, struct tslab_inode *ip)
 	};
 	int err;
 
-	if (has_data(ip)) {
+	if (x && x->extents) {
+		err = tslab_chunks_flush(fs, ip);
+		if (err)
+			return err;
+		o.extents = reset ? SLAB_EXT_RESET : SLAB_EXT_YES;
+	} else if (has_data(ip)) {
 		if (ip->size && (!x || !x->loaded))
 			return -EINVAL;
 		o.data = x ? x->buf : NULL;
