@@ -96,19 +96,13 @@ struct slab_loc *slab_rec_owner(struct slab_store *st, struct slab_epoch *e,
 /* Minimal header peek for records we wrote ourselves. */
 static void rec_peek(const uint8_t *p, struct slab_rec *r)
 {
-	static const uint8_t ext[8] = {8, 8, 8, 8, 4, 4, 8, 8};
-	uint32_t len = SLAB_REC_HDR;
-
 	r->rtype = p[4];
 	r->name_len = p[6];
 	r->flags = p[7];
 	r->data_len = slab_get16(p + 10);
 	r->handle = slab_get64(p + 12);
 	r->parent = slab_get64(p + 20);
-	for (int i = 0; i < 8; i++)
-		if (r->flags & (1u << i))
-			len += ext[i];
-	r->len = len + r->name_len + r->data_len;
+	r->len = slab_rec_len_at(p);
 }
 
 /* After the page landed at (ZONE, ZOFF): relocate live records' locations. */

@@ -90,6 +90,11 @@ static uint32_t ext_len(uint8_t f)
 	return n;
 }
 
+uint32_t slab_rec_len_at(const uint8_t *p)
+{
+	return SLAB_REC_HDR + ext_len(p[7]) + p[6] + slab_get16(p + 10);
+}
+
 uint32_t slab_rec_size(const struct slab_rec *r, uint32_t duid, uint32_t dgid)
 {
 	return SLAB_REC_HDR + ext_len(rec_flags(r, duid, dgid)) + r->name_len + r->data_len;

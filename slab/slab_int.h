@@ -219,6 +219,8 @@ struct slab_rec {
 /* Length REC would take when encoded against page defaults DUID/DGID; the
  * flags field is recomputed from the values. */
 uint32_t slab_rec_size(const struct slab_rec *r, uint32_t duid, uint32_t dgid);
+/* Encoded length of a record we wrote ourselves (header fields only). */
+uint32_t slab_rec_len_at(const uint8_t *p);
 /* Encode into P (room CAP); returns the length or -ENOSPC. */
 int slab_rec_encode(uint8_t *p, size_t cap, const struct slab_rec *r, uint32_t duid,
                     uint32_t dgid);
