@@ -71,17 +71,34 @@ int tslab_chunks_flush(struct tslab_fs *fs, struct tslab_inode *ip)
 	if (!x || !x->ndc)
 		return 0;
 	qsort(x->dc, x->ndc, sizeof(*x->dc), dc_cmp);
-	for (; done < x->ndc; done++) {
+	while (done < x->ndc && !err) {
 		struct tslab_dchunk *c = &x->dc[done];
+		const void *run[SLAB_FDATA_RUN];
+		uint32_t n = 0;
+
+		/* consecutive full chunks go out as one device write */
+		while (done + n < x->ndc && n < SLAB_FDATA_RUN &&
+		       x->dc[done + n].idx == c->idx + n &&
+		       ch_first(c->idx + n) + TSLAB_CH <= ip->size) {
+			run[n] = x->dc[done + n].data;
+			n++;
+		}
+		if (n > 1) {
+			err = slab_fdata_write_run(fs->st, ip->ino, c->idx, n, run);
+			if (!err)
+				done += n;
+			continue;
+		}
 		uint64_t first = ch_first(c->idx);
 		uint32_t len;
 
-		if (first >= ip->size)
-			continue; /* cannot happen: truncate drops them */
-		len = ip->size - first < TSLAB_CH ? (uint32_t)(ip->size - first) : TSLAB_CH;
-		err = slab_fdata_write(fs->st, ip->ino, c->idx, c->data, len);
-		if (err)
-			break;
+		if (first < ip->size) { /* else dropped: truncate removes them */
+			len = ip->size - first < TSLAB_CH ? (uint32_t)(ip->size - first)
+			                                  : TSLAB_CH;
+			err = slab_fdata_write(fs->st, ip->ino, c->idx, c->data, len);
+		}
+		if (!err)
+			done++;
 	}
 	/* Keep what was not written (retried by the next put). */
 	memmove(x->dc, x->dc + done, (x->ndc - done) * sizeof(*x->dc));
@@ -222,6 +239,28 @@ int tslab_chunks_write(struct tslab_fs *fs, struct tslab_epoch *ep,
 
 	while (!err && pos < end) {
 		uint64_t idx = pos / TSLAB_CH, first = ch_first(idx);
+
+		if (pos == first && end - pos >= TSLAB_CH) {
+			/* whole chunks: straight from the request, no copy */
+			const void *run[SLAB_FDATA_RUN];
+			uint32_t k = 0;
+
+			for (; k < SLAB_FDATA_RUN && pos + (k + 1) * (uint64_t)TSLAB_CH <= end;
+			     k++) {
+				run[k] = data + (pos + k * (uint64_t)TSLAB_CH - (uint64_t)off);
+				dc_drop(ip->ext, idx + k, idx + k + 1);
+			}
+			err = k == 1 ? slab_fdata_write(fs->st, ip->ino, idx, run[0], TSLAB_CH)
+			             : slab_fdata_write_run(fs->st, ip->ino, idx, k, run);
+			if (err) {
+				err = tslab_err(fs, err, "writing file data");
+				break;
+			}
+			pos += k * (uint64_t)TSLAB_CH;
+			if (pos > ip->size)
+				ip->size = pos;
+			continue;
+		}
 		uint64_t in = pos - first;
 		size_t n = TSLAB_CH - in < end - pos ? TSLAB_CH - in : (size_t)(end - pos);
 		uint64_t valid = ip->size > first ? ip->size - first : 0;
@@ -247,33 +286,43 @@ ssize_t tslab_chunks_read(struct tslab_fs *fs, struct tslab_inode *ip, size_t si
 {
 	struct tslab_ext *x = ip->ext;
 	uint64_t pos = (uint64_t)off, end = pos + size;
-	uint8_t *tmp = NULL;
+	uint32_t lens[SLAB_FDATA_RUN];
+	uint8_t *tmp;
 
 	if (end > ip->size)
 		end = ip->size;
+	if (pos >= end)
+		return 0;
+	tmp = malloc((size_t)SLAB_FDATA_RUN * TSLAB_CH);
+	if (!tmp)
+		return -ENOMEM;
 	while (pos < end) {
-		uint64_t idx = pos / TSLAB_CH, in = pos - ch_first(idx);
-		size_t n = TSLAB_CH - in < end - pos ? TSLAB_CH - in : (size_t)(end - pos);
-		struct tslab_dchunk *c = x ? dc_find(x, idx) : NULL;
+		uint64_t idx = pos / TSLAB_CH, last = (end - 1) / TSLAB_CH;
+		uint32_t n = last - idx + 1 < SLAB_FDATA_RUN ? (uint32_t)(last - idx + 1)
+		                                               : SLAB_FDATA_RUN;
+		int err = slab_fdata_read_run(fs->st, ip->ino, idx, n, tmp, lens);
 
-		if (c) {
-			memcpy(buf, c->data + in, n);
-		} else {
-			if (!tmp && !(tmp = malloc(TSLAB_CH)))
-				return -ENOMEM;
-			int err = chunk_load(fs, ip, idx, tmp);
-
-			if (err) {
-				free(tmp);
-				return err;
-			}
-			memcpy(buf, tmp + in, n);
+		if (err) {
+			free(tmp);
+			return tslab_err(fs, err, "reading file data");
 		}
-		buf += n;
-		pos += n;
+		for (uint32_t i = 0; i < n && pos < end; i++) {
+			uint8_t *c = tmp + (size_t)i * TSLAB_CH;
+			struct tslab_dchunk *d = x ? dc_find(x, idx + i) : NULL;
+			uint64_t in = pos - ch_first(idx + i);
+			size_t k = TSLAB_CH - in < end - pos ? TSLAB_CH - in : (size_t)(end - pos);
+
+			if (d)
+				c = d->data;
+			else
+				memset(c + lens[i], 0, TSLAB_CH - lens[i]);
+			memcpy(buf, c + in, k);
+			buf += k;
+			pos += k;
+		}
 	}
 	free(tmp);
-	return (ssize_t)(end > (uint64_t)off ? end - (uint64_t)off : 0);
+	return (ssize_t)(end - (uint64_t)off);
 }
 
 int tslab_chunks_truncate(struct tslab_fs *fs, struct tslab_epoch *ep,

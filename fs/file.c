@@ -84,7 +84,9 @@ static int read_locked(struct tslab_fs *fs, struct tslab_inode *ip, size_t size,
 	buf = malloc(n);
 	if (!buf)
 		return -ENOMEM;
-	if (x && x->extents) {
+	if ((x && x->extents) ||
+	    ((!x || !x->loaded) && S_ISREG(ip->mode) && ip->size > SLAB_CHUNK_MAX &&
+	     slab_fdata_is(fs->st, ip->ino) == 1)) {
 		r = tslab_chunks_read(fs, ip, n, off, buf);
 		if (r < 0) {
 			free(buf);

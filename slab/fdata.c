@@ -412,3 +412,194 @@ ssize_t slab_fdata_read_range(struct slab_store *st, slab_handle_t h, uint64_t s
 	}
 	return (ssize_t)done;
 }
+
+int slab_fdata_write_run(struct slab_store *st, slab_handle_t h, uint64_t idx0, uint32_t n,
+                         const void *const *bufs)
+{
+	struct slab_fent *fe[SLAB_FDATA_RUN];
+	struct slab_epoch *e;
+	struct slab_slot *s;
+	struct slab_fmap *fm;
+	uint32_t zone, zoff, zgen;
+	uint8_t *buf;
+	int ret;
+
+	if (!st || !n || n > SLAB_FDATA_RUN)
+		return -EINVAL;
+	if (idx0 + n > SLAB_FDATA_NIDX)
+		return -EFBIG;
+	if (st->ro)
+		return -EROFS;
+	buf = zns_buf_alloc((size_t)n * SLAB_PAGE_SIZE);
+	if (!buf)
+		return -ENOMEM;
+	slab_throttle(st);
+	ret = slab_obj_lookup_rw(st, h, &e, &s);
+	if (ret)
+		goto out_free;
+	fm = slab_slot_fmap(s);
+	if (!fm) {
+		ret = -EINVAL;
+		goto unlock;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		fe[i] = slab_fmap_get(e, fm, idx0 + i, true);
+		if (!fe[i]) {
+			ret = -ENOMEM;
+			goto unlock;
+		}
+	}
+	/* one page per chunk: a full FDATA record fills a page exactly */
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t *pg = buf + (size_t)i * SLAB_PAGE_SIZE;
+		struct slab_rec r = {.rtype = SLAB_REC_FDATA,
+		                     .handle = h,
+		                     .parent = idx0 + i,
+		                     .seq = atomic_fetch_add(&st->seq, 1),
+		                     .data = bufs[i],
+		                     .data_len = SLAB_FDATA_MAX};
+		struct slab_page_hdr ph = {.epoch = slab_epoch_id(e->eslot, e->gen),
+		                           .used = SLAB_PAGE_SIZE,
+		                           .nrec = 1,
+		                           .seq = atomic_fetch_add(&st->page_seq, 1)};
+
+		ret = slab_rec_encode(pg + SLAB_PAGE_HDR, SLAB_REC_MAX, &r, 0, 0);
+		if (ret < 0)
+			goto unlock;
+		slab_page_hdr_encode(pg, &ph);
+	}
+	ret = slab_zone_write_page(st, e, buf, n * SLAB_PAGE_SIZE, false, &zone, &zoff, &zgen);
+	if (ret)
+		goto unlock;
+	for (uint32_t i = 0; i < n; i++) {
+		struct slab_loc loc = {zone, zoff + i * SLAB_PAGE_SIZE + SLAB_PAGE_HDR};
+
+		slab_zone_live_add(st, zone, SLAB_REC_MAX);
+		slab_ezone_add(e, zone, zgen, SLAB_REC_MAX);
+		if (fe[i]->loc.zone != SLAB_LOC_NONE)
+			slab_loc_kill(st, e, fe[i]->loc, fe[i]->len);
+		fe[i]->loc = loc;
+		fe[i]->len = SLAB_REC_MAX;
+	}
+	if (idx0 + n > fm->hint)
+		fm->hint = idx0 + n;
+	e->pages += n;
+	e->wrote = true;
+	atomic_fetch_add(&st->c_pages, n);
+	atomic_fetch_add(&st->c_user, (uint64_t)n * SLAB_REC_MAX);
+unlock:
+	pthread_mutex_unlock(&e->lock);
+out_free:
+	zns_buf_free(buf);
+	return ret;
+}
+
+/* Locations of chunks IDX0 .. IDX0+N-1 (zone NONE: hole or none). */
+static int run_where(struct slab_store *st, slab_handle_t h, uint64_t idx0, uint32_t n,
+                     struct slab_fent *out)
+{
+	struct slab_epoch *e;
+	struct slab_slot *s = slab_obj_lookup(st, h, &e);
+	struct slab_fmap *fm;
+
+	if (!s)
+		return -ESTALE;
+	fm = slab_slot_fmap(s);
+	for (uint32_t i = 0; i < n; i++) {
+		struct slab_fent *fe = fm ? slab_fmap_get(e, fm, idx0 + i, false) : NULL;
+
+		out[i] = fe && fent_used(fe, true)
+		             ? *fe
+		             : (struct slab_fent){{SLAB_LOC_NONE, 0}, 0};
+	}
+	pthread_mutex_unlock(&e->lock);
+	return fm ? 0 : -EINVAL;
+}
+
+/* Full chunks in consecutive pages of one zone, from I on: how many. */
+static uint32_t run_len(const struct slab_fent *f, uint32_t i, uint32_t n)
+{
+	uint32_t k = 1;
+
+	if (f[i].loc.zone == SLAB_LOC_NONE || f[i].loc.zone == SLAB_LOC_OPEN ||
+	    f[i].len != SLAB_REC_MAX)
+		return 1;
+	while (i + k < n && f[i + k].loc.zone == f[i].loc.zone && f[i + k].len == SLAB_REC_MAX &&
+	       f[i + k].loc.off == f[i].loc.off + k * SLAB_PAGE_SIZE)
+		k++;
+	return k;
+}
+
+int slab_fdata_read_run(struct slab_store *st, slab_handle_t h, uint64_t idx0, uint32_t n,
+                        uint8_t *out, uint32_t *lens)
+{
+	struct slab_fent f[SLAB_FDATA_RUN], again[SLAB_FDATA_RUN];
+	uint8_t *buf;
+	int ret;
+
+	if (!st || !n || n > SLAB_FDATA_RUN)
+		return -EINVAL;
+	ret = run_where(st, h, idx0, n, f);
+	if (ret)
+		return ret;
+	buf = zns_buf_alloc((size_t)n * SLAB_PAGE_SIZE);
+	if (!buf)
+		return -ENOMEM;
+	for (uint32_t i = 0, k; i < n && !ret; i += k) {
+		k = run_len(f, i, n);
+		if (k == 1) {
+			lens[i] = 0;
+			if (f[i].loc.zone != SLAB_LOC_NONE) {
+				ssize_t got = slab_fdata_read(st, h, idx0 + i,
+				                              out + (size_t)i * SLAB_FDATA_MAX);
+
+				if (got < 0)
+					ret = (int)got;
+				else
+					lens[i] = (uint32_t)got;
+			}
+			f[i].loc.zone = SLAB_LOC_NONE; /* checked already */
+			continue;
+		}
+		/* one device read for the pages of K consecutive chunks */
+		ssize_t r = slab_dev_read(st, f[i].loc.zone, f[i].loc.off - SLAB_PAGE_HDR, buf,
+		                          (size_t)k * SLAB_PAGE_SIZE);
+
+		if (r != (ssize_t)k * SLAB_PAGE_SIZE) {
+			ret = r < 0 ? (int)r : -EIO;
+			break;
+		}
+		for (uint32_t j = 0; j < k; j++) {
+			struct slab_rec rec;
+			const uint8_t *p = buf + (size_t)j * SLAB_PAGE_SIZE + SLAB_PAGE_HDR;
+
+			/* a record that moved meanwhile fails here or below */
+			if (slab_rec_decode(p, SLAB_REC_MAX, 0, 0, &rec) || rec.handle != h ||
+			    rec.rtype != SLAB_REC_FDATA || rec.parent != idx0 + i + j) {
+				lens[i + j] = UINT32_MAX;
+				continue;
+			}
+			memcpy(out + (size_t)(i + j) * SLAB_FDATA_MAX, rec.data, rec.data_len);
+			lens[i + j] = rec.data_len;
+		}
+	}
+	zns_buf_free(buf);
+	if (ret)
+		return ret;
+	/* Chunks read in runs count only if they did not move meanwhile. */
+	ret = run_where(st, h, idx0, n, again);
+	for (uint32_t i = 0; i < n && !ret; i++) {
+		if (f[i].loc.zone == SLAB_LOC_NONE)
+			continue;
+		if (lens[i] != UINT32_MAX && again[i].loc.zone == f[i].loc.zone &&
+		    again[i].loc.off == f[i].loc.off)
+			continue;
+		ssize_t got = slab_fdata_read(st, h, idx0 + i, out + (size_t)i * SLAB_FDATA_MAX);
+
+		if (got < 0)
+			ret = (int)got;
+		else
+			lens[i] = (uint32_t)got;
+	}
+	return ret;
+}

@@ -205,9 +205,19 @@ int slab_fdata_is(struct slab_store *st, slab_handle_t h);
  * hole record (the chunk reads as zeros). */
 int slab_fdata_write(struct slab_store *st, slab_handle_t h, uint64_t idx,
                      const void *data, uint32_t len);
+/* Full chunks IDX0 .. IDX0+N-1 (N <= SLAB_FDATA_RUN, each SLAB_FDATA_MAX
+ * bytes at BUFS[i]) in one device write, one slab page per chunk. */
+#define SLAB_FDATA_RUN 64u
+int slab_fdata_write_run(struct slab_store *st, slab_handle_t h, uint64_t idx0, uint32_t n,
+                         const void *const *bufs);
 /* Read chunk IDX of H into BUF (SLAB_FDATA_MAX bytes): the bytes stored
  * (0 for a hole or a chunk never written; the rest reads as zeros). */
 ssize_t slab_fdata_read(struct slab_store *st, slab_handle_t h, uint64_t idx, void *buf);
+/* Chunks IDX0 .. IDX0+N-1 (N <= SLAB_FDATA_RUN) into OUT (N *
+ * SLAB_FDATA_MAX bytes), the bytes stored of each in LENS[i]; chunks in
+ * consecutive pages are read with one device read. */
+int slab_fdata_read_run(struct slab_store *st, slab_handle_t h, uint64_t idx0, uint32_t n,
+                        uint8_t *out, uint32_t *lens);
 /* Hole records for every chunk holding data with index in [FROM, TO). */
 int slab_fdata_punch(struct slab_store *st, slab_handle_t h, uint64_t from, uint64_t to);
 /* First chunk index >= IDX holding data; -ENXIO when none. */
