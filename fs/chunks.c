@@ -217,12 +217,15 @@ int tslab_chunks_convert(struct tslab_fs *fs, struct tslab_epoch *ep,
 	if (err)
 		return tslab_err(fs, err, "starting file data");
 	x->extents = true;
-	if (ip->size) {
-		/* the old record stays valid until the extents head is put */
-		err = dc_get(fs, ip, 0, true, &c);
+	/* The old record stays valid until the extents head is put. A file
+	 * from before extents (chunked object) may be larger than one chunk. */
+	for (uint64_t first = 0; first < ip->size; first += TSLAB_CH) {
+		size_t n = ip->size - first < TSLAB_CH ? (size_t)(ip->size - first) : TSLAB_CH;
+
+		err = dc_get(fs, ip, first / TSLAB_CH, true, &c);
 		if (err)
 			return err;
-		memcpy(c->data, x->buf, ip->size);
+		memcpy(c->data, x->buf + first, n);
 	}
 	free(x->buf);
 	x->buf = NULL;
