@@ -284,48 +284,106 @@ int tslab_chunks_write(struct tslab_fs *fs, struct tslab_epoch *ep,
 	return err;
 }
 
-ssize_t tslab_chunks_read(struct tslab_fs *fs, struct tslab_inode *ip, size_t size,
-                          off_t off, uint8_t *buf)
+int tslab_chunks_read_begin(struct tslab_inode *ip, size_t size, off_t off,
+                            struct tslab_rsnap *rs)
 {
 	struct tslab_ext *x = ip->ext;
 	uint64_t pos = (uint64_t)off, end = pos + size;
-	uint32_t lens[SLAB_FDATA_RUN];
-	uint8_t *tmp;
 
+	memset(rs, 0, sizeof(*rs));
+	rs->ino = ip->ino;
+	rs->size = ip->size;
 	if (end > ip->size)
 		end = ip->size;
-	if (pos >= end)
-		return 0;
+	for (uint32_t i = 0; x && pos < end && i < x->ndc; i++) {
+		uint64_t first = ch_first(x->dc[i].idx);
+
+		if (first >= end || first + TSLAB_CH <= pos)
+			continue;
+		if (rs->n == rs->cap) {
+			uint32_t ncap = rs->cap ? rs->cap * 2 : 4;
+			struct tslab_dchunk *d = realloc(rs->dc, ncap * sizeof(*d));
+
+			if (!d) {
+				free(rs->dc);
+				return -ENOMEM;
+			}
+			rs->dc = d;
+			rs->cap = ncap;
+		}
+		rs->dc[rs->n++] = x->dc[i];
+	}
+	return 0;
+}
+
+static const struct tslab_dchunk *rs_find(const struct tslab_rsnap *rs, uint64_t idx)
+{
+	for (uint32_t i = 0; i < rs->n; i++)
+		if (rs->dc[i].idx == idx)
+			return &rs->dc[i];
+	return NULL;
+}
+
+ssize_t tslab_chunks_read_end(struct tslab_fs *fs, struct tslab_rsnap *rs, size_t size,
+                              off_t off, uint8_t *buf)
+{
+	uint64_t pos = (uint64_t)off, end = pos + size;
+	uint32_t lens[SLAB_FDATA_RUN];
+	uint8_t *tmp;
+	ssize_t ret;
+
+	if (end > rs->size)
+		end = rs->size;
+	if (pos >= end) {
+		ret = 0;
+		goto out;
+	}
 	tmp = malloc((size_t)SLAB_FDATA_RUN * TSLAB_CH);
-	if (!tmp)
-		return -ENOMEM;
+	if (!tmp) {
+		ret = -ENOMEM;
+		goto out;
+	}
 	while (pos < end) {
 		uint64_t idx = pos / TSLAB_CH, last = (end - 1) / TSLAB_CH;
 		uint32_t n = last - idx + 1 < SLAB_FDATA_RUN ? (uint32_t)(last - idx + 1)
 		                                               : SLAB_FDATA_RUN;
-		int err = slab_fdata_read_run(fs->st, ip->ino, idx, n, tmp, lens);
+		int err = slab_fdata_read_run(fs->st, rs->ino, idx, n, tmp, lens);
 
 		if (err) {
 			free(tmp);
-			return tslab_err(fs, err, "reading file data");
+			ret = err == -EINVAL ? err : tslab_err(fs, err, "reading file data");
+			goto out;
 		}
 		for (uint32_t i = 0; i < n && pos < end; i++) {
-			uint8_t *c = tmp + (size_t)i * TSLAB_CH;
-			struct tslab_dchunk *d = x ? dc_find(x, idx + i) : NULL;
+			const uint8_t *c = tmp + (size_t)i * TSLAB_CH;
+			const struct tslab_dchunk *d = rs_find(rs, idx + i);
 			uint64_t in = pos - ch_first(idx + i);
 			size_t k = TSLAB_CH - in < end - pos ? TSLAB_CH - in : (size_t)(end - pos);
 
 			if (d)
 				c = d->data;
 			else
-				memset(c + lens[i], 0, TSLAB_CH - lens[i]);
+				memset(tmp + (size_t)i * TSLAB_CH + lens[i], 0, TSLAB_CH - lens[i]);
 			memcpy(buf, c + in, k);
 			buf += k;
 			pos += k;
 		}
 	}
 	free(tmp);
-	return (ssize_t)(end - (uint64_t)off);
+	ret = (ssize_t)(end - (uint64_t)off);
+out:
+	free(rs->dc);
+	rs->dc = NULL;
+	return ret;
+}
+
+ssize_t tslab_chunks_read(struct tslab_fs *fs, struct tslab_inode *ip, size_t size,
+                          off_t off, uint8_t *buf)
+{
+	struct tslab_rsnap rs;
+	int err = tslab_chunks_read_begin(ip, size, off, &rs);
+
+	return err ? err : tslab_chunks_read_end(fs, &rs, size, off, buf);
 }
 
 int tslab_chunks_truncate(struct tslab_fs *fs, struct tslab_epoch *ep,

@@ -84,9 +84,7 @@ static int read_locked(struct tslab_fs *fs, struct tslab_inode *ip, size_t size,
 	buf = malloc(n);
 	if (!buf)
 		return -ENOMEM;
-	if ((x && x->extents) ||
-	    ((!x || !x->loaded) && S_ISREG(ip->mode) && ip->size > SLAB_CHUNK_MAX &&
-	     slab_fdata_is(fs->st, ip->ino) == 1)) {
+	if (x && x->extents) {
 		r = tslab_chunks_read(fs, ip, n, off, buf);
 		if (r < 0) {
 			free(buf);
@@ -108,22 +106,60 @@ static int read_locked(struct tslab_fs *fs, struct tslab_inode *ip, size_t size,
 	return 0;
 }
 
+/* Is IP an extents file whose data is read through the chunks? */
+static bool read_by_chunks(struct tslab_fs *fs, struct tslab_inode *ip)
+{
+	struct tslab_ext *x = ip->ext;
+
+	if (x && x->extents)
+		return true;
+	return (!x || !x->loaded) && S_ISREG(ip->mode) && ip->size > SLAB_CHUNK_MAX &&
+	       slab_fdata_is(fs->st, ip->ino) == 1;
+}
+
+/*
+ * Reads of extents files reach the device without the epoch lock (only
+ * drop_lock, read): metadata requests of the epoch and other files' I/O do
+ * not wait for them. Everything else reads under the lock.
+ */
 void tslab_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                    struct fuse_file_info *fi)
 {
 	struct tslab_fs *fs = tslab_fs_of(req);
 	struct tslab_epoch *ep;
 	struct tslab_inode *ip;
+	struct tslab_rsnap rs;
 	void *buf = NULL;
 	size_t n = 0;
 	int err;
 
 	pthread_rwlock_rdlock(&fs->drop_lock);
 	err = tslab_get_locked(fs, ino, &ep, &ip);
-	if (!err) {
-		err = read_locked(fs, ip, size, off, &buf, &n);
+	if (err)
+		goto unlock_drop;
+	if (off >= 0 && S_ISREG(ip->mode) && (uint64_t)off < ip->size &&
+	    read_by_chunks(fs, ip)) {
+		n = ip->size - (uint64_t)off < size ? (size_t)(ip->size - (uint64_t)off) : size;
+		buf = malloc(n);
+		err = buf ? tslab_chunks_read_begin(ip, n, off, &rs) : -ENOMEM;
 		pthread_mutex_unlock(&ep->lock);
+		if (!err) {
+			ssize_t r = tslab_chunks_read_end(fs, &rs, n, off, buf);
+
+			n = r < 0 ? 0 : (size_t)r;
+			err = r < 0 ? (int)r : 0;
+		}
+		if (err != -EINVAL)
+			goto unlock_drop;
+		free(buf); /* no longer an extents file: read under the lock */
+		buf = NULL;
+		err = tslab_get_locked(fs, ino, &ep, &ip);
+		if (err)
+			goto unlock_drop;
 	}
+	err = read_locked(fs, ip, size, off, &buf, &n);
+	pthread_mutex_unlock(&ep->lock);
+unlock_drop:
 	pthread_rwlock_unlock(&fs->drop_lock);
 	if (err)
 		fuse_reply_err(req, -err);

@@ -279,6 +279,20 @@ int tslab_chunks_write(struct tslab_fs *fs, struct tslab_epoch *ep,
                        struct tslab_inode *ip, const char *data, size_t size, off_t off);
 ssize_t tslab_chunks_read(struct tslab_fs *fs, struct tslab_inode *ip, size_t size,
                           off_t off, uint8_t *buf);
+/* A read in two steps: _begin with the epoch lock held (size and copies
+ * of the cached dirty chunks of the range), _end without it (the device
+ * reads). The caller holds drop_lock throughout, and the kernel holds the
+ * inode during the request, so IP stays. -EINVAL from _end: the file is
+ * no longer an extents file; read again under the lock. */
+struct tslab_rsnap {
+	uint64_t ino, size;
+	uint32_t n, cap;
+	struct tslab_dchunk *dc;
+};
+int tslab_chunks_read_begin(struct tslab_inode *ip, size_t size, off_t off,
+                            struct tslab_rsnap *rs);
+ssize_t tslab_chunks_read_end(struct tslab_fs *fs, struct tslab_rsnap *rs, size_t size,
+                              off_t off, uint8_t *buf);
 int tslab_chunks_truncate(struct tslab_fs *fs, struct tslab_epoch *ep,
                           struct tslab_inode *ip, uint64_t size);
 int tslab_chunks_punch(struct tslab_fs *fs, struct tslab_epoch *ep,

@@ -287,6 +287,7 @@ def main():
         finally:
             fs.close()
     print()
+    print("Times (s): lower is better; rates: higher is better.")
     print("| workload | ext4 | tslabfs | ratio (tslabfs/ext4) | device read/written per user byte, ext4 | tslabfs |")
     print("|---|---|---|---|---|---|")
     for name, _, _ in work:
@@ -295,7 +296,7 @@ def main():
         def per(x):
             return "%.2f / %.2f" % (x[2] / x[1], x[3] / x[1]) if x[1] else \
                 "%.0f MB / %.0f MB" % (x[2] / 1e6, x[3] / 1e6)
-        print("| %s | %.2f | %.2f | %.2f | %s | %s |" % (name, e[0], t[0], t[0] / e[0],
+        print("| %s | %.3f | %.3f | %.2f | %s | %s |" % (name, e[0], t[0], t[0] / e[0],
                                                        per(e), per(t)))
     r = res[("tslabfs", "rss")]
     print("| daemon RSS growth writing %d MiB | - | %.1f MiB | - | - | %s |"
