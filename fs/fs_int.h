@@ -27,6 +27,20 @@
  * sibling lists, names) and the inodes of the epoch (attributes, ext, data).
  * Lock order: drop_lock -> root epoch (id 0) -> any other epoch; two
  * non-root epochs are never locked together.
+ *
+ * Lock table (fs/)
+ *   lock            protects                              held across device I/O
+ *   drop_lock (rw)  epoch memory (read: every request)    yes (read side only)
+ *   epoch->lock     dentries, inodes, ext, dirty chunks   small files' puts and
+ *                                                         reads; extents writes,
+ *                                                         flushes and truncates
+ *   epochs_lock     epoch table and list (leaf)           no
+ * Reads of extents files copy what they need under epoch->lock and reach
+ * the device without it (chunks.c, tslab_chunks_read_begin/_end); the slab
+ * layer's own epoch lock is taken per chunk-map lookup, never across a
+ * device read. Writes of extents files still hold epoch->lock while their
+ * chunks are written (up to 256 KiB per device write), so a metadata
+ * request of the same epoch can wait behind them.
  */
 #ifndef TSLAB_FS_INT_H
 #define TSLAB_FS_INT_H
