@@ -45,6 +45,13 @@
  * another lock is taken, except in tslab_threads_stop() (commit_mu ->
  * notify_mu), and never while a request or a kernel notification is sent.
  * Functions that require a lock assert it (common/tslab_lock.h).
+ *
+ * Extents files (chunks.c): reads copy what they need under epoch->lock
+ * and reach the device without it (tslab_chunks_read_begin/_end); the slab
+ * layer's own epoch lock is taken per chunk-map lookup, never across a
+ * device read. Writes, flushes and truncates of extents files hold
+ * epoch->lock while their chunks are written (up to 256 KiB per device
+ * write), so a metadata request of the same epoch can wait behind them.
  */
 #ifndef TSLAB_FS_INT_H
 #define TSLAB_FS_INT_H
@@ -131,6 +138,20 @@ struct tslab_xattr {
 	char name[];
 };
 
+/* Chunk of an extents file (fs/chunks.c). */
+#define TSLAB_CH     SLAB_FDATA_MAX
+#define TSLAB_DC_MAX 64u /* dirty chunks cached per file (~257 KiB) */
+#define TSLAB_OTAIL_MAX 32u /* old chunks past a shrink kept readable (~128 KiB) */
+struct tslab_dchunk {
+	uint64_t idx;
+	/* dirty chunks: space held for writing it (what its record will add
+	 * to the slab's costs: its cost minus OLDC, the replaced record's) */
+	uint32_t resv, oldc;
+	uint8_t data[TSLAB_CH];
+};
+/* Largest file: 2^43 bytes (8 TiB, sparse). */
+#define TSLAB_FILE_MAX (1ull << 43)
+
 /* Rarely needed per-inode state, allocated on demand. */
 struct tslab_ext {
 	struct tslab_ext *next, *prev; /* epoch ext list */
@@ -146,7 +167,7 @@ struct tslab_ext {
 	 * create-opened handles are counted. */
 	uint32_t open;
 	uint32_t rdev;
-	bool loaded; /* buf/ip->size hold the content */
+	bool loaded; /* buf/ip->size hold the content (extents: mode known) */
 	bool dirty;  /* newer than the last slab_obj_put */
 	/*
 	 * A shrink (truncate, O_TRUNC) leaves the old bytes [ip->size, old_end)
@@ -161,11 +182,29 @@ struct tslab_ext {
 	 * unloaded file), else in buf.
 	 */
 	bool old_in_slab;
-	uint8_t old_ticks;
-	/* Space reserved (slab_space_reserve) for the inode's next put; given
-	 * back when it is put, freed or its epoch dropped. */
-	uint64_t resv; /* commit ticks seen; closed (buffer freed) at 2 */
+	uint8_t old_ticks; /* commit ticks seen; closed (buffer freed) at 2 */
 	uint64_t old_end;
+	/* Extents files: the old bytes of the chunks past ip->size that a
+	 * shrink removed (malloc'd copies, at most TSLAB_OTAIL_MAX chunks from
+	 * the new end on), readable until the window closes
+	 * (tslab_chunks_window_close). */
+	struct tslab_dchunk *otail;
+	uint32_t notail;
+	uint32_t shrinks; /* extents files: shrinks so far (reads check it) */
+	/* Space reserved (slab_space_reserve) for the inode's next put (its
+	 * head for an extents file); given back when it is put, freed or its
+	 * epoch dropped. */
+	uint64_t resv;
+	/* Extents files: space reserved for the dirty chunks in dc (one full
+	 * chunk record each, slab_fdata_cost(TSLAB_CH)), given back as each is
+	 * written or dropped; cpool: taken ahead by the request in progress
+	 * and not used yet (zero between requests). */
+	uint64_t cresv, cpool;
+	/* An extents file: data in chunks (fs/chunks.c), buf unused; dc holds
+	 * its dirty chunks (malloc'd, at most TSLAB_DC_MAX). */
+	bool extents;
+	uint32_t ndc, dccap;
+	struct tslab_dchunk *dc;
 };
 
 /* Retention and sealing policy (policy.c); durations in seconds, 0 = off. */
@@ -312,6 +351,8 @@ void tslab_ext_trim(struct tslab_epoch *ep, struct tslab_inode *ip);
 int tslab_data_load(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_inode *ip);
 int tslab_data_reserve(struct tslab_ext *x, size_t len);
 int tslab_inode_put(struct tslab_fs *fs, struct tslab_inode *ip);
+/* RESET: an extents file truncated to 0 starts a new data generation. */
+int tslab_inode_put_ext(struct tslab_fs *fs, struct tslab_inode *ip, bool reset);
 int tslab_inode_dirty(struct tslab_fs *fs, struct tslab_epoch *ep,
                       struct tslab_inode *ip);
 void tslab_mark_dirty(struct tslab_epoch *ep, struct tslab_ext *x);
@@ -389,6 +430,46 @@ struct tslab_inode *tslab_epoch_dir_inode(struct tslab_epoch *ep);
 void tslab_epoch_touch(struct tslab_epoch *ep);
 int tslab_prune_start(struct tslab_fs *fs);
 void tslab_prune_stop(struct tslab_fs *fs);
+/* ---- chunks.c: data of extents files (caller holds the epoch lock) ----- */
+int tslab_chunks_convert(struct tslab_fs *fs, struct tslab_epoch *ep,
+                         struct tslab_inode *ip);
+int tslab_chunks_write(struct tslab_fs *fs, struct tslab_epoch *ep,
+                       struct tslab_inode *ip, const char *data, size_t size, off_t off);
+ssize_t tslab_chunks_read(struct tslab_fs *fs, struct tslab_inode *ip, size_t size,
+                          off_t off, uint8_t *buf);
+/* A read in two steps: _begin with the epoch lock held (size and copies
+ * of the cached dirty chunks of the range), _end without it (the device
+ * reads). The caller holds drop_lock throughout, and the kernel holds the
+ * inode during the request, so IP stays. -EINVAL from _end: the file is
+ * no longer an extents file; read again under the lock. */
+struct tslab_rsnap {
+	uint64_t ino, size; /* size: readable end (read_end) */
+	uint32_t shrinks;   /* x->shrinks when taken */
+	uint64_t cur;       /* the file's size; old bytes from there on */
+	uint32_t n, cap, nt;
+	struct tslab_dchunk *dc, *ot; /* copies of dirty chunks, old tails */
+};
+int tslab_chunks_read_begin(struct tslab_inode *ip, size_t size, off_t off,
+                            struct tslab_rsnap *rs);
+ssize_t tslab_chunks_read_end(struct tslab_fs *fs, struct tslab_rsnap *rs, size_t size,
+                              off_t off, uint8_t *buf);
+int tslab_chunks_truncate(struct tslab_fs *fs, struct tslab_epoch *ep,
+                          struct tslab_inode *ip, uint64_t size);
+int tslab_chunks_punch(struct tslab_fs *fs, struct tslab_epoch *ep,
+                       struct tslab_inode *ip, uint64_t off, uint64_t end);
+/* SEEK_DATA (DATA) / SEEK_HOLE from OFF; -ENXIO past the data / the end. */
+int tslab_chunks_seek(struct tslab_fs *fs, struct tslab_inode *ip, uint64_t off,
+                      bool data, uint64_t *out);
+int tslab_chunks_flush(struct tslab_fs *fs, struct tslab_inode *ip);
+void tslab_chunks_free(struct tslab_ext *x);
+/* Take the space of N chunks a request may make dirty ahead (x->cpool):
+ * -ENOSPC before anything changes; _unpool gives back what it did not use. */
+int tslab_chunks_admit(struct tslab_fs *fs, struct tslab_ext *x, uint64_t n);
+void tslab_chunks_unpool(struct tslab_fs *fs, struct tslab_ext *x);
+/* End the window in which the old bytes of a shrink stay readable. */
+void tslab_chunks_window_close(struct tslab_inode *ip);
+/* Did IP shrink since RS was taken (epoch lock held)? */
+bool tslab_chunks_shrunk(const struct tslab_inode *ip, const struct tslab_rsnap *rs);
 
 /* ---- recover.c --------------------------------------------------------- */
 int tslab_mount_store(struct tslab_fs *fs);
@@ -409,6 +490,11 @@ void tslab_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void tslab_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void tslab_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
                     struct fuse_file_info *fi);
+void tslab_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+                    struct fuse_file_info *fi);
+void tslab_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+                        off_t length, struct fuse_file_info *fi);
+#define TSLAB_MAX_WRITE (1u << 20)
 void tslab_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                       struct fuse_file_info *fi);
 void tslab_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,

@@ -53,6 +53,18 @@ int tslab_err(struct tslab_fs *fs, int err, const char *what)
  * FORCE takes it even past the limit: for changes that come with a bigger
  * free (unlink, rmdir touching the parent) or were admitted already.
  */
+/* What the next version of IP with SIZE bytes costs: an extents file
+ * (and a regular file about to become one) only its head, its chunks being
+ * reserved one by one as they are made dirty (chunks.c). */
+static uint64_t put_cost(const struct tslab_inode *ip, uint64_t size)
+{
+	uint64_t data = S_ISREG(ip->mode) || S_ISLNK(ip->mode) ? size : 0;
+
+	if (S_ISREG(ip->mode) && ((ip->ext && ip->ext->extents) || size > SLAB_CHUNK_MAX))
+		data = 0;
+	return slab_obj_cost(data, ip->d.name_len);
+}
+
 int tslab_space_admit(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_inode *ip,
                       uint64_t size, bool force)
 {
@@ -62,8 +74,7 @@ int tslab_space_admit(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_
 
 	if (!x)
 		return -ENOMEM;
-	need = slab_obj_cost(S_ISREG(ip->mode) || S_ISLNK(ip->mode) ? size : 0,
-	                     ip->d.name_len);
+	need = put_cost(ip, size);
 	if (need <= x->resv)
 		return 0;
 	err = slab_space_reserve(fs->st, need - x->resv);
@@ -77,14 +88,15 @@ int tslab_space_admit(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_
 	return 0;
 }
 
-/* IP was put, freed or dropped: its reservation goes back. */
+/* IP was put, freed or dropped: its reservation goes back (after a put
+ * its dirty chunks were written: cresv is 0 then). */
 void tslab_space_unadmit(struct tslab_fs *fs, struct tslab_inode *ip)
 {
 	struct tslab_ext *x = ip->ext;
 
-	if (x && x->resv) {
-		slab_space_release(fs->st, x->resv);
-		x->resv = 0;
+	if (x && x->resv + x->cresv) {
+		slab_space_release(fs->st, x->resv + x->cresv);
+		x->resv = x->cresv = 0;
 	}
 }
 
@@ -92,8 +104,7 @@ void tslab_space_unadmit(struct tslab_fs *fs, struct tslab_inode *ip)
  * the version reserved around the put: -ENOSPC before anything changes. */
 int tslab_put_admitted(struct tslab_fs *fs, struct tslab_inode *ip)
 {
-	uint64_t cost = slab_obj_cost(S_ISREG(ip->mode) || S_ISLNK(ip->mode) ? ip->size : 0,
-	                              ip->d.name_len);
+	uint64_t cost = put_cost(ip, ip->size);
 	int err = slab_space_reserve(fs->st, cost);
 
 	if (err)
@@ -184,6 +195,9 @@ void tslab_epoch_free_buffers(struct tslab_fs *fs, struct tslab_epoch *ep)
 		free(x->buf);
 		x->buf = NULL;
 		tslab_space_unadmit(fs, x->ip);
+		tslab_chunks_free(x);
+		free(x->otail);
+		x->otail = NULL;
 	}
 }
 
@@ -348,6 +362,8 @@ void tslab_inode_free(struct tslab_epoch *ep, struct tslab_inode *ip)
 			slab_arena_free(ep->arena, a, sizeof(*a) + a->name_len);
 		}
 		free(x->buf);
+		free(x->otail);
+		tslab_chunks_free(x);
 		if (x->prev)
 			x->prev->next = x->next;
 		else
@@ -413,12 +429,14 @@ void tslab_ext_trim(struct tslab_epoch *ep, struct tslab_inode *ip)
 {
 	struct tslab_ext *x = ip->ext;
 
-	if (!x || x->dirty || x->open || x->old_end)
+	if (!x || x->dirty || x->open || x->old_end || x->ndc)
 		return;
 	free(x->buf);
 	x->buf = NULL;
 	x->cap = 0;
 	x->loaded = false;
+	x->extents = false;
+	tslab_chunks_free(x);
 	/* Orphans stay on the ext list: sync points and unmount find them there. */
 	if (x->xattrs || x->links || x->children || S_ISDIR(ip->mode) || x->rdev ||
 	    ip->orphan)
@@ -467,6 +485,18 @@ int tslab_data_load(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_in
 		return -ENOMEM;
 	if (x->loaded)
 		return 0;
+	if (S_ISREG(ip->mode) && ip->size > SLAB_CHUNK_MAX) {
+		/* only extents files are this large: their data stays put */
+		int r = slab_fdata_is(fs->st, ip->ino);
+
+		if (r < 0)
+			return tslab_err(fs, r, "reading a file");
+		x->extents = r == 1;
+	}
+	if (x->extents) {
+		x->loaded = true;
+		return 0;
+	}
 	if (has_data(ip) && ip->size) {
 		err = tslab_data_reserve(x, ip->size);
 		if (err)
@@ -539,6 +569,13 @@ static void keep_old_bytes(struct tslab_fs *fs, struct tslab_inode *ip)
 /* Write the newest version of IP (loaded when it has content). */
 int tslab_inode_put(struct tslab_fs *fs, struct tslab_inode *ip)
 {
+	return tslab_inode_put_ext(fs, ip, false);
+}
+
+/* Write the newest version of IP (loaded when it has content); an extents
+ * file's dirty chunks first, then its head. */
+int tslab_inode_put_ext(struct tslab_fs *fs, struct tslab_inode *ip, bool reset)
+{
 	struct tslab_ext *x = ip->ext;
 	struct slab_obj o = {
 	    .kind = TSLAB_KIND_INODE,
@@ -560,7 +597,12 @@ int tslab_inode_put(struct tslab_fs *fs, struct tslab_inode *ip)
 	};
 	int err;
 
-	if (has_data(ip)) {
+	if (x && x->extents) {
+		err = tslab_chunks_flush(fs, ip);
+		if (err)
+			return err;
+		o.extents = reset ? SLAB_EXT_RESET : SLAB_EXT_YES;
+	} else if (has_data(ip)) {
 		if (ip->size && (!x || !x->loaded))
 			return -EINVAL;
 		if (x)
@@ -656,7 +698,11 @@ int tslab_flush_epoch(struct tslab_fs *fs, struct tslab_epoch *ep, unsigned flag
 			r = tslab_inode_put(fs, ip);
 		if (r && !err)
 			err = r;
-		if ((flags & TSLAB_FLUSH_TICK) && x->old_end && ++x->old_ticks >= 2) {
+		if (x->extents && x->old_end &&
+		    ((flags & TSLAB_FLUSH_FINAL) ||
+		     ((flags & TSLAB_FLUSH_TICK) && ++x->old_ticks >= 2))) {
+			tslab_chunks_window_close(ip);
+		} else if ((flags & TSLAB_FLUSH_TICK) && x->old_end && ++x->old_ticks >= 2) {
 			x->old_end = 0;
 			x->old_ticks = 0;
 			x->old_in_slab = false;

@@ -777,10 +777,10 @@ int tslab_drop_epoch_dir(struct tslab_fs *fs, struct tslab_epoch *pep,
 	/* Buffers are outside the arena: collect them before it goes, and
 	 * the reservations of its inodes, none of which will be put. */
 	for (struct tslab_ext *x = ep->exts; x; x = x->next) {
-		resv += x->resv;
-		if (!x->buf)
+		resv += x->resv + x->cresv;
+		if (!x->buf && !x->dc && !x->otail)
 			continue;
-		if (n == cap) {
+		if (n + 3 > cap) {
 			void **p =
 			    realloc(bufs, (cap = cap ? cap * 2 : 16) * sizeof(*bufs));
 
@@ -790,7 +790,12 @@ int tslab_drop_epoch_dir(struct tslab_fs *fs, struct tslab_epoch *pep,
 			}
 			bufs = p;
 		}
-		bufs[n++] = x->buf;
+		if (x->buf)
+			bufs[n++] = x->buf;
+		if (x->dc)
+			bufs[n++] = x->dc; /* dirty chunks of a dropped file: gone */
+		if (x->otail)
+			bufs[n++] = x->otail;
 	}
 	tslab_ns_remove(pep, pip->ext, &ip->d);
 	err = slab_epoch_drop(fs->st, ep->id);
@@ -990,6 +995,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * FOPEN_NOFLUSH and sends FLUSH, a SETATTR for mtime and a GETATTR)
 	 * than it saves; one write() is one WRITE either way. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* Large files: up to 1 MiB per WRITE (the kernel's max_pages 256). */
+	conn->max_write = TSLAB_MAX_WRITE;
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
@@ -1061,4 +1068,6 @@ const struct fuse_lowlevel_ops tslab_ops = {
     .removexattr = tslab_op_removexattr,
     .access = op_access,
     .create = op_create,
+    .lseek = tslab_op_lseek,
+    .fallocate = tslab_op_fallocate,
 };

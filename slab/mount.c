@@ -32,7 +32,8 @@
 
 struct rent {
 	uint64_t handle, seq;
-	uint64_t aux; /* OBJ: total if chunked; CHUNK: index; DROP: epoch */
+	uint64_t aux; /* OBJ: total if chunked; CHUNK, FDATA: index; DROP: epoch */
+	uint64_t xbase; /* OBJ extents head: its data base (else 0) */
 	uint32_t zone, off;
 	uint16_t len;
 	uint8_t rtype;
@@ -132,8 +133,11 @@ static int scan_page(struct recov *rc, uint32_t z, const uint8_t *pg,
 
 		if (r.rtype == SLAB_REC_OBJ && (r.flags & SLAB_RF_CHUNKED))
 			e.aux = r.total;
-		else if (r.rtype == SLAB_REC_CHUNK || r.rtype == SLAB_REC_DROP)
+		else if (r.rtype == SLAB_REC_CHUNK || r.rtype == SLAB_REC_DROP ||
+		         r.rtype == SLAB_REC_FDATA)
 			e.aux = r.parent;
+		if (r.rtype == SLAB_REC_OBJ && (r.flags & SLAB_RF_EXTENTS))
+			e.xbase = r.dbase;
 		if (r.seq > rc->max_seq)
 			rc->max_seq = r.seq;
 		see_epoch(rc, r.rtype == SLAB_REC_DROP ? (uint32_t)r.parent
@@ -392,6 +396,43 @@ out:
 	return ret;
 }
 
+/*
+ * The chunk map of extents head H, from the FDATA records among v[i..j)
+ * (newest first): per index the newest record of H's generation that is
+ * not older than the head's data base. Records of other generations, older
+ * data generations or older versions of an index are dead.
+ */
+static int rc_fdata(struct recov *rc, struct slab_epoch *e, struct slab_slot *s,
+                    const struct rent *v, size_t i, size_t j, const struct rent *h)
+{
+	struct slab_fmap *fm = slab_fmap_new(e);
+	int ret = 0;
+
+	if (!fm)
+		return -ENOMEM;
+	fm->dbase = h->xbase;
+	slab_slot_set_fmap(s, fm);
+	for (size_t k = i; k < j && !ret; k++) {
+		const struct rent *c = &v[k];
+		struct slab_fent *fe;
+
+		if (c->rtype != SLAB_REC_FDATA || c->seq < h->xbase ||
+		    slab_handle_gen(c->handle) != slab_handle_gen(h->handle))
+			continue;
+		fe = slab_fmap_get(e, fm, c->aux, true);
+		if (!fe)
+			return -ENOMEM;
+		if (fe->loc.zone != SLAB_LOC_NONE)
+			continue; /* an older version of this chunk */
+		fe->loc = (struct slab_loc){c->zone, c->off};
+		fe->len = c->len;
+		if (c->len > SLAB_REC_HDR && c->aux >= fm->hint)
+			fm->hint = c->aux + 1;
+		ret = rc_live(rc, e, c);
+	}
+	return ret;
+}
+
 /* Decide the live version of one slot: records v[i..j), newest first. */
 static int rc_slot(struct recov *rc, struct slab_epoch *e, const struct rent *v, size_t i,
                    size_t j)
@@ -424,7 +465,7 @@ static int rc_slot(struct recov *rc, struct slab_epoch *e, const struct rent *v,
 			;
 		const struct rent *h = &v[k];
 
-		if (h->rtype == SLAB_REC_CHUNK)
+		if (h->rtype == SLAB_REC_CHUNK || h->rtype == SLAB_REC_FDATA)
 			continue;
 		if (h->rtype == SLAB_REC_OBJ && h->aux) {
 			ret = rc_chunks(rc, e, s, v, k, m);
@@ -448,6 +489,9 @@ static int rc_slot(struct recov *rc, struct slab_epoch *e, const struct rent *v,
 				e->objects++;
 				atomic_fetch_add(&rc->st->c_objects, 1);
 			}
+			if (h->rtype == SLAB_REC_OBJ && h->xbase &&
+			    (ret = rc_fdata(rc, e, s, v, i, j, h)))
+				return ret;
 		}
 		return rc_live(rc, e, h);
 	}
@@ -763,7 +807,8 @@ static int rc_visit(struct recov *rc, const struct slab_page_hdr *ph, const uint
 		                     .name = r.name,
 		                     .name_len = r.name_len,
 		                     .data = chunked ? NULL : r.data,
-		                     .data_len = chunked ? r.total : r.data_len};
+		                     .data_len = chunked ? r.total : r.data_len,
+		                     .extents = (r.flags & SLAB_RF_EXTENTS) ? SLAB_EXT_YES : 0};
 
 		ret = fn(ctx, r.handle, &o);
 		if (ret)
@@ -818,8 +863,10 @@ static int ck_visit(struct recov *rc, const struct rent *le, slab_recover_fn fn,
 	                     .parent = e.parent,
 	                     .name = e.name,
 	                     .name_len = e.name_len,
-	                     .data = !e.aux && e.inl == e.data_len ? e.data : NULL,
-	                     .data_len = e.data_len};
+	                     .data = !e.aux && !e.xbase && e.inl == e.data_len ? e.data
+	                                                                        : NULL,
+	                     .data_len = e.data_len,
+	                     .extents = e.xbase ? SLAB_EXT_YES : 0};
 
 	return fn(ctx, e.handle, &o);
 }
@@ -1138,6 +1185,7 @@ static int ck_inject(struct recov *rc)
 		struct rent x = {.handle = e.handle,
 		                 .seq = e.seq,
 		                 .aux = e.aux,
+		                 .xbase = e.xbase,
 		                 .zone = e.zone,
 		                 .off = e.off,
 		                 .len = e.len,
@@ -1245,6 +1293,17 @@ static int ck_settle(struct recov *rc)
 	return 0;
 }
 
+/* A store formatted before FDATA existed gets the incompatible bit before
+ * the first FDATA record can be written: older software must refuse it. */
+static int fdata_feature(struct slab_store *st)
+{
+	if (st->sb.features_incompat & SLAB_FEAT_INCOMPAT_FDATA)
+		return 0;
+	st->sb.features_incompat |= SLAB_FEAT_INCOMPAT_FDATA;
+	st->sb.sequence++;
+	return slab_sb_write_ckpt(st->dev, &st->sb, st->ck);
+}
+
 /* Pass 1 and the decisions; leaves the store ready for pass 2. */
 static int mount_recover(struct recov *rc, const struct zns_zone *zr)
 {
@@ -1326,6 +1385,8 @@ int slab_mount(struct zns_dev *dev, const struct slab_mount_opts *o, slab_recove
 		goto fail_recov;
 	if (!st->ro) {
 		ret = ck_settle(&rc);
+		if (!ret)
+			ret = fdata_feature(st);
 		if (ret)
 			goto fail_recov;
 		/* fsck resets nothing before it has dropped what is damaged */

@@ -335,6 +335,7 @@ int slab_format(struct zns_dev *dev, const struct slab_format_opts *o)
 	    o && o->reserve_zones ? o->reserve_zones : default_reserve(ndata);
 
 	sb.version = SLAB_SB_VERSION;
+	sb.features_incompat = SLAB_FEAT_INCOMPAT_FDATA;
 	if (o && o->uuid)
 		memcpy(sb.uuid, o->uuid, 16);
 	else if (getrandom(sb.uuid, 16, 0) != 16)

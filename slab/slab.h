@@ -145,7 +145,13 @@ struct slab_obj {
 	uint8_t name_len;
 	const void *data; /* object payload, attr-independent */
 	uint64_t data_len;
+	/* Extents file (slab_fdata_*): the head carries no payload, data_len
+	 * is 0, the bytes live in FDATA chunks. SLAB_EXT_RESET on a put also
+	 * starts a new data generation: every chunk written so far is dead. */
+	uint8_t extents;
 };
+#define SLAB_EXT_YES   1u
+#define SLAB_EXT_RESET 2u
 
 /*
  * Called by slab_mount() once per live object found by recovery, in no
@@ -231,6 +237,52 @@ int slab_obj_check(struct slab_store *st, slab_handle_t h);
 int slab_obj_set_priv(struct slab_store *st, slab_handle_t h, void *priv);
 int slab_obj_get_priv(struct slab_store *st, slab_handle_t h, void **priv);
 
+/* ---- file data as extents (fdata.c) --------------------------------------
+ *
+ * An extents object keeps its bytes in FDATA records of up to
+ * SLAB_FDATA_MAX bytes, one per chunk index (byte offset / SLAB_FDATA_MAX),
+ * each with its own version: writing a chunk costs that chunk, never the
+ * object. Its head (slab_obj_put with extents set) carries attributes only.
+ * A chunk record counts at recovery when the newest head of the object is
+ * an extents head and the chunk is newer than the head's data base (set by
+ * slab_fdata_begin and by a SLAB_EXT_RESET put). Chunks are durable at the
+ * next slab_sync() like puts; they may be written before or after the head.
+ */
+#define SLAB_FDATA_MAX 4020u
+/* Highest chunk index + 1 (file offsets below 2^43 + a little). */
+#define SLAB_FDATA_NIDX (1ull << 32)
+/* Make H an extents object with a new data base (no device write; its
+ * previous single or chunked version stays valid until the extents head is
+ * put). Does nothing when H is one already. */
+int slab_fdata_begin(struct slab_store *st, slab_handle_t h);
+/* 1 when H is an extents object, 0 when not, -ESTALE. */
+int slab_fdata_is(struct slab_store *st, slab_handle_t h);
+/* Append chunk IDX of H with LEN (<= SLAB_FDATA_MAX) bytes; LEN 0 writes a
+ * hole record (the chunk reads as zeros). */
+int slab_fdata_write(struct slab_store *st, slab_handle_t h, uint64_t idx,
+                     const void *data, uint32_t len);
+/* Full chunks IDX0 .. IDX0+N-1 (N <= SLAB_FDATA_RUN, each SLAB_FDATA_MAX
+ * bytes at BUFS[i]) in one device write, one slab page per chunk. */
+#define SLAB_FDATA_RUN 64u
+int slab_fdata_write_run(struct slab_store *st, slab_handle_t h, uint64_t idx0, uint32_t n,
+                         const void *const *bufs);
+/* Read chunk IDX of H into BUF (SLAB_FDATA_MAX bytes): the bytes stored
+ * (0 for a hole or a chunk never written; the rest reads as zeros). */
+ssize_t slab_fdata_read(struct slab_store *st, slab_handle_t h, uint64_t idx, void *buf);
+/* Chunks IDX0 .. IDX0+N-1 (N <= SLAB_FDATA_RUN) into OUT (N *
+ * SLAB_FDATA_MAX bytes), the bytes stored of each in LENS[i]; chunks in
+ * consecutive pages are read with one device read. */
+int slab_fdata_read_run(struct slab_store *st, slab_handle_t h, uint64_t idx0, uint32_t n,
+                        uint8_t *out, uint32_t *lens);
+/* Hole records for every chunk holding data with index in [FROM, TO). */
+int slab_fdata_punch(struct slab_store *st, slab_handle_t h, uint64_t from, uint64_t to);
+/* What the record of chunk IDX of H costs now (slab_fdata_cost of it, 0
+ * when none): a new version of the chunk adds its own cost minus this. */
+uint64_t slab_fdata_chunk_cost(struct slab_store *st, slab_handle_t h, uint64_t idx);
+/* First chunk index >= IDX holding data; -ENXIO when none. */
+int slab_fdata_next_data(struct slab_store *st, slab_handle_t h, uint64_t idx,
+                         uint64_t *out);
+
 /* ---- epochs ------------------------------------------------------------- */
 
 int slab_epoch_create(struct slab_store *st, uint32_t *epoch_out);
@@ -284,6 +336,10 @@ int slab_sync(struct slab_store *st);
  * still works while there is room (it is just not admitted ahead).
  */
 uint64_t slab_obj_cost(uint64_t data_len, uint32_t name_len);
+/* Device bytes an FDATA chunk record of LEN (<= SLAB_FDATA_MAX) bytes
+ * costs. An extents object costs slab_obj_cost(0, name_len) for its head
+ * plus this for each chunk record (data or hole) its map names. */
+uint64_t slab_fdata_cost(uint32_t len);
 int slab_space_reserve(struct slab_store *st, uint64_t bytes);
 void slab_space_release(struct slab_store *st, uint64_t bytes);
 /* Reserve without the limit: for a change that comes with a larger free

@@ -14,8 +14,12 @@
  *
  * Invariants
  *   - st->committed = sum of the costs of every slot's current record(s)
- *     (a live version, or the tombstone of a freed one), per epoch in
- *     e->cost (epoch lock); a drop subtracts the epoch's cost at once.
+ *     (a live version, or the tombstone of a freed one) and of every FDATA
+ *     record an extents object's chunk map names (slab_fent_cost: data or
+ *     hole), per epoch in e->cost (epoch lock); a drop subtracts the
+ *     epoch's cost at once. A chunk counts from its append (fdata.c) until
+ *     it is replaced, punched, or its map destroyed (free, a put of another
+ *     kind, SLAB_EXT_RESET); an extents slot's own cost is its head's.
  *   - st->reserved = sum of what callers hold (slab_space_reserve minus
  *     slab_space_release). A caller reserves before accepting a change and
  *     releases once the change is put (the put then counts in committed).
@@ -54,19 +58,44 @@ uint64_t slab_obj_cost(uint64_t data_len, uint32_t name_len)
 	       slab_rec_cost(rest ? SLAB_REC_HDR + (uint32_t)rest : 0);
 }
 
-/* Cost of a slot's records as they are (mount: the put-time cost of
- * recovered versions is not known). */
+uint64_t slab_fdata_cost(uint32_t len)
+{
+	return slab_rec_cost(SLAB_REC_HDR + len);
+}
+
+/* Cost of a slot's own records as they are: its head (or tombstone) and a
+ * chunked head's chunks (mount: the put-time cost of recovered versions is
+ * not known). An extents head's chunk records are counted apart
+ * (fmap_cost_found): they are not part of the slot's cost. */
 static uint64_t slot_cost_found(const struct slab_slot *s)
 {
 	uint64_t c = s->loc.zone == SLAB_LOC_NONE ? 0 : slab_rec_cost(s->len);
+	const struct slab_chunks *ch = slab_slot_chunks(s);
 
-	if (s->state == SLOT_LIVE && s->chunks && s->chunks->n) {
-		uint32_t n = s->chunks->n;
-		uint64_t last = s->chunks->total - (uint64_t)(n - 1) * SLAB_CHUNK_MAX;
+	if (s->state == SLOT_LIVE && ch && ch->n) {
+		uint32_t n = ch->n;
+		uint64_t last = ch->total - (uint64_t)(n - 1) * SLAB_CHUNK_MAX;
 
 		c += (uint64_t)(n - 1) * slab_rec_cost(SLAB_REC_HDR + SLAB_CHUNK_MAX) +
 		     slab_rec_cost(SLAB_REC_HDR + (uint32_t)last);
 	}
+	return c;
+}
+
+uint64_t slab_fent_cost(const struct slab_fent *fe)
+{
+	return fe->loc.zone == SLAB_LOC_NONE ? 0 : slab_rec_cost(fe->len);
+}
+
+/* The chunk records (data and holes) an extents slot's map names. */
+static uint64_t fmap_cost_found(const struct slab_slot *s)
+{
+	struct slab_fmap *fm = s->state == SLOT_LIVE ? slab_slot_fmap(s) : NULL;
+	struct slab_fent *fe;
+	uint64_t c = 0;
+
+	for (uint64_t i = 0; fm && (fe = slab_fmap_next(fm, &i, false)); i++)
+		c += slab_fent_cost(fe);
 	return c;
 }
 
@@ -147,7 +176,7 @@ void slab_space_recount(struct slab_store *st)
 
 			if (s->state == SLOT_LIVE)
 				s->cost = slab_cost32(c);
-			e->cost += c;
+			e->cost += c + fmap_cost_found(s);
 		}
 		total += e->cost;
 		pthread_mutex_unlock(&e->lock);

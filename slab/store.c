@@ -422,8 +422,8 @@ int slab_epoch_stats(struct slab_store *st, uint32_t epoch, struct slab_epoch_st
 /* ---- objects --------------------------------------------------------------- */
 
 /* Slot of a handed-out handle (ALLOC or LIVE) with its epoch locked, or NULL. */
-static struct slab_slot *obj_lookup(struct slab_store *st, slab_handle_t h,
-                                    struct slab_epoch **ep)
+struct slab_slot *slab_obj_lookup(struct slab_store *st, slab_handle_t h,
+                                  struct slab_epoch **ep)
 {
 	struct slab_epoch *e;
 	struct slab_slot *s;
@@ -461,12 +461,12 @@ static int epoch_lock_rw(struct slab_store *st, uint32_t epoch, struct slab_epoc
 
 /* The slot of H locked for a change, as obj_lookup(); -EROFS when its epoch
  * is sealed. */
-static int obj_lookup_rw(struct slab_store *st, slab_handle_t h, struct slab_epoch **ep,
-                         struct slab_slot **out)
+int slab_obj_lookup_rw(struct slab_store *st, slab_handle_t h, struct slab_epoch **ep,
+                       struct slab_slot **out)
 {
 	if (st->ro)
 		return -EROFS;
-	*out = obj_lookup(st, h, ep);
+	*out = slab_obj_lookup(st, h, ep);
 	if (!*out)
 		return -ESTALE;
 	if ((*ep)->sealed) {
@@ -523,14 +523,8 @@ static void slot_push_free(struct slab_epoch *e, uint32_t slot, struct slab_slot
 	e->free_tail = slot;
 }
 
-/* Drop the chunk table and kill the records of the slot's current version. */
-static void slot_kill_version(struct slab_store *st, struct slab_epoch *e,
-                              struct slab_slot *s, struct slab_loc loc, uint16_t len,
-                              struct slab_chunks *ch)
+void slab_chunks_kill(struct slab_store *st, struct slab_epoch *e, struct slab_chunks *ch)
 {
-	slab_loc_kill(st, e, loc, len);
-	if (!ch)
-		return;
 	for (uint32_t i = 0; i < ch->n; i++) {
 		uint32_t clen =
 		    SLAB_REC_HDR +
@@ -541,7 +535,20 @@ static void slot_kill_version(struct slab_store *st, struct slab_epoch *e,
 		slab_loc_kill(st, e, ch->loc[i], clen);
 	}
 	slab_arena_free_any(e->arena, ch, sizeof(*ch) + ch->n * sizeof(ch->loc[0]));
-	(void)s;
+}
+
+/* Kill the records of the slot's current version: the head at LOC and CH,
+ * the slot's chunk field (a chunk table or a tagged chunk map). */
+static void slot_kill_version(struct slab_store *st, struct slab_epoch *e,
+                              struct slab_loc loc, uint16_t len, struct slab_chunks *ch)
+{
+	slab_loc_kill(st, e, loc, len);
+	if (!ch)
+		return;
+	if ((uintptr_t)ch & 1u)
+		slab_fmap_destroy(st, e, (struct slab_fmap *)((uintptr_t)ch & ~(uintptr_t)1));
+	else
+		slab_chunks_kill(st, e, ch);
 }
 
 static void rec_from_obj(struct slab_rec *r, slab_handle_t h, const struct slab_obj *o,
@@ -608,6 +615,73 @@ static int put_chunked(struct slab_store *st, struct slab_epoch *e, struct slab_
 	return slab_page_append(st, e, r, false, head);
 }
 
+/* A slot becomes LIVE with its first version. */
+static void slot_set_live(struct slab_store *st, struct slab_epoch *e, struct slab_slot *s)
+{
+	if (s->state != SLOT_LIVE) {
+		s->state = SLOT_LIVE;
+		e->objects++;
+		atomic_fetch_add(&st->c_objects, 1);
+	}
+}
+
+/*
+ * Append an extents head (epoch lock held). The chunk map stays in place
+ * during the append, so that a page written meanwhile relocates its chunks;
+ * the previous head, and a chunked predecessor's chunks, die only once the
+ * new head is appended. SLAB_EXT_RESET: the head's own sequence number is
+ * the new data base and every chunk so far dies with it.
+ */
+static int put_extents(struct slab_store *st, struct slab_epoch *e, struct slab_slot *s,
+                       slab_handle_t h, const struct slab_obj *o)
+{
+	struct slab_fmap *fm = slab_slot_fmap(s);
+	uint64_t old_cost = slab_slot_cost(s);
+	struct slab_rec r;
+	struct slab_loc loc;
+	int ret;
+
+	if (o->data_len)
+		return -EINVAL;
+	if (!fm) {
+		fm = slab_fmap_new(e);
+		if (!fm)
+			return -ENOMEM;
+		fm->legacy = s->chunks;
+		fm->dbase = atomic_fetch_add(&st->seq, 1);
+		slab_slot_set_fmap(s, fm);
+	}
+	rec_from_obj(&r, h, o, atomic_fetch_add(&st->seq, 1));
+	r.flags = SLAB_RF_EXTENTS;
+	r.dbase = o->extents == SLAB_EXT_RESET ? r.seq : fm->dbase;
+	ret = slab_page_append(st, e, &r, false, &loc);
+	if (ret)
+		return ret;
+	/* Read only now: a page written during the append may have moved it. */
+	slab_loc_kill(st, e, s->loc, s->len);
+	slab_fmap_drop_legacy(st, e, fm);
+	/* The slot costs its head; the chunks count apart (fdata.c), and a
+	 * reset takes theirs away as the map goes. */
+	s->cost = slab_cost32(slab_obj_cost(0, o->name_len));
+	slab_cost_add(st, e, (int64_t)s->cost - (int64_t)old_cost);
+	s->loc = loc;
+	s->len = (uint16_t)r.len;
+	slot_set_live(st, e, s);
+	atomic_fetch_add(&st->c_user, s->len);
+	if (o->extents == SLAB_EXT_RESET) {
+		slab_fmap_destroy(st, e, fm);
+		fm = slab_fmap_new(e);
+		if (!fm) {
+			/* the map is gone: reads fail until the next reset */
+			s->chunks = NULL;
+			return -ENOMEM;
+		}
+		fm->dbase = r.seq;
+		slab_slot_set_fmap(s, fm);
+	}
+	return 0;
+}
+
 static int obj_check_args(const struct slab_obj *o)
 {
 	if (!o || (o->name_len && !o->name) || (o->data_len && !o->data) ||
@@ -631,9 +705,14 @@ int slab_obj_put(struct slab_store *st, slab_handle_t h, const struct slab_obj *
 	if (st->ro)
 		return -EROFS;
 	slab_throttle(st);
-	ret = obj_lookup_rw(st, h, &e, &s);
+	ret = slab_obj_lookup_rw(st, h, &e, &s);
 	if (ret)
 		return ret;
+	if (o->extents) {
+		ret = put_extents(st, e, s, h, o);
+		pthread_mutex_unlock(&e->lock);
+		return ret;
+	}
 	struct slab_chunks *old_ch = s->chunks;
 	uint64_t old_cost = slab_slot_cost(s);
 
@@ -654,14 +733,14 @@ int slab_obj_put(struct slab_store *st, slab_handle_t h, const struct slab_obj *
 		/* Records appended so far are dead: nothing points at them. The
 		 * chunks already written in pages of their own were counted. */
 		if (s->chunks)
-			slot_kill_version(st, e, s, (struct slab_loc){SLAB_LOC_NONE, 0},
+			slot_kill_version(st, e, (struct slab_loc){SLAB_LOC_NONE, 0},
 			                  0, s->chunks);
 		s->chunks = old_ch;
 		pthread_mutex_unlock(&e->lock);
 		return ret;
 	}
 	/* Read only now: a page written during the append may have moved it. */
-	slot_kill_version(st, e, s, s->loc, s->len, old_ch);
+	slot_kill_version(st, e, s->loc, s->len, old_ch);
 	s->loc = loc;
 	s->len = (uint16_t)r.len;
 	if (s->state != SLOT_LIVE) {
@@ -687,7 +766,7 @@ int slab_obj_free(struct slab_store *st, slab_handle_t h)
 	if (st->ro)
 		return -EROFS;
 	slab_throttle(st);
-	ret = obj_lookup_rw(st, h, &e, &s);
+	ret = slab_obj_lookup_rw(st, h, &e, &s);
 	if (ret)
 		return ret;
 	if (s->state == SLOT_LIVE) {
@@ -702,7 +781,7 @@ int slab_obj_free(struct slab_store *st, slab_handle_t h)
 		}
 		uint64_t old_cost = slab_slot_cost(s);
 
-		slot_kill_version(st, e, s, s->loc, s->len, s->chunks);
+		slot_kill_version(st, e, s->loc, s->len, s->chunks);
 		s->chunks = NULL;
 		s->loc = loc;
 		s->len = SLAB_REC_HDR;
@@ -720,7 +799,7 @@ int slab_obj_check(struct slab_store *st, slab_handle_t h)
 {
 	struct slab_epoch *e;
 
-	if (!obj_lookup(st, h, &e))
+	if (!slab_obj_lookup(st, h, &e))
 		return -ESTALE;
 	pthread_mutex_unlock(&e->lock);
 	return 0;
@@ -729,7 +808,7 @@ int slab_obj_check(struct slab_store *st, slab_handle_t h)
 int slab_obj_set_priv(struct slab_store *st, slab_handle_t h, void *priv)
 {
 	struct slab_epoch *e;
-	struct slab_slot *s = obj_lookup(st, h, &e);
+	struct slab_slot *s = slab_obj_lookup(st, h, &e);
 
 	if (!s)
 		return -ESTALE;
@@ -741,7 +820,7 @@ int slab_obj_set_priv(struct slab_store *st, slab_handle_t h, void *priv)
 int slab_obj_get_priv(struct slab_store *st, slab_handle_t h, void **priv)
 {
 	struct slab_epoch *e;
-	struct slab_slot *s = obj_lookup(st, h, &e);
+	struct slab_slot *s = slab_obj_lookup(st, h, &e);
 
 	if (!s)
 		return -ESTALE;
@@ -971,13 +1050,15 @@ static struct slab_loc *slot_field(struct slab_slot *s, int64_t idx, uint32_t *l
 		*len = s->len;
 		return &s->loc;
 	}
-	if (!s->chunks || (uint64_t)idx >= s->chunks->n)
+	struct slab_chunks *ch = slab_slot_chunks(s);
+
+	if (!ch || (uint64_t)idx >= ch->n)
 		return NULL;
 	uint64_t off = (uint64_t)idx * SLAB_CHUNK_MAX;
-	uint64_t n = s->chunks->total - off;
+	uint64_t n = ch->total - off;
 
 	*len = SLAB_REC_HDR + (uint32_t)(n < SLAB_CHUNK_MAX ? n : SLAB_CHUNK_MAX);
-	return &s->chunks->loc[idx];
+	return &ch->loc[idx];
 }
 
 /*
@@ -995,7 +1076,7 @@ static int fetch_rec(struct slab_store *st, slab_handle_t h, int64_t idx, uint8_
 	int ret = -EIO;
 
 	for (int tries = 0; tries < 16; tries++) {
-		s = obj_lookup(st, h, &e);
+		s = slab_obj_lookup(st, h, &e);
 		if (!s)
 			return -ESTALE;
 		f = s->state == SLOT_LIVE ? slot_field(s, idx, &len) : NULL;
@@ -1012,7 +1093,7 @@ static int fetch_rec(struct slab_store *st, slab_handle_t h, int64_t idx, uint8_
 		}
 		pthread_mutex_unlock(&e->lock);
 		ret = slab_read_rec(st, loc, len, out);
-		s = obj_lookup(st, h, &e);
+		s = slab_obj_lookup(st, h, &e);
 		if (!s)
 			return -ESTALE;
 		f = s->state == SLOT_LIVE ? slot_field(s, idx, &len) : NULL;
@@ -1052,6 +1133,8 @@ ssize_t slab_obj_read(struct slab_store *st, slab_handle_t h, uint64_t off, void
 		return 0; /* allocated, never put */
 	if (ret)
 		return ret;
+	if (r.flags & SLAB_RF_EXTENTS)
+		return slab_fdata_read_range(st, h, r.size, off, buf, len);
 	if (!(r.flags & SLAB_RF_CHUNKED)) {
 		if (off >= r.data_len)
 			return 0;

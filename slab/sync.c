@@ -74,17 +74,6 @@ static void jpage_close(struct slab_store *st, struct jbuild *jb)
 	jb->used = 0;
 }
 
-static int rec_len_at(const uint8_t *p)
-{
-	static const uint8_t ext[7] = {8, 8, 8, 8, 4, 4, 8};
-	uint32_t len = SLAB_REC_HDR + p[6] + slab_get16(p + 10);
-
-	for (int i = 0; i < 7; i++)
-		if (p[7] & (1u << i))
-			len += ext[i];
-	return (int)len;
-}
-
 /* Copy records [jmark, used) of E's open page into the journal buffer. */
 static int journal_collect(struct slab_store *st, struct slab_epoch *e, struct jbuild *jb)
 {
@@ -93,7 +82,7 @@ static int journal_collect(struct slab_store *st, struct slab_epoch *e, struct j
 
 	for (uint32_t off = pg->jmark; off < pg->used;) {
 		const uint8_t *rec = pg->buf + off;
-		uint32_t len = (uint32_t)rec_len_at(rec);
+		uint32_t len = slab_rec_len_at(rec);
 
 		if (jb->used && jb->used + len + 8 > SLAB_PAGE_SIZE)
 			jpage_close(st, jb);
