@@ -461,7 +461,7 @@ int tslab_chunks_convert(struct tslab_fs *fs, struct tslab_epoch *ep,
 int tslab_chunks_write(struct tslab_fs *fs, struct tslab_epoch *ep,
                        struct tslab_inode *ip, const char *data, size_t size, off_t off)
 {
-	uint64_t pos = (uint64_t)off, end = pos + size;
+	uint64_t pos = (uint64_t)off, end = pos + size, old = ip->size;
 	int err = grow(fs, ip, end, pos / TSLAB_CH, (end + TSLAB_CH - 1) / TSLAB_CH);
 
 	while (!err && pos < end) {
@@ -509,6 +509,19 @@ int tslab_chunks_write(struct tslab_fs *fs, struct tslab_epoch *ep,
 		pos += n;
 		if (pos > ip->size)
 			ip->size = pos;
+	}
+	if (err && ip->size > old) {
+		/* A failed write does not extend the file (the caller saw an
+		 * error, not a short count): what it wrote past the old end is
+		 * past the end again and reads as zeros once the file grows. */
+		dc_drop(fs, ip->ext, (old + TSLAB_CH - 1) / TSLAB_CH, UINT64_MAX);
+		if (old % TSLAB_CH) {
+			struct tslab_dchunk *c = dc_find(ip->ext, old / TSLAB_CH);
+
+			if (c)
+				memset(c->data + old % TSLAB_CH, 0, TSLAB_CH - old % TSLAB_CH);
+		}
+		ip->size = old;
 	}
 	ip->mtime = ip->ctime = tslab_now();
 	tslab_mark_dirty(ep, ip->ext);

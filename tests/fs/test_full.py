@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 """A full device loses nothing that was accepted (issue 12).
 
-Several processes fill a small image until ENOSPC with creates, appends,
+Several processes fill a small image until ENOSPC with creates, appends
+(half of them large: files grow past 4,000 bytes into extents files),
 truncates (up and down), xattrs and renames, each recording what the
 filesystem accepted. Then df is checked against what can still be
 written, the image is unmounted (the daemon must exit 0), remounted and
@@ -52,9 +53,9 @@ def worker(root, seed, out):
                     files[name] = data[:n]
                 finally:
                     os.close(fd)
-            elif op == 5:  # append
+            elif op == 5:  # append (every other one large: extents files)
                 name = rnd.choice(names)
-                data = blob(rnd, rnd.randrange(1, 2000))
+                data = blob(rnd, rnd.randrange(1, 2000 if rnd.random() < 0.5 else 12000))
                 fd = os.open(os.path.join(root, name), os.O_WRONLY | os.O_APPEND)
                 try:
                     n = os.write(fd, data)
@@ -126,8 +127,9 @@ def fill(m, roots, seed):
 
 
 def verify(m, state):
-    """Every accepted byte and xattr is there; returns (bytes, lost)."""
-    nbytes = lost = 0
+    """Every accepted byte and xattr is there; returns (bytes, lost, bytes
+    verified in files of more than 4,000 bytes)."""
+    nbytes = lost = large = 0
     for root, (files, xattrs) in state.items():
         root = m.p(os.path.basename(os.path.dirname(root)), os.path.basename(root))
         for name, data in files.items():
@@ -140,10 +142,15 @@ def verify(m, state):
             if got != data:
                 lost += 1
                 if lost <= 5:
-                    print("LOST %s: %s bytes, expected %d" %
-                          (p, None if got is None else len(got), len(data)))
+                    diff = None if got is None else next(
+                        (i for i in range(min(len(got), len(data))) if got[i] != data[i]),
+                        min(len(got), len(data)))
+                    print("LOST %s: %s bytes, expected %d, first difference at %s" %
+                          (p, None if got is None else len(got), len(data), diff))
             else:
                 nbytes += len(data)
+                if len(data) > 4000:
+                    large += len(data)
             if name in xattrs:
                 try:
                     ok = os.getxattr(p, "user.v") == xattrs[name]
@@ -153,7 +160,7 @@ def verify(m, state):
                     lost += 1
                 else:
                     nbytes += len(xattrs[name])
-    return nbytes, lost
+    return nbytes, lost, large
 
 
 def df_avail(m):
@@ -226,10 +233,13 @@ def scenario(t, name, rmdir_middle=False, kill=False):
     else:
         m.umount()  # fails unless the daemon exits 0
     m = t.mount(img)
-    nbytes, lost = verify(m, state)
+    nbytes, lost, large = verify(m, state)
     nfiles = sum(len(f) for f, _ in state.values())
-    print("%s: %d operations accepted, %d files, %d bytes verified, %d lost" %
-          (name, ops, nfiles, nbytes, lost))
+    nlarge = sum(1 for f, _ in state.values() for d in f.values() if len(d) > 4000)
+    print("%s: %d operations accepted, %d files, %d bytes verified, %d lost; "
+          "%d files over 4,000 bytes (extents), %d of those bytes" %
+          (name, ops, nfiles, nbytes, lost, nlarge, large))
+    check(nlarge > 0, "%s: no file over 4,000 bytes was written" % name)
     check(lost == 0, "%s: %d accepted files or xattrs lost" % (name, lost))
     m.umount()
     return ops, nbytes
