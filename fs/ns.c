@@ -86,8 +86,8 @@ void tslab_space_unadmit(struct tslab_fs *fs, struct tslab_inode *ip)
  * the version reserved around the put: -ENOSPC before anything changes. */
 int tslab_put_admitted(struct tslab_fs *fs, struct tslab_inode *ip)
 {
-	uint64_t cost = slab_obj_cost(S_ISREG(ip->mode) || S_ISLNK(ip->mode) ? ip->size : 0,
-	                              ip->d.name_len);
+	uint64_t cost = slab_obj_cost(
+	    S_ISREG(ip->mode) || S_ISLNK(ip->mode) ? ip->size : 0, ip->d.name_len);
 	int err = slab_space_reserve(fs->st, cost);
 
 	if (err)

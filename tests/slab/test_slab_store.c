@@ -462,14 +462,20 @@ static void test_space_admission(void **state)
 			assert_int_equal(r, -ENOSPC);
 			break;
 		}
-		struct slab_obj o = {.kind = 1, .attr = {.mode = 0100644}, .name = "fname",
-		                     .name_len = 5, .data = data, .data_len = sizeof(data)};
+		struct slab_obj o = {.kind = 1,
+		                     .attr = {.mode = 0100644},
+		                     .name = "fname",
+		                     .name_len = 5,
+		                     .data = data,
+		                     .data_len = sizeof(data)};
 
 		assert_int_equal(slab_obj_alloc(f.st, ep, &h[n]), 0);
-		assert_int_equal(slab_obj_put(f.st, h[n], &o), 0); /* admitted: never ENOSPC */
+		/* admitted: never ENOSPC */
+		assert_int_equal(slab_obj_put(f.st, h[n], &o), 0);
 		slab_space_release(f.st, cost);
 		slab_space_get(f.st, &sp);
-		assert_int_equal(sp.used_bytes - sp0.used_bytes, (uint64_t)(n + 1) * cost);
+		assert_int_equal(sp.used_bytes - sp0.used_bytes,
+		                 (uint64_t)(n + 1) * cost);
 	}
 	assert_true(n > 10 && n < 4096);
 	slab_space_get(f.st, &sp);
@@ -481,7 +487,8 @@ static void test_space_admission(void **state)
 
 	assert_int_equal(slab_obj_free(f.st, h[0]), 0);
 	slab_space_get(f.st, &sp);
-	assert_true(sp.avail_bytes >= before + cost - 64 && sp.avail_bytes < before + cost);
+	assert_true(sp.avail_bytes >= before + cost - 64 &&
+	            sp.avail_bytes < before + cost);
 	assert_int_equal(slab_sync(f.st), 0);
 	fix_remount(&f, NULL, NULL);
 	slab_space_get(f.st, &sp);
