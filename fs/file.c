@@ -125,13 +125,14 @@ static int read_locked(struct tslab_fs *fs, struct tslab_inode *ip, size_t size,
 		n = (size_t)r;
 	} else if (x && x->loaded && end > ip->size && x->old_in_slab) {
 		/* Current bytes from the buffer, old ones from the object. */
-		size_t cur = (uint64_t)off < ip->size ? (size_t)(ip->size - (uint64_t)off) : 0;
+		size_t cur =
+		    (uint64_t)off < ip->size ? (size_t)(ip->size - (uint64_t)off) : 0;
 
 		if (cur > n)
 			cur = n;
 		memcpy(buf, x->buf + off, cur);
-		r = slab_obj_read(fs->st, ip->ino, (uint64_t)off + cur, (uint8_t *)buf + cur,
-		                  n - cur);
+		r = slab_obj_read(fs->st, ip->ino, (uint64_t)off + cur,
+		                  (uint8_t *)buf + cur, n - cur);
 		if (r < 0) {
 			free(buf);
 			return tslab_err(fs, (int)r, "reading a file");

@@ -921,7 +921,6 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 /* ---- statfs / access --------------------------------------------------------- */
 
-
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct tslab_fs *fs = tslab_fs_of(req);

@@ -230,12 +230,13 @@ static int mkfs_check_layout(const struct mkfs_opts *o, uint64_t size)
 		return -EINVAL;
 	}
 	if (ret || nz < MKFS_MIN_ZONES || (ret = slab_format_fits(nz, &fo))) {
-		fprintf(stderr,
-		        "mkfs.tslabfs: %" PRIu64 " bytes hold %u zones of %" PRIu64
-		        " bytes after the emulation header; tslabfs needs at least %u%s\n",
-		        size, nz, o->emul.zone_size, MKFS_MIN_ZONES,
-		        ret == -EINVAL ? " and more data zones than --reserve-zones + 2"
-		                       : "");
+		fprintf(
+		    stderr,
+		    "mkfs.tslabfs: %" PRIu64 " bytes hold %u zones of %" PRIu64
+		    " bytes after the emulation header; tslabfs needs at least %u%s\n",
+		    size, nz, o->emul.zone_size, MKFS_MIN_ZONES,
+		    ret == -EINVAL ? " and more data zones than --reserve-zones + 2"
+		                   : "");
 		return -EINVAL;
 	}
 	return 0;

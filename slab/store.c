@@ -785,7 +785,8 @@ int slab_obj_free(struct slab_store *st, slab_handle_t h)
 		s->chunks = NULL;
 		s->loc = loc;
 		s->len = SLAB_REC_HDR;
-		slab_cost_add(st, e, (int64_t)slab_rec_cost(SLAB_REC_HDR) - (int64_t)old_cost);
+		slab_cost_add(st, e,
+		              (int64_t)slab_rec_cost(SLAB_REC_HDR) - (int64_t)old_cost);
 		e->objects--;
 		atomic_fetch_sub(&st->c_objects, 1);
 		atomic_fetch_add(&st->c_user, SLAB_REC_HDR);

@@ -198,7 +198,22 @@ def scenario(t, name, rmdir_middle=False, kill=False):
           (name, v.f_blocks * v.f_frsize // 1024, v.f_bavail * v.f_frsize // 1024))
     roots = ["E%d/w" % i for i in range(PROCS)]
     state, ops = fill(m, roots, 1)
-    # the smallest file needs less than a 4 KiB block: df says 0
+    # Put everything (a file truncated down then costs less than it had
+    # reserved), fill with the smallest files until one is refused: it
+    # needed less than a 4 KiB block, so df says 0.
+    fd = os.open(m.p("E0", "w"), os.O_RDONLY)
+    os.fsync(fd)
+    os.close(fd)
+    files0 = state[m.p("E0/w")][0]
+    k = 0
+    while True:
+        try:
+            with open(m.p("E0", "w", "z%06d" % k), "wb"):
+                files0["z%06d" % k] = b""
+            k += 1
+        except OSError as e:
+            check(e.errno == errno.ENOSPC, "small create: %s" % e)
+            break
     check(df_avail(m) == 0, "after ENOSPC df still says %d bytes" % df_avail(m))
     if rmdir_middle:
         # drop the first epoch: its space comes back and is used again
