@@ -483,8 +483,14 @@ int tslab_chunks_write(struct tslab_fs *fs, struct tslab_epoch *ep,
 					ch_give(fs, ip->ext, i);
 			if (err)
 				break;
+			/* the device write without the epoch lock (fs_int.h) */
+			ip->ext->io_busy = true;
+			pthread_mutex_unlock(&ep->lock);
 			err = k == 1 ? slab_fdata_write(fs->st, ip->ino, idx, run[0], TSLAB_CH)
 			             : slab_fdata_write_run(fs->st, ip->ino, idx, k, run);
+			pthread_mutex_lock(&ep->lock);
+			ip->ext->io_busy = false;
+			pthread_cond_broadcast(&ep->iocv);
 			ch_give(fs, ip->ext, k);
 			if (err) {
 				err = tslab_err(fs, err, "writing file data");

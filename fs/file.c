@@ -293,6 +293,7 @@ void tslab_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size
 	pthread_rwlock_rdlock(&fs->drop_lock);
 	err = tslab_get_locked(fs, ino, &ep, &ip);
 	if (!err) {
+		tslab_io_wait(ep, ip);
 		err = write_locked(fs, ep, ip, buf, size, off);
 		if (!err)
 			tslab_flush_if_full(fs, ep);
@@ -504,6 +505,7 @@ void tslab_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_
 	pthread_rwlock_rdlock(&fs->drop_lock);
 	err = tslab_get_locked(fs, ino, &ep, &ip);
 	if (!err) {
+		tslab_io_wait(ep, ip);
 		err = setattr_locked(fs, ep, ip, attr, to_set);
 		tslab_inode_stat(ip, &st);
 		/* The change is put by fsync, the commit thread or the release
@@ -628,6 +630,7 @@ void tslab_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 	pthread_rwlock_rdlock(&fs->drop_lock);
 	err = tslab_get_locked(fs, ino, &ep, &ip);
 	if (!err) {
+		tslab_io_wait(ep, ip);
 		err = fallocate_locked(fs, ep, ip, mode, (uint64_t)offset, (uint64_t)length,
 		                       &inval);
 		if (!err)

@@ -49,9 +49,14 @@
  * Extents files (chunks.c): reads copy what they need under epoch->lock
  * and reach the device without it (tslab_chunks_read_begin/_end); the slab
  * layer's own epoch lock is taken per chunk-map lookup, never across a
- * device read. Writes, flushes and truncates of extents files hold
- * epoch->lock while their chunks are written (up to 256 KiB per device
- * write), so a metadata request of the same epoch can wait behind them.
+ * device read. A write of an extents file releases epoch->lock while its
+ * whole chunks are written (up to 256 KiB per device write), with the
+ * file's ext marked io_busy: writes, truncates and fallocates of that
+ * file wait for it (tslab_io_wait) at their start; metadata requests and
+ * puts do not (a put meanwhile writes the head with the size before the
+ * write, whose chunks then lie past it until the next put, which recovery
+ * handles like any chunk past the end). Partial chunks (cache misses,
+ * read-modify-write) and cache flushes still run under epoch->lock.
  */
 #ifndef TSLAB_FS_INT_H
 #define TSLAB_FS_INT_H
@@ -203,6 +208,10 @@ struct tslab_ext {
 	/* An extents file: data in chunks (fs/chunks.c), buf unused; dc holds
 	 * its dirty chunks (malloc'd, at most TSLAB_DC_MAX). */
 	bool extents;
+	/* A write of this file has the epoch lock released while its chunks
+	 * go to the device (chunks.c): other writes, truncates and fallocates
+	 * of the file wait on epoch->iocv; the ext stays (not trimmed). */
+	bool io_busy;
 	uint32_t ndc, dccap;
 	struct tslab_dchunk *dc;
 };
@@ -227,6 +236,7 @@ struct tslab_policy {
 struct tslab_epoch {
 	uint32_t id;
 	pthread_mutex_t lock;
+	pthread_cond_t iocv; /* an ext's io_busy went false */
 	struct slab_arena *arena;
 	struct tslab_dent **buckets; /* malloc'd; dentries with parent in epoch */
 	uint32_t nbuckets, nentries;
@@ -356,6 +366,9 @@ int tslab_inode_put_ext(struct tslab_fs *fs, struct tslab_inode *ip, bool reset)
 int tslab_inode_dirty(struct tslab_fs *fs, struct tslab_epoch *ep,
                       struct tslab_inode *ip);
 void tslab_mark_dirty(struct tslab_epoch *ep, struct tslab_ext *x);
+/* Wait (epoch lock held, released while waiting) until no write of IP has
+ * its chunks in flight. Only at the start of a request. */
+void tslab_io_wait(struct tslab_epoch *ep, struct tslab_inode *ip);
 /* Dirty inodes of one epoch put together by the request that reaches this
  * many, so that buffered content stays bounded between commits (with
  * no_open there is no release to put them). */

@@ -134,6 +134,7 @@ int tslab_epoch_add(struct tslab_fs *fs, uint32_t id, struct tslab_epoch **out)
 	if (!ep->buckets)
 		goto free_ep;
 	pthread_mutex_init(&ep->lock, NULL);
+	pthread_cond_init(&ep->iocv, NULL);
 
 	pthread_mutex_lock(&fs->epochs_lock);
 	if (fs->epochs[slab_epoch_slot(id)]) {
@@ -151,6 +152,7 @@ int tslab_epoch_add(struct tslab_fs *fs, uint32_t id, struct tslab_epoch **out)
 	return 0;
 
 free_buckets:
+	pthread_cond_destroy(&ep->iocv);
 	pthread_mutex_destroy(&ep->lock);
 	free(ep->buckets);
 free_ep:
@@ -183,6 +185,7 @@ void tslab_epoch_unlist(struct tslab_fs *fs, struct tslab_epoch *ep)
  * to slab and goes with slab_epoch_drop() or slab_unmount(). */
 void tslab_epoch_destroy(struct tslab_epoch *ep)
 {
+	pthread_cond_destroy(&ep->iocv);
 	pthread_mutex_destroy(&ep->lock);
 	free(ep->buckets);
 	free(ep);
@@ -429,7 +432,7 @@ void tslab_ext_trim(struct tslab_epoch *ep, struct tslab_inode *ip)
 {
 	struct tslab_ext *x = ip->ext;
 
-	if (!x || x->dirty || x->open || x->old_end || x->ndc)
+	if (!x || x->dirty || x->open || x->old_end || x->ndc || x->io_busy)
 		return;
 	free(x->buf);
 	x->buf = NULL;
@@ -514,6 +517,12 @@ int tslab_data_load(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_in
 	}
 	x->loaded = true;
 	return 0;
+}
+
+void tslab_io_wait(struct tslab_epoch *ep, struct tslab_inode *ip)
+{
+	while (ip->ext && ip->ext->io_busy)
+		pthread_cond_wait(&ep->iocv, &ep->lock);
 }
 
 /* Mark IP changed in DRAM; its object is put at release, fsync or commit. */

@@ -198,8 +198,8 @@ def main(t):
     m.umount()
     done = 0
     # (max length, share of the operations, operations between remounts)
-    for maxlen, share, every in [(4096, 0.4, 4000), (1 << 20, 0.4, 4000),
-                                 (64 << 20, 0.2, 2500)]:
+    for maxlen, share, every in [(4096, 0.5, 5000), (1 << 20, 0.4, 4000),
+                                 (64 << 20, 0.1, 2500)]:
         n = int(total * share)
         f = Fsx(t, img, maxlen, maxlen, "f%d" % maxlen)
         f.run(n, every)
