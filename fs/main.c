@@ -145,7 +145,8 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		return 1;
 	case KEY_URING:
 	case KEY_NOURING:
-		o->transport = key == KEY_URING ? TSLAB_TRANSPORT_URING : TSLAB_TRANSPORT_DEV;
+		o->transport =
+		    key == KEY_URING ? TSLAB_TRANSPORT_URING : TSLAB_TRANSPORT_DEV;
 		return 0;
 	case FUSE_OPT_KEY_NONOPT:
 		if (!o->device) {

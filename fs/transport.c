@@ -29,7 +29,8 @@ int tslab_transport_start(struct fuse_session *se, enum tslab_transport_mode mod
 {
 	/* By default only root's mounts use io_uring: root is who may turn
 	 * the module parameter on, and unprivileged mounts stay as they were. */
-	if (mode == TSLAB_TRANSPORT_DEV || (mode == TSLAB_TRANSPORT_AUTO && geteuid() != 0))
+	if (mode == TSLAB_TRANSPORT_DEV ||
+	    (mode == TSLAB_TRANSPORT_AUTO && geteuid() != 0))
 		cur = &tslab_transport_dev_ops;
 	else
 		cur = &tslab_transport_uring_ops;

@@ -19,9 +19,9 @@
 #include <fuse_lowlevel.h>
 
 enum tslab_transport_mode {
-	TSLAB_TRANSPORT_AUTO, /* io_uring when the kernel offers it and we are root */
+	TSLAB_TRANSPORT_AUTO,  /* io_uring when the kernel offers it and we are root */
 	TSLAB_TRANSPORT_URING, /* -o io_uring: try it even when not root */
-	TSLAB_TRANSPORT_DEV, /* -o noio_uring: /dev/fuse only */
+	TSLAB_TRANSPORT_DEV,   /* -o noio_uring: /dev/fuse only */
 };
 
 /* Choose and set up the backend for SE (mounted); 0 or negative errno. The

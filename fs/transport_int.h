@@ -24,15 +24,15 @@ extern const struct tslab_transport_ops tslab_transport_uring_ops;
 
 /* INIT flag (bit 41, i.e. bit 9 of flags2) */
 #define TSLAB_FUSE_OVER_IO_URING (1ull << 41)
-#define TSLAB_FUSE_INIT_EXT (1u << 30)
+#define TSLAB_FUSE_INIT_EXT      (1u << 30)
 
 #define TSLAB_URING_IN_OUT_HEADER_SZ 128
-#define TSLAB_URING_OP_IN_OUT_SZ 128
+#define TSLAB_URING_OP_IN_OUT_SZ     128
 
 /* per entry, written by the kernel with a request, by us with the reply */
 struct tslab_uring_ent_in_out {
 	uint64_t flags;
-	uint64_t commit_id; /* = the request's unique; echoed by the commit */
+	uint64_t commit_id;  /* = the request's unique; echoed by the commit */
 	uint32_t payload_sz; /* bytes valid in the payload buffer */
 	uint32_t padding;
 	uint64_t reserved;
@@ -47,7 +47,7 @@ struct tslab_uring_req_header {
 };
 
 enum {
-	TSLAB_URING_CMD_REGISTER = 1, /* register buffers, fetch a request */
+	TSLAB_URING_CMD_REGISTER = 1,         /* register buffers, fetch a request */
 	TSLAB_URING_CMD_COMMIT_AND_FETCH = 2, /* reply, fetch the next */
 };
 

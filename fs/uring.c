@@ -49,7 +49,7 @@
 #include "fs/fs_int.h"
 #include "fs/transport_int.h"
 
-#define URING_THREADS 4u /* threads (= entries) per queue */
+#define URING_THREADS  4u   /* threads (= entries) per queue */
 #define URING_STOP_TAG 1ull /* user_data of the NOP that stops a thread */
 
 struct uring_ent {
@@ -59,7 +59,7 @@ struct uring_ent {
 	bool started, ring_ok;
 	unsigned qid;
 	struct tslab_uring_req_header *hdr; /* iov[0], kernel-owned while fetching */
-	char *payload; /* iov[1] */
+	char *payload;                      /* iov[1] */
 	struct iovec iov[2];
 	char *req; /* the thread's copy of the request being decoded */
 	size_t req_sz;
@@ -158,7 +158,8 @@ static ssize_t ent_commit(struct uring_ent *e, const struct iovec *iov, int coun
 	atomic_store(&e->unique, 0);
 	r = submit_cmd(e, TSLAB_URING_CMD_COMMIT_AND_FETCH, e->commit_id);
 	if (r < 0) {
-		tslab_log(LOG_ERR, "io_uring: commit on queue %u: %s", e->qid, strerror(-r));
+		tslab_log(LOG_ERR, "io_uring: commit on queue %u: %s", e->qid,
+		          strerror(-r));
 		errno = -r;
 		return -1;
 	}
@@ -274,8 +275,8 @@ static void *ent_main(void *arg)
 			/* ENOTCONN/ECONNABORTED: the connection is going away */
 			if (res != -ENOTCONN && res != -ECONNABORTED && res != -ENODEV &&
 			    res != -ECANCELED)
-				tslab_log(LOG_ERR, "io_uring: queue %u entry lost: %s", e->qid,
-				          strerror(-res));
+				tslab_log(LOG_ERR, "io_uring: queue %u entry lost: %s",
+				          e->qid, strerror(-res));
 			break;
 		}
 		ent_serve(e);
@@ -316,7 +317,8 @@ static int ent_init(struct uring_ent *e, unsigned qid)
 
 	e->qid = qid;
 	pthread_mutex_init(&e->mu, NULL);
-	e->req_sz = sizeof(struct fuse_in_header) + TSLAB_URING_OP_IN_OUT_SZ + U.payload_sz;
+	e->req_sz =
+	    sizeof(struct fuse_in_header) + TSLAB_URING_OP_IN_OUT_SZ + U.payload_sz;
 	if (posix_memalign((void **)&e->hdr, 64, sizeof(*e->hdr)) ||
 	    posix_memalign((void **)&e->payload, 4096, U.payload_sz) ||
 	    !(e->req = malloc(e->req_sz)))
@@ -415,7 +417,8 @@ static int rings_start(const struct fuse_init_out *io)
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	for (unsigned i = 0; i < U.nalloc; i++) {
 		U.ents[i].reg_err = 1;
-		U.ents[i].started = !pthread_create(&U.ents[i].tid, NULL, ent_main, &U.ents[i]);
+		U.ents[i].started =
+		    !pthread_create(&U.ents[i].tid, NULL, ent_main, &U.ents[i]);
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_mutex_lock(&U.reg_mu);
@@ -474,9 +477,8 @@ static ssize_t uring_read(int fd, void *buf, size_t len, void *userdata)
 static ssize_t init_reply(int fd, struct iovec *iov, int count)
 {
 	struct fuse_out_header *oh = iov[0].iov_base;
-	struct fuse_init_out *io = count == 2 && iov[1].iov_len >= sizeof(*io)
-	                               ? iov[1].iov_base
-	                               : NULL;
+	struct fuse_init_out *io =
+	    count == 2 && iov[1].iov_len >= sizeof(*io) ? iov[1].iov_base : NULL;
 	bool want = io && !oh->error && U.offered;
 	ssize_t r;
 	int err;
@@ -490,13 +492,15 @@ static ssize_t init_reply(int fd, struct iovec *iov, int count)
 	if (r < 0 || !io || oh->error)
 		return r;
 	if (!U.offered) {
-		tslab_log(LOG_INFO, "transport: /dev/fuse (the kernel does not offer FUSE "
-		                    "over io_uring: /sys/module/fuse/parameters/enable_uring)");
+		tslab_log(LOG_INFO,
+		          "transport: /dev/fuse (the kernel does not offer FUSE "
+		          "over io_uring: /sys/module/fuse/parameters/enable_uring)");
 		return r;
 	}
 	err = rings_start(io);
 	if (err < 0)
-		tslab_log(LOG_WARNING, "transport: /dev/fuse (io_uring set-up failed: %s)",
+		tslab_log(LOG_WARNING,
+		          "transport: /dev/fuse (io_uring set-up failed: %s)",
 		          strerror(-err));
 	else
 		tslab_log(LOG_INFO,
@@ -524,7 +528,8 @@ static ssize_t uring_writev(int fd, struct iovec *iov, int count, void *userdata
 
 static int uring_start(struct fuse_session *se, enum tslab_transport_mode mode)
 {
-	static const struct fuse_custom_io io = {.read = uring_read, .writev = uring_writev};
+	static const struct fuse_custom_io io = {.read = uring_read,
+	                                         .writev = uring_writev};
 
 	U.se = se;
 	U.mode = mode;
