@@ -186,7 +186,9 @@ static void send_all(struct tslab_fs *fs, const struct prune_list *l)
 			continue;
 		}
 		atomic_fetch_add(&fs->prunes, 1);
-		tslab_log(LOG_INFO, "idle_prune: %s (epoch %u) idle %u s: left the kernel cache in %.1f ms",
+		tslab_log(LOG_INFO,
+		          "idle_prune: %s (epoch %u) idle %u s: left the kernel cache in "
+		          "%.1f ms",
 		          it->name, it->epoch, fs->prune_s, mono_ms() - t0);
 	}
 }
@@ -205,14 +207,16 @@ static void *prune_main(void *arg)
 		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_sec += step;
 		while (!fs->prune_stop &&
-		       pthread_cond_timedwait(&fs->prune_cv, &fs->prune_mu, &until) != ETIMEDOUT)
+		       pthread_cond_timedwait(&fs->prune_cv, &fs->prune_mu, &until) !=
+		           ETIMEDOUT)
 			;
 		if (fs->prune_stop)
 			break;
 		pthread_mutex_unlock(&fs->prune_mu);
 		l.n = 0;
 		if (collect(fs, &l))
-			tslab_log(LOG_WARNING, "idle_prune: out of memory, skipped a pass");
+			tslab_log(LOG_WARNING,
+			          "idle_prune: out of memory, skipped a pass");
 		send_all(fs, &l);
 		pthread_mutex_lock(&fs->prune_mu);
 	}

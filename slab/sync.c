@@ -372,7 +372,7 @@ static void sync_gather(struct slab_store *st)
 
 	if (st->sync_last_n <= 1 || st->sync_next_n >= st->sync_last_n)
 		return;
-	win = win < SYNC_GATHER_MIN_NS ? SYNC_GATHER_MIN_NS
+	win = win < SYNC_GATHER_MIN_NS   ? SYNC_GATHER_MIN_NS
 	      : win > SYNC_GATHER_MAX_NS ? SYNC_GATHER_MAX_NS
 	                                 : win;
 	end = now_ns(CLOCK_REALTIME) + win; /* scond waits on CLOCK_REALTIME */
@@ -414,7 +414,8 @@ int slab_sync_all(struct slab_store *st, bool flush_pages)
 		uint64_t took = now_ns(CLOCK_MONOTONIC) - t0;
 
 		pthread_mutex_lock(&st->slock);
-		st->sync_avg_ns = st->sync_avg_ns ? (st->sync_avg_ns * 7 + took) / 8 : took;
+		st->sync_avg_ns =
+		    st->sync_avg_ns ? (st->sync_avg_ns * 7 + took) / 8 : took;
 		st->sync_running = false;
 		st->sync_done = mine;
 		st->sync_err = ret;

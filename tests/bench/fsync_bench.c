@@ -83,7 +83,8 @@ static void *fb_worker(void *arg)
 		t1 = fb_now_ns();
 		if (fsync(fd) < 0) {
 			w->err = errno;
-			fprintf(stderr, "fsync_bench: fsync %s: %s\n", path, strerror(errno));
+			fprintf(stderr, "fsync_bench: fsync %s: %s\n", path,
+			        strerror(errno));
 			close(fd);
 			break;
 		}
@@ -162,7 +163,8 @@ int main(int argc, char **argv)
 			o.size = (unsigned)strtoul(optarg, NULL, 0);
 			break;
 		case 'h':
-			printf("Usage: fsync_bench [-t THREADS] [-n FILES_PER_THREAD] [-s SIZE] DIR\n");
+			printf("Usage: fsync_bench [-t THREADS] [-n FILES_PER_THREAD] "
+			       "[-s SIZE] DIR\n");
 			return 0;
 		default:
 			return 2;
@@ -170,8 +172,9 @@ int main(int argc, char **argv)
 	}
 	if (optind + 1 != argc || !o.threads || o.threads > 999 || !o.per_thread ||
 	    !o.size || o.size > (1u << 20)) {
-		fprintf(stderr, "Usage: fsync_bench [-t THREADS 1..999] [-n FILES_PER_THREAD] "
-		                "[-s SIZE 1..1048576] DIR\n");
+		fprintf(stderr,
+		        "Usage: fsync_bench [-t THREADS 1..999] [-n FILES_PER_THREAD] "
+		        "[-s SIZE 1..1048576] DIR\n");
 		return 2;
 	}
 	o.dir = argv[optind];
