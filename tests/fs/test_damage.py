@@ -657,6 +657,31 @@ def regressions(env):
             check(not r["wrong"] and not r["resurrected"] and not r["missing"]
                   and r["eio"] >= 1, "remount: %s" % r)
         d.umount()
+    # errors=continue: EIO, the mount stays rw; errors=unmount: it goes away.
+    for policy in ("continue", "unmount"):
+        imgp = os.path.join(env.dir, "reg2-%s.img" % policy)
+        shutil.copyfile(img, imgp)
+        flip(imgp, lay.zoff(live[0], live[1] + live[2] - 1), 3)
+        d = Daemon(env, imgp, mnt, opts="errors=" + policy)
+        check(d.mounted, "errors=%s: not mounted:\n%s" % (policy, d.text()))
+        r = walk(mnt, model)
+        check(not r["wrong"] and not r["resurrected"] and r["eio"] >= 1,
+              "errors=%s: %s" % (policy, r))
+        if policy == "continue":
+            with open(os.path.join(mnt, "e1", "new"), "w") as f:
+                f.write("x")
+            with open("/proc/mounts") as f:
+                opts = [line.split()[3] for line in f if line.split()[1] == mnt]
+            check(opts[0].startswith("rw"), "errors=continue: %s" % opts)
+        else:
+            for _ in range(3000):
+                if not is_mounted(mnt):
+                    break
+                time.sleep(0.02)
+            check(not is_mounted(mnt), "errors=unmount: still mounted")
+        check(d.umount() == 0, "errors=%s: daemon exit:\n%s" % (policy, d.text()))
+        check("errors=%s" % policy in d.text(), "policy not logged:\n" + d.text())
+
     rc, out = fsck(env, img2, "-n")
     check(rc == 4, "fsck -n of a damaged image: %d\n%s" % (rc, out))
     rc, out = fsck(env, img2, "-p")
