@@ -253,8 +253,9 @@ static int repair(struct check *c)
 	}
 	ret = c->ndmg ? slab_damage_repair(c->st) : slab_error_mark_clear(c->st);
 	if (ret == -EUCLEAN) {
-		printf("%s: damage outside one data epoch (journal or root): not "
-		       "repaired; restore from a backup\n",
+		printf("%s: damage that cannot be pinned to one epoch (a page header, "
+		       "the journal, the root epoch, or a zone other epochs' live data "
+		       "share): not repaired, nothing changed; restore from a backup\n",
 		       c->dev_path);
 		return FSCK_UNCORRECT;
 	}
@@ -358,6 +359,7 @@ int main(int argc, char **argv)
 	/* slab reports what it finds through syslog(3): show it here too */
 	openlog("fsck.tslabfs", LOG_PERROR, LOG_USER);
 	ret = run(&c, yes);
+	fflush(stdout);
 	free(c.ns.v);
 	free(c.dmg);
 	return ret;
