@@ -234,6 +234,15 @@ static int repair(struct check *c)
 {
 	int ret;
 
+	/* decided on the read-only view: an unrepairable store is not even
+	 * mounted writable */
+	if (c->ndmg && slab_damage_repairable(c->st)) {
+		printf("%s: damage that cannot be pinned to one epoch (a page header, "
+		       "the journal, the root epoch, or a zone other epochs' live data "
+		       "share): not repaired, nothing changed; restore from a backup\n",
+		       c->dev_path);
+		return FSCK_UNCORRECT;
+	}
 	slab_unmount(c->st);
 	c->st = NULL;
 	ret = check_mount(c, true);
@@ -253,9 +262,8 @@ static int repair(struct check *c)
 	}
 	ret = c->ndmg ? slab_damage_repair(c->st) : slab_error_mark_clear(c->st);
 	if (ret == -EUCLEAN) {
-		printf("%s: damage that cannot be pinned to one epoch (a page header, "
-		       "the journal, the root epoch, or a zone other epochs' live data "
-		       "share): not repaired, nothing changed; restore from a backup\n",
+		printf("%s: damage that cannot be pinned to one epoch: not repaired; "
+		       "restore from a backup\n",
 		       c->dev_path);
 		return FSCK_UNCORRECT;
 	}
