@@ -30,8 +30,8 @@ struct tslab_opts {
 	int allow_other;
 	char *device;
 	int nonopts;
-	int blkdev; /* the device is a block device and we are root: fuseblk */
-	char *errors; /* errors= policy */
+	int blkdev;    /* the device is a block device and we are root: fuseblk */
+	char *errors;  /* errors= policy */
 	int ro_forced; /* ro set by peek_ro(), not on the command line */
 };
 
@@ -154,11 +154,13 @@ static void peek_ro(struct tslab_opts *o)
 		return;
 	if (slab_sb_read(dev, &sb) == 0 && sb.features_ro_compat) {
 		if (sb.features_ro_compat & ~1ull)
-			fprintf(stderr,
-			        "tslabfs: %s: unknown read-only compatible features 0x%llx "
-			        "(a newer tslabfs wrote this filesystem): mounting "
-			        "read-only\n",
-			        o->device, (unsigned long long)(sb.features_ro_compat & ~1ull));
+			fprintf(
+			    stderr,
+			    "tslabfs: %s: unknown read-only compatible features 0x%llx "
+			    "(a newer tslabfs wrote this filesystem): mounting "
+			    "read-only\n",
+			    o->device,
+			    (unsigned long long)(sb.features_ro_compat & ~1ull));
 		if (sb.features_ro_compat & 1ull)
 			fprintf(stderr,
 			        "tslabfs: %s: the filesystem has errors (damage found "
@@ -365,7 +367,8 @@ static int open_device(struct tslab_fs *fs)
 	if (err) {
 		tslab_log(LOG_ERR, "%s: mounting the store failed: %s%s", fs->device,
 		          strerror(-err),
-		          err == -EUCLEAN ? " (damage, listed above: run fsck.tslabfs)" : "");
+		          err == -EUCLEAN ? " (damage, listed above: run fsck.tslabfs)"
+		                          : "");
 		goto close_dev;
 	}
 	return 0;
@@ -508,8 +511,10 @@ static int mount_and_serve(struct tslab_fs *fs, struct fuse_cmdline_opts *cmd)
 	 * is read-only, and the log says the mount still shows rw. */
 	if (!fs->read_only && slab_is_read_only(fs->st)) {
 		fs->read_only = true;
-		tslab_log(LOG_ERR, "%s: the store mounted read-only: the mount still "
-		          "shows rw, but every change is answered with EROFS", fs->device);
+		tslab_log(LOG_ERR,
+		          "%s: the store mounted read-only: the mount still "
+		          "shows rw, but every change is answered with EROFS",
+		          fs->device);
 	}
 	if (tslab_threads_start(fs)) {
 		tslab_log(LOG_ERR, "cannot start threads");

@@ -8,12 +8,12 @@
  * verification of every page and record, every zone scanned from offset 0,
  * the checkpoint ignored), so fsck and mount never disagree on what is
  * valid; the checkpoint, when it loads, only tells how far each zone was
- * written when it was taken (a zone that now ends earlier is damaged). Repair drops every epoch holding damage (the only thing that cannot
- * bring back an older version or a deleted file: the drop record kills every
- * record of the epoch), resets the damaged zones, clears the error mark and
- * writes a fresh checkpoint. It never invents data; it lists by path what
- * was lost. Damage that belongs to no single non-root epoch (journal, root
- * epoch) is reported and left: exit 4.
+ * written when it was taken (a zone that now ends earlier is damaged). Repair drops every
+ * epoch holding damage (the only thing that cannot bring back an older version or a
+ * deleted file: the drop record kills every record of the epoch), resets the damaged
+ * zones, clears the error mark and writes a fresh checkpoint. It never invents data; it
+ * lists by path what was lost. Damage that belongs to no single non-root epoch (journal,
+ * root epoch) is reported and left: exit 4.
  *
  * Exit status (fsck(8)): 0 clean, 1 errors corrected, 4 errors left
  * uncorrected, 8 operational error, 16 usage error.
@@ -74,7 +74,8 @@ static int collect(void *ctx, slab_handle_t h, const struct slab_obj *o)
 	x->target = 0;
 	if (o->kind == KIND_LINK && o->data && o->data_len == 8)
 		for (unsigned i = 0; i < 8; i++)
-			x->target |= (slab_handle_t)((const uint8_t *)o->data)[i] << (8 * i);
+			x->target |= (slab_handle_t)((const uint8_t *)o->data)[i]
+			             << (8 * i);
 	x->name_len = o->name_len;
 	memcpy(x->name, o->name, o->name_len);
 	x->name[o->name_len] = 0;
@@ -153,20 +154,21 @@ static size_t print_epoch_paths(const struct nodes *ns, uint32_t epoch, const ch
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: fsck.tslabfs [-n | -p | -y] [-f] DEVICE\n"
-	           "\n"
-	           "Check the tslabfs filesystem on DEVICE and repair what damage allows.\n"
-	           "\n"
-	           "  -n   check only: change nothing, list every problem\n"
-	           "  -p   repair automatically what can be repaired safely\n"
-	           "  -a   same as -p\n"
-	           "  -y   same as -p (tslabfs asks no questions)\n"
-	           "  -f   check even if the filesystem seems clean (always done)\n"
-	           "  -h   show this help and exit\n"
-	           "  -V   show the version and exit\n"
-	           "\n"
-	           "Exit status: 0 clean, 1 errors corrected, 4 errors left\n"
-	           "uncorrected, 8 operational error, 16 usage error.\n");
+	fprintf(f,
+	        "Usage: fsck.tslabfs [-n | -p | -y] [-f] DEVICE\n"
+	        "\n"
+	        "Check the tslabfs filesystem on DEVICE and repair what damage allows.\n"
+	        "\n"
+	        "  -n   check only: change nothing, list every problem\n"
+	        "  -p   repair automatically what can be repaired safely\n"
+	        "  -a   same as -p\n"
+	        "  -y   same as -p (tslabfs asks no questions)\n"
+	        "  -f   check even if the filesystem seems clean (always done)\n"
+	        "  -h   show this help and exit\n"
+	        "  -V   show the version and exit\n"
+	        "\n"
+	        "Exit status: 0 clean, 1 errors corrected, 4 errors left\n"
+	        "uncorrected, 8 operational error, 16 usage error.\n");
 }
 
 struct check {
@@ -206,7 +208,8 @@ static void report(const struct check *c)
 		const struct slab_damage *d = &c->dmg[i];
 
 		if (d->epoch == SLAB_DAMAGE_NO_EPOCH) {
-			printf("%s: zone %u offset %llu: damaged %s; the files affected cannot "
+			printf("%s: zone %u offset %llu: damaged %s; the files affected "
+			       "cannot "
 			       "be told\n",
 			       c->dev_path, d->zone, (unsigned long long)d->offset,
 			       d->journal ? "journal page (records of any epoch)"
@@ -215,7 +218,8 @@ static void report(const struct check *c)
 		}
 		printf("%s: zone %u offset %llu: damaged page of epoch %u; files "
 		       "affected:\n",
-		       c->dev_path, d->zone, (unsigned long long)d->offset, d->epoch >> 8);
+		       c->dev_path, d->zone, (unsigned long long)d->offset,
+		       d->epoch >> 8);
 		bool seen = false;
 
 		for (size_t k = 0; k < i; k++)

@@ -57,7 +57,7 @@ struct recov {
 	bool *ckzone; /* zones of the checkpoint in use */
 	bool use_ck;
 	struct slab_ckpt_img img;
-	int16_t *egen_seen; /* per epoch slot: highest generation seen, -1 none */
+	int16_t *egen_seen;  /* per epoch slot: highest generation seen, -1 none */
 	uint64_t slot_bound; /* slab_slot_bound(): higher slots are forged */
 	uint64_t *ck_wp;     /* check mode: write pointer the checkpoint saw */
 	uint64_t max_seq, max_page_seq;
@@ -215,8 +215,8 @@ static int ck_short(struct recov *rc, uint32_t z)
 		if (rc->damage.v[i].zone == z)
 			return 0; /* already reported */
 	return rvec_push(&rc->damage, &(struct rent){.zone = z,
-	                                            .off = (uint32_t)rc->scan_end[z],
-	                                            .aux = SLAB_EPOCH_JOURNAL});
+	                                             .off = (uint32_t)rc->scan_end[z],
+	                                             .aux = SLAB_EPOCH_JOURNAL});
 }
 
 /* Damage found by the scan goes to the store's list, with the epoch whose
@@ -403,10 +403,11 @@ static int rc_slot(struct recov *rc, struct slab_epoch *e, const struct rent *v,
 
 	/* Counts from the device are bounded before anything is allocated. */
 	if (slot >= rc->slot_bound) {
-		syslog(LOG_ERR,
-		       "tslabfs: slab: damage: object slot %u of epoch %u (zone %u offset "
-		       "%u) cannot exist on this device",
-		       slot, slab_handle_epoch(v[i].handle), v[i].zone, v[i].off);
+		syslog(
+		    LOG_ERR,
+		    "tslabfs: slab: damage: object slot %u of epoch %u (zone %u offset "
+		    "%u) cannot exist on this device",
+		    slot, slab_handle_epoch(v[i].handle), v[i].zone, v[i].off);
 		return -EUCLEAN;
 	}
 	ret = slab_slot_grow(e, slot + 1);

@@ -69,9 +69,9 @@ static inline uint32_t slab_hash32(const void *p, size_t len)
 #define SLAB_JOURNAL_DEF   2u
 #define SLAB_RESERVE_DEF   2u
 /* Feature bits known to this version. */
-#define SLAB_FEAT_COMPAT_CKPT     0x1ull /* checkpoint reference at offset 160 */
-#define SLAB_FEAT_COMPAT_KNOWN    SLAB_FEAT_COMPAT_CKPT
-#define SLAB_FEAT_INCOMPAT_KNOWN  0ull
+#define SLAB_FEAT_COMPAT_CKPT    0x1ull /* checkpoint reference at offset 160 */
+#define SLAB_FEAT_COMPAT_KNOWN   SLAB_FEAT_COMPAT_CKPT
+#define SLAB_FEAT_INCOMPAT_KNOWN 0ull
 /* The store holds damage found and not yet repaired (damage.c): mount it
  * read-only and run fsck.tslabfs. */
 #define SLAB_FEAT_RO_COMPAT_ERROR 0x1ull
@@ -496,8 +496,8 @@ struct slab_store {
 	pthread_mutex_t dmglock, sblock;
 	struct slab_damage *dmg;
 	size_t ndmg, dmg_cap;
-	bool damaged; /* damage known: no checkpoint is written from this view */
-	bool check;   /* mounted by fsck (slab_mount_opts.check) */
+	bool damaged;    /* damage known: no checkpoint is written from this view */
+	bool check;      /* mounted by fsck (slab_mount_opts.check) */
 	bool mounted_ro; /* the mount asked for read-only: nothing is written */
 };
 

@@ -588,7 +588,8 @@ static void test_bad_record_no_checkpoint(void **state)
 	mmount(&m);
 	assert_true(m.st->ck_loaded);
 	for (uint32_t i = m.st->first_data; i < m.st->nzones; i++)
-		if (m.st->zones[i].state != ZS_META && atomic_load(&m.st->zones[i].live) > best) {
+		if (m.st->zones[i].state != ZS_META &&
+		    atomic_load(&m.st->zones[i].live) > best) {
 			best = atomic_load(&m.st->zones[i].live);
 			z = i;
 		}
@@ -604,10 +605,11 @@ static void test_bad_record_no_checkpoint(void **state)
 			struct slab_rec rec;
 			uint8_t b = pg[off] ^ 0x01;
 
-			if (slab_rec_decode(pg + off, ph.used - off, ph.def_uid, ph.def_gid,
-			                    &rec))
+			if (slab_rec_decode(pg + off, ph.used - off, ph.def_uid,
+			                    ph.def_gid, &rec))
 				break;
-			assert_int_equal(pwrite(fd, &b, 1, zbase + (off_t)(poff + off)), 1);
+			assert_int_equal(pwrite(fd, &b, 1, zbase + (off_t)(poff + off)),
+			                 1);
 			nbad++;
 			off += rec.len;
 		}
