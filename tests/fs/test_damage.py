@@ -636,7 +636,7 @@ def regressions(env):
           "bad results: %s" % r)
     check(r["eio"] >= 1, "no EIO from the damaged record")
     ro = None
-    for _ in range(500):  # the remount runs in a helper thread
+    for _ in range(3000):  # the remount runs in a helper thread (60 s)
         with open("/proc/mounts") as f:
             ro = [line.split()[3] for line in f if line.split()[1] == mnt]
         if ro and ro[0].startswith("ro"):
