@@ -202,6 +202,29 @@ static int check_mount(struct check *c, bool rw)
 	return 0;
 }
 
+/*
+ * Orphans: names whose parent is gone, and inodes unlinked while open
+ * (parent 0). They are not damage: the next mount frees them (fs/recover.c)
+ * and nothing of them is served; fsck lists them so that nothing goes
+ * unseen.
+ */
+static void report_orphans(const struct check *c)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < c->ns.n; i++) {
+		const struct node *x = &c->ns.v[i];
+
+		if (x->h == SLAB_HANDLE_ROOT || x->parent == SLAB_HANDLE_ROOT ||
+		    (x->parent && node_find(&c->ns, x->parent)))
+			continue;
+		if (!n++)
+			printf("%s: orphans (freed by the next mount):\n", c->dev_path);
+		printf("  object %#llx '%s': %s\n", (unsigned long long)x->h, x->name,
+		       x->parent ? "its directory is gone" : "unlinked while open");
+	}
+}
+
 static void report(const struct check *c)
 {
 	for (size_t i = 0; i < c->ndmg; i++) {
@@ -232,6 +255,7 @@ static void report(const struct check *c)
 	if (c->mark)
 		printf("%s: the error mark is set (damage was found while mounted)\n",
 		       c->dev_path);
+	report_orphans(c);
 }
 
 static int repair(struct check *c)
