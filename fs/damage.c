@@ -90,7 +90,8 @@ static void detach_mount(struct tslab_fs *fs)
 		return;
 	pid = fork();
 	if (pid == 0) {
-		execlp("fusermount3", "fusermount3", "-u", "-z", fs->mountpoint, (char *)NULL);
+		execlp("fusermount3", "fusermount3", "-u", "-z", fs->mountpoint,
+		       (char *)NULL);
 		_exit(127);
 	}
 	if (pid > 0)

@@ -189,11 +189,13 @@ static void peek_ro(struct tslab_opts *o)
 		return;
 	if (slab_sb_read(dev, &sb) == 0 && sb.features_ro_compat) {
 		if (sb.features_ro_compat & ~1ull)
-			fprintf(stderr,
-			        "tslabfs: %s: unknown read-only compatible features 0x%llx "
-			        "(a newer tslabfs wrote this filesystem): mounting "
-			        "read-only\n",
-			        o->device, (unsigned long long)(sb.features_ro_compat & ~1ull));
+			fprintf(
+			    stderr,
+			    "tslabfs: %s: unknown read-only compatible features 0x%llx "
+			    "(a newer tslabfs wrote this filesystem): mounting "
+			    "read-only\n",
+			    o->device,
+			    (unsigned long long)(sb.features_ro_compat & ~1ull));
 		if (sb.features_ro_compat & 1ull)
 			fprintf(stderr,
 			        "tslabfs: %s: the filesystem has errors (damage found "
@@ -407,7 +409,8 @@ static int open_device(struct tslab_fs *fs)
 	if (err) {
 		tslab_log(LOG_ERR, "%s: mounting the store failed: %s%s", fs->device,
 		          strerror(-err),
-		          err == -EUCLEAN ? " (damage, listed above: run fsck.tslabfs)" : "");
+		          err == -EUCLEAN ? " (damage, listed above: run fsck.tslabfs)"
+		                          : "");
 		goto close_dev;
 	}
 	return 0;
@@ -613,8 +616,10 @@ static int mount_and_serve(struct tslab_fs *fs, struct fuse_cmdline_opts *cmd,
 	 * is read-only, and the log says the mount still shows rw. */
 	if (!fs->read_only && slab_is_read_only(fs->st)) {
 		fs->read_only = true;
-		tslab_log(LOG_ERR, "%s: the store mounted read-only: the mount still "
-		          "shows rw, but every change is answered with EROFS", fs->device);
+		tslab_log(LOG_ERR,
+		          "%s: the store mounted read-only: the mount still "
+		          "shows rw, but every change is answered with EROFS",
+		          fs->device);
 	}
 	if (tslab_transport_start(fs->se, transport)) {
 		tslab_log(LOG_ERR, "cannot set up the FUSE transport");

@@ -8,12 +8,12 @@
  * verification of every page and record, every zone scanned from offset 0,
  * the checkpoint ignored), so fsck and mount never disagree on what is
  * valid; the checkpoint, when it loads, only tells how far each zone was
- * written when it was taken (a zone that now ends earlier is damaged). Repair drops every epoch holding damage (the only thing that cannot
- * bring back an older version or a deleted file: the drop record kills every
- * record of the epoch), resets the damaged zones, clears the error mark and
- * writes a fresh checkpoint. It never invents data; it lists by path what
- * was lost. Damage that belongs to no single non-root epoch (journal, root
- * epoch) is reported and left: exit 4.
+ * written when it was taken (a zone that now ends earlier is damaged). Repair drops every
+ * epoch holding damage (the only thing that cannot bring back an older version or a
+ * deleted file: the drop record kills every record of the epoch), resets the damaged
+ * zones, clears the error mark and writes a fresh checkpoint. It never invents data; it
+ * lists by path what was lost. Damage that belongs to no single non-root epoch (journal,
+ * root epoch) is reported and left: exit 4.
  *
  * Exit status (fsck(8)): 0 clean, 1 errors corrected, 4 errors left
  * uncorrected, 8 operational error, 16 usage error.
@@ -74,7 +74,8 @@ static int collect(void *ctx, slab_handle_t h, const struct slab_obj *o)
 	x->target = 0;
 	if (o->kind == KIND_LINK && o->data && o->data_len == 8)
 		for (unsigned i = 0; i < 8; i++)
-			x->target |= (slab_handle_t)((const uint8_t *)o->data)[i] << (8 * i);
+			x->target |= (slab_handle_t)((const uint8_t *)o->data)[i]
+			             << (8 * i);
 	x->name_len = o->name_len;
 	memcpy(x->name, o->name, o->name_len);
 	x->name[o->name_len] = 0;
@@ -153,20 +154,21 @@ static size_t print_epoch_paths(const struct nodes *ns, uint32_t epoch, const ch
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: fsck.tslabfs [-n | -p | -y] [-f] DEVICE\n"
-	           "\n"
-	           "Check the tslabfs filesystem on DEVICE and repair what damage allows.\n"
-	           "\n"
-	           "  -n   check only: change nothing, list every problem\n"
-	           "  -p   repair automatically what can be repaired safely\n"
-	           "  -a   same as -p\n"
-	           "  -y   same as -p (tslabfs asks no questions)\n"
-	           "  -f   check even if the filesystem seems clean (always done)\n"
-	           "  -h   show this help and exit\n"
-	           "  -V   show the version and exit\n"
-	           "\n"
-	           "Exit status: 0 clean, 1 errors corrected, 4 errors left\n"
-	           "uncorrected, 8 operational error, 16 usage error.\n");
+	fprintf(f,
+	        "Usage: fsck.tslabfs [-n | -p | -y] [-f] DEVICE\n"
+	        "\n"
+	        "Check the tslabfs filesystem on DEVICE and repair what damage allows.\n"
+	        "\n"
+	        "  -n   check only: change nothing, list every problem\n"
+	        "  -p   repair automatically what can be repaired safely\n"
+	        "  -a   same as -p\n"
+	        "  -y   same as -p (tslabfs asks no questions)\n"
+	        "  -f   check even if the filesystem seems clean (always done)\n"
+	        "  -h   show this help and exit\n"
+	        "  -V   show the version and exit\n"
+	        "\n"
+	        "Exit status: 0 clean, 1 errors corrected, 4 errors left\n"
+	        "uncorrected, 8 operational error, 16 usage error.\n");
 }
 
 struct check {
@@ -200,13 +202,37 @@ static int check_mount(struct check *c, bool rw)
 	return 0;
 }
 
+/*
+ * Orphans: names whose parent is gone, and inodes unlinked while open
+ * (parent 0). They are not damage: the next mount frees them (fs/recover.c)
+ * and nothing of them is served; fsck lists them so that nothing goes
+ * unseen.
+ */
+static void report_orphans(const struct check *c)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < c->ns.n; i++) {
+		const struct node *x = &c->ns.v[i];
+
+		if (x->h == SLAB_HANDLE_ROOT || x->parent == SLAB_HANDLE_ROOT ||
+		    (x->parent && node_find(&c->ns, x->parent)))
+			continue;
+		if (!n++)
+			printf("%s: orphans (freed by the next mount):\n", c->dev_path);
+		printf("  object %#llx '%s': %s\n", (unsigned long long)x->h, x->name,
+		       x->parent ? "its directory is gone" : "unlinked while open");
+	}
+}
+
 static void report(const struct check *c)
 {
 	for (size_t i = 0; i < c->ndmg; i++) {
 		const struct slab_damage *d = &c->dmg[i];
 
 		if (d->epoch == SLAB_DAMAGE_NO_EPOCH) {
-			printf("%s: zone %u offset %llu: damaged %s; the files affected cannot "
+			printf("%s: zone %u offset %llu: damaged %s; the files affected "
+			       "cannot "
 			       "be told\n",
 			       c->dev_path, d->zone, (unsigned long long)d->offset,
 			       d->journal ? "journal page (records of any epoch)"
@@ -215,7 +241,8 @@ static void report(const struct check *c)
 		}
 		printf("%s: zone %u offset %llu: damaged page of epoch %u; files "
 		       "affected:\n",
-		       c->dev_path, d->zone, (unsigned long long)d->offset, d->epoch >> 8);
+		       c->dev_path, d->zone, (unsigned long long)d->offset,
+		       d->epoch >> 8);
 		bool seen = false;
 
 		for (size_t k = 0; k < i; k++)
@@ -228,12 +255,22 @@ static void report(const struct check *c)
 	if (c->mark)
 		printf("%s: the error mark is set (damage was found while mounted)\n",
 		       c->dev_path);
+	report_orphans(c);
 }
 
 static int repair(struct check *c)
 {
 	int ret;
 
+	/* decided on the read-only view: an unrepairable store is not even
+	 * mounted writable */
+	if (c->ndmg && slab_damage_repairable(c->st)) {
+		printf("%s: damage that cannot be pinned to one epoch (a page header, "
+		       "the journal, the root epoch, or a zone other epochs' live data "
+		       "share): not repaired, nothing changed; restore from a backup\n",
+		       c->dev_path);
+		return FSCK_UNCORRECT;
+	}
 	slab_unmount(c->st);
 	c->st = NULL;
 	ret = check_mount(c, true);
@@ -253,8 +290,8 @@ static int repair(struct check *c)
 	}
 	ret = c->ndmg ? slab_damage_repair(c->st) : slab_error_mark_clear(c->st);
 	if (ret == -EUCLEAN) {
-		printf("%s: damage outside one data epoch (journal or root): not "
-		       "repaired; restore from a backup\n",
+		printf("%s: damage that cannot be pinned to one epoch: not repaired; "
+		       "restore from a backup\n",
 		       c->dev_path);
 		return FSCK_UNCORRECT;
 	}
@@ -358,6 +395,7 @@ int main(int argc, char **argv)
 	/* slab reports what it finds through syslog(3): show it here too */
 	openlog("fsck.tslabfs", LOG_PERROR, LOG_USER);
 	ret = run(&c, yes);
+	fflush(stdout);
 	free(c.ns.v);
 	free(c.dmg);
 	return ret;

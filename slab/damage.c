@@ -276,6 +276,16 @@ static int repairable(struct slab_store *st, const struct slab_damage *d, size_t
 	return 0;
 }
 
+int slab_damage_repairable(struct slab_store *st)
+{
+	int ret;
+
+	pthread_mutex_lock(&st->dmglock);
+	ret = repairable(st, st->dmg, st->ndmg);
+	pthread_mutex_unlock(&st->dmglock);
+	return ret;
+}
+
 int slab_damage_repair(struct slab_store *st)
 {
 	struct slab_damage *d;

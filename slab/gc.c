@@ -83,11 +83,12 @@ static int gc_zone(struct slab_store *st, uint32_t zone, uint64_t wp)
 		for (uint32_t off = SLAB_PAGE_HDR; off < ph.used;) {
 			struct slab_rec r;
 
-			if (slab_rec_decode(page + off, ph.used - off, ph.def_uid, ph.def_gid,
-			                    &r)) {
+			if (slab_rec_decode(page + off, ph.used - off, ph.def_uid,
+			                    ph.def_gid, &r)) {
 				/* the zone keeps the live bytes GC could not move, so
 				 * it is never reset; the damage is reported */
-				slab_damage_report(st, zone, poff + off, "collecting garbage");
+				slab_damage_report(st, zone, poff + off,
+				                   "collecting garbage");
 				break;
 			}
 			ret = gc_record(st, &ph, page + off, &r, zone, (uint32_t)(poff + off));

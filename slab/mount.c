@@ -58,7 +58,7 @@ struct recov {
 	bool *ckzone; /* zones of the checkpoint in use */
 	bool use_ck;
 	struct slab_ckpt_img img;
-	int16_t *egen_seen; /* per epoch slot: highest generation seen, -1 none */
+	int16_t *egen_seen;  /* per epoch slot: highest generation seen, -1 none */
 	uint64_t slot_bound; /* slab_slot_bound(): higher slots are forged */
 	uint64_t *ck_wp;     /* check mode: write pointer the checkpoint saw */
 	uint64_t max_seq, max_page_seq;
@@ -219,8 +219,8 @@ static int ck_short(struct recov *rc, uint32_t z)
 		if (rc->damage.v[i].zone == z)
 			return 0; /* already reported */
 	return rvec_push(&rc->damage, &(struct rent){.zone = z,
-	                                            .off = (uint32_t)rc->scan_end[z],
-	                                            .aux = SLAB_EPOCH_JOURNAL});
+	                                             .off = (uint32_t)rc->scan_end[z],
+	                                             .aux = SLAB_EPOCH_JOURNAL});
 }
 
 /* Damage found by the scan goes to the store's list, with the epoch whose
@@ -444,10 +444,11 @@ static int rc_slot(struct recov *rc, struct slab_epoch *e, const struct rent *v,
 
 	/* Counts from the device are bounded before anything is allocated. */
 	if (slot >= rc->slot_bound) {
-		syslog(LOG_ERR,
-		       "tslabfs: slab: damage: object slot %u of epoch %u (zone %u offset "
-		       "%u) cannot exist on this device",
-		       slot, slab_handle_epoch(v[i].handle), v[i].zone, v[i].off);
+		syslog(
+		    LOG_ERR,
+		    "tslabfs: slab: damage: object slot %u of epoch %u (zone %u offset "
+		    "%u) cannot exist on this device",
+		    slot, slab_handle_epoch(v[i].handle), v[i].zone, v[i].off);
 		return -EUCLEAN;
 	}
 	ret = slab_slot_grow(e, slot + 1);
@@ -839,6 +840,24 @@ static int rc_visit(struct recov *rc, const struct slab_page_hdr *ph, const uint
 	return ret;
 }
 
+/* Check mode: move the pass-2 scan ZS past the damaged page it stopped at,
+ * to the next valid page (as pass 1 did). 1 if it moved, 0 if not, -errno. */
+static int pass2_skip(struct recov *rc, struct slab_zscan *zs)
+{
+	bool damage;
+	uint64_t next;
+	int ret = slab_damage_classify(rc->st->dev, zs->zone, zs->pos, zs->end, false,
+	                               &damage, &next);
+
+	if (ret)
+		return ret;
+	if (next >= zs->end || next <= zs->pos)
+		return 0;
+	zs->pos = next;
+	zs->torn = false;
+	return 1;
+}
+
 /* Pass 2 for a live record known from the checkpoint: no device read. */
 static int ck_visit(struct recov *rc, const struct rent *le, slab_recover_fn fn,
                     void *ctx)
@@ -899,17 +918,27 @@ static int rc_pass2(struct recov *rc, slab_recover_fn fn, void *ctx)
 
 		ret = slab_zscan_init(&zs, rc->st->dev, z, rc->scan_end[z]);
 		zs.pos = rc->scan_start[z];
-		while (!ret && i < rc->live.n && lv[i].zone == z &&
-		       (ret = slab_zscan_next(&zs, &pg, &ph, &poff)) > 0) {
-			ret = 0;
+		for (;;) {
 			while (!ret && i < rc->live.n && lv[i].zone == z &&
-			       lv[i].off < poff + ph.used) {
-				uint32_t in = (uint32_t)(lv[i].off - poff);
+			       (ret = slab_zscan_next(&zs, &pg, &ph, &poff)) > 0) {
+				ret = 0;
+				while (!ret && i < rc->live.n && lv[i].zone == z &&
+				       lv[i].off < poff + ph.used) {
+					uint32_t in = (uint32_t)(lv[i].off - poff);
 
-				ret = rc_visit(rc, &ph, pg + in, ph.used - in, &lv[i], fn,
-				               ctx);
-				i++;
+					ret = rc_visit(rc, &ph, pg + in, ph.used - in,
+					               &lv[i], fn, ctx);
+					i++;
+				}
 			}
+			/* fsck: pass 1 went on after a damaged page; so does this */
+			if (ret || !zs.torn || !rc->st->check || i >= rc->live.n ||
+			    lv[i].zone != z)
+				break;
+			ret = pass2_skip(rc, &zs);
+			if (ret <= 0)
+				break;
+			ret = 0;
 		}
 		slab_zscan_fini(&zs);
 		if (ret < 0 || ret > 0)

@@ -124,6 +124,14 @@ int slab_sb_decode(const uint8_t *blk, struct slab_sb_info *sb, struct slab_sb_g
 	    sb->first_data_zone != SLAB_JOURNAL_FIRST + sb->journal_zones ||
 	    sb->first_data_zone >= g->nr_zones)
 		return -EUCLEAN;
+	/* reserved bytes are zero: the label's last byte, and everything after
+	 * the fixed fields when no checkpoint reference is carried */
+	if (blk[87])
+		return -EUCLEAN;
+	for (uint32_t i = SLAB_CKPT_REF_OFF;
+	     !(sb->features_compat & SLAB_FEAT_COMPAT_CKPT) && i < SLAB_SB_BLOCK; i++)
+		if (blk[i])
+			return -EUCLEAN;
 	return 0;
 }
 

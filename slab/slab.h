@@ -216,6 +216,8 @@ bool slab_has_error_mark(struct slab_store *st);
  * without guessing.
  */
 int slab_damage_repair(struct slab_store *st);
+/* Would slab_damage_repair() repair it? 0 or -EUCLEAN (any mount). */
+int slab_damage_repairable(struct slab_store *st);
 /* Clear the error mark of an undamaged store (fsck after a clean check). */
 int slab_error_mark_clear(struct slab_store *st);
 

@@ -596,8 +596,8 @@ struct slab_store {
 	pthread_mutex_t dmglock, sblock;
 	struct slab_damage *dmg;
 	size_t ndmg, dmg_cap;
-	bool damaged; /* damage known: no checkpoint is written from this view */
-	bool check;   /* mounted by fsck (slab_mount_opts.check) */
+	bool damaged;    /* damage known: no checkpoint is written from this view */
+	bool check;      /* mounted by fsck (slab_mount_opts.check) */
 	bool mounted_ro; /* the mount asked for read-only: nothing is written */
 };
 

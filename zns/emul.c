@@ -229,6 +229,9 @@ static int hdr_decode(const uint8_t *b, struct emul_hdr *h)
 	    h->total != h->first_zone_off + (uint64_t)h->nr_zones * h->zone_size ||
 	    (h->max_active && h->max_open > h->max_active))
 		return -EUCLEAN;
+	for (unsigned i = 80; i < EMUL_HDR_CSUM_OFF; i++)
+		if (b[i]) /* reserved, zero */
+			return -EUCLEAN;
 	return 0;
 }
 

@@ -92,13 +92,14 @@ static int build_base(void)
 		for (int i = 0; i < 20; i++) {
 			slab_handle_t h;
 			size_t n = (size_t)(i * 457) % sizeof(buf);
-			struct slab_obj o = {.kind = 1,
-			                     .attr = {.mode = 0100644, .nlink = 1, .size = n},
-			                     .parent = SLAB_HANDLE_ROOT,
-			                     .name = "f",
-			                     .name_len = 1,
-			                     .data = buf,
-			                     .data_len = n};
+			struct slab_obj o = {
+			    .kind = 1,
+			    .attr = {.mode = 0100644, .nlink = 1, .size = n},
+			    .parent = SLAB_HANDLE_ROOT,
+			    .name = "f",
+			    .name_len = 1,
+			    .data = buf,
+			    .data_len = n};
 
 			memset(buf, 'a' + i, n);
 			if (slab_obj_alloc(st, ep[e], &h) || slab_obj_put(st, h, &o))
@@ -144,7 +145,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argv;
 #if FUZZ_TARGET == T_EMUL
 	snprintf(emul_path, sizeof(emul_path), "%s/emul-%d",
-	         getenv("TSLAB_FUZZ_DIR") ? getenv("TSLAB_FUZZ_DIR") : "/tmp", (int)getpid());
+	         getenv("TSLAB_FUZZ_DIR") ? getenv("TSLAB_FUZZ_DIR") : "/tmp",
+	         (int)getpid());
 #endif
 #if FUZZ_TARGET == T_IMAGE
 	if (build_base()) {
