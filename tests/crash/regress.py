@@ -71,6 +71,14 @@ KNOWN_OPEN = [
         ("mkdir", "/L"), ("create", "/L/a", D("La", 0, 3000)), ("link", "/L/a", "/L/l"),
         ("fsync", "/L/a"), ("create", "/L/b", D("Lb", 0, 200)), ("rename", "/L/b", "/L/a"),
         ("fsyncdir", "/L"), ("create", "/L/c", D("Lc", 0, 100)), ("fsync", "/L/c")]]),
+    # OPEN, same trigger, found by the long run (random-3w-3): here the
+    # fsync'd link name l is the one lost (state: the flush at the start of
+    # the last fsyncdir)
+    ("rename-over-linked-l", [[
+        ("mkdir", "/L"), ("create", "/L/a", D("La", 0, 100)), ("link", "/L/a", "/L/l"),
+        ("fsync", "/L/a"), ("create", "/L/a", D("La", 1, 6000)), ("rename", "/L/a", "/L/f3"),
+        ("fsyncdir", "/L"), ("create", "/L/b", D("Lb", 0, 200)), ("rename", "/L/b", "/L/f3"),
+        ("fsyncdir", "/L")]]),
 ]
 
 
