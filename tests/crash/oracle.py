@@ -177,6 +177,10 @@ def _partials(op, pre, post):
     else:
         return []
     out = []
+    if k == "create":
+        # open(O_TRUNC) empties the inode (whatever name it is opened by)
+        # before the write
+        out.append((post[0], b"", post[2], post[3], post[4]))
     for b in range((off // PAGE + 1) * PAGE, off + len(d), PAGE):
         n = b - off
         base = old + bytes(max(0, off - len(old)))
