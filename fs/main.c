@@ -392,7 +392,8 @@ static int open_device(struct tslab_fs *fs)
 	if (fs->writelog && !fs->read_only) {
 		err = zns_wlog_start(fs->dev, fs->writelog);
 		if (err) {
-			tslab_log(LOG_ERR, "writelog=%s: %s", fs->writelog, strerror(-err));
+			tslab_log(LOG_ERR, "writelog=%s: %s", fs->writelog,
+			          strerror(-err));
 			goto close_dev;
 		}
 	}

@@ -77,7 +77,8 @@ static void wlog_append(struct zns_dev *dev, enum zns_wlog_type t, uint32_t zone
 		n = writev(w->fd, iov, len ? 2 : 1);
 		if (n != (ssize_t)want) {
 			w->broken = true;
-			fprintf(stderr, "zns: write log append failed (%s); logging stopped\n",
+			fprintf(stderr,
+			        "zns: write log append failed (%s); logging stopped\n",
 			        n < 0 ? strerror(errno) : "short write");
 		}
 	}

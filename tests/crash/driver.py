@@ -31,6 +31,7 @@ class Env:
         self.tslabfs, self.mkfs, self.apply_bin = tslabfs, mkfs, apply
         self.workdir = workdir
         self.verbose = verbose
+        self.fsck = os.environ.get("TSLAB_CRASH_FSCK")  # e.g. "fsck.tslabfs -n"
         os.makedirs(workdir, exist_ok=True)
         self.mnt = os.path.join(workdir, "mnt")
         os.makedirs(self.mnt, exist_ok=True)
@@ -223,17 +224,20 @@ def explore(env, name, writers, budget, rng, out=sys.stdout, size="16M", zone="1
             t = time.monotonic()
             # advance the base image to flush k
             while cur_k < k:
-                # image k holds every record up to bounds[k] (k = 0: none)
+                # the image at flush k holds every record up to bounds[k]
+                # (k = 0: none); advanced in place
                 bounds = [-1] + tr.flushes
-                nxt = d + "/base%d" % ((cur_k + 1) % 2)
-                err = ap.cmd("copy %s %s" % (cur_img, nxt))
+                err = None
+                if cur_img == base:
+                    cur_img = d + "/cur"
+                    err = ap.cmd("copy %s %s" % (base, cur_img))
                 idx = [r.i for r in tr.log.recs[bounds[cur_k] + 1:bounds[cur_k + 1] + 1]
                        if r.type in (wlog.WRITE, wlog.RESET, wlog.FINISH)]
                 if not err and idx:
-                    err = ap.cmd("apply %s %s" % (nxt, " ".join(map(str, idx))))
+                    err = ap.cmd("apply %s %s" % (cur_img, " ".join(map(str, idx))))
                 if err:
                     raise RuntimeError("%s: building flush %d: %s" % (name, cur_k + 1, err))
-                cur_k, cur_img = cur_k + 1, nxt
+                cur_k += 1
             st = d + "/state"
             err = ap.cmd("copy %s %s" % (cur_img, st))
             if not err and picks:
@@ -303,6 +307,14 @@ def minimize(env, ap, tr, k, fk, base_img, picks):
 
 def check_state(env, tr, fk, R, img):
     errp = os.path.join(env.workdir, "w", "check.err")
+    pre = []
+    if env.fsck:
+        # the corruption checker (issue 11), when given: fsck exit codes,
+        # 4 and up = errors left uncorrected
+        r = subprocess.run(env.fsck.split() + [img], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+        if r.returncode >= 4:
+            pre.append("fsck exit %d: %s" % (r.returncode, r.stdout.strip()[-300:]))
     with open(errp, "w") as errf:
         ok = env._start(img, None, errf)
     if not ok:
@@ -313,7 +325,7 @@ def check_state(env, tr, fk, R, img):
         tree = oracle.read_tree(env.mnt)
     finally:
         err = env._stop()
-    v = oracle.check(tr, fk, R, tree)
+    v = pre + oracle.check(tr, fk, R, tree)
     if err:
         v.append("unmount: %s" % err)
     return v

@@ -36,6 +36,8 @@ Further, for every state:
     other op on either name since: exactly one of the two names holds
     the file;
   - the mount succeeds, and reading never fails.
+Intermediate contents of one write(), split by the kernel into page-sized
+FUSE requests, count as values of the inode at that op (_partials).
 """
 import bisect
 import os
@@ -101,10 +103,14 @@ class Trace:
                 v = snap.get(p)
                 if j == 0 or prev_p.get(p) != v:
                     self.path_changes.setdefault(p, [(0, None)] if j else []).append((j, v))
+            op = self.rec.ops[self.op_of_snap[j]] if j else None
             for i in set(iv) | set(prev_i):
                 v = iv.get(i)
                 if j == 0 or prev_i.get(i) != v:
-                    self.inode_changes.setdefault(i, [(0, None)] if j else []).append((j, v))
+                    ch = self.inode_changes.setdefault(i, [(0, None)] if j else [])
+                    for pv in _partials(op, prev_i.get(i), v):
+                        ch.append((j, pv))
+                    ch.append((j, v))
             prev_p, prev_i = snap, iv
             if j:
                 op = self.rec.ops[self.op_of_snap[j]]
@@ -120,7 +126,8 @@ class Trace:
         out = [changes[k][1] if k >= 0 else None]
         for n in range(k + 1, len(changes)):
             c = changes[n][0]
-            nxt = changes[n + 1][0] if n + 1 < len(changes) else float("inf")
+            m = bisect.bisect_right(js, c)
+            nxt = js[m] if m < len(js) else float("inf")
             x = bisect.bisect_left(live, c)
             if x < len(live) and live[x] < nxt:
                 out.append(changes[n][1])
@@ -151,6 +158,37 @@ class Trace:
                 for o, b in enumerate(d):
                     self.by_offset.setdefault(o, set()).add(b)
         return all(b == 0 or b in self.by_offset.get(o, ()) for o, b in enumerate(data))
+
+
+PAGE = 4096
+
+
+def _partials(op, pre, post):
+    """Contents a crash can show part-way through OP: the kernel sends a
+    write() as FUSE WRITE requests split at page boundaries, and each
+    request is applied (and may be committed) on its own."""
+    if op is None or post is None or post[0] != "f":
+        return []
+    k = op[0]
+    old = pre[1] if pre is not None and pre[0] == "f" else b""
+    if k == "create":
+        off, d, old = 0, op[2], b""
+    elif k == "write":
+        off, d = op[2], op[3]
+    elif k == "append":
+        off, d = len(old), op[2]
+    else:
+        return []
+    out = []
+    if k == "create":
+        # open(O_TRUNC) empties the inode (whatever name it is opened by)
+        # before the write
+        out.append((post[0], b"", post[2], post[3], post[4]))
+    for b in range((off // PAGE + 1) * PAGE, off + len(d), PAGE):
+        n = b - off
+        base = old + bytes(max(0, off - len(old)))
+        out.append((post[0], base[:off] + d[:n] + base[off + n:], post[2], post[3], post[4]))
+    return out
 
 
 def _children(paths, d):

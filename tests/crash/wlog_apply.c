@@ -47,7 +47,8 @@ static int sparse_copy(const char *src, const char *dst)
 			break;
 		}
 		for (off_t a = data, b = data; a < hole;) {
-			ssize_t n = copy_file_range(in, &a, out, &b, (size_t)(hole - a), 0);
+			ssize_t n =
+			    copy_file_range(in, &a, out, &b, (size_t)(hole - a), 0);
 
 			if (n <= 0) {
 				ret = n < 0 ? -errno : -EIO;

@@ -246,10 +246,13 @@ def ace_workloads(big=False):
         ("rename", "/A/D", "/A/E"),
         ("mkdir", "/A/N"),
         ("rmdir", "/B"),
+        ("rmdir", "/A/D"),
         ("setx", "/A/foo", "user.k", b"v1"),
         ("chmod", "/A/foo", 0o600),
     ]
-    pre_b = [("unlink", "/B/baz")]
+    # rmdir needs an empty directory: these unlinks go first (no
+    # persistence point of their own)
+    pre = {"/B": [("unlink", "/B/baz")], "/A/D": [("unlink", "/A/D/bar")]}
 
     def persist(op, variant):
         # the persistence point ACE puts after an op: fsync of the file,
@@ -295,7 +298,7 @@ def ace_workloads(big=False):
         for v in range(3):
             seq = [a]
             if a[0] == "rmdir":
-                seq = pre_b + seq
+                seq = pre[a[1]] + seq
             if valid(seq):
                 n += 1
                 yield "ace1-%d" % n, setup + _with_persist(seq, persist, v)
@@ -303,7 +306,7 @@ def ace_workloads(big=False):
         for b in core:
             seq = [a, b]
             if b[0] == "rmdir":
-                seq = [a] + pre_b + [b]
+                seq = [a] + pre[b[1]] + [b]
             if valid(seq):
                 n += 1
                 yield "ace2-%d" % n, setup + _with_persist(seq, persist, n % 3)
@@ -319,7 +322,7 @@ def _with_persist(seq, persist, v):
     out = []
     for op in seq:
         out.append(op)
-        if op[0] != "unlink" or op[1] != "/B/baz":
+        if op not in (("unlink", "/B/baz"), ("unlink", "/A/D/bar")) or op is seq[-1]:
             out.append(persist(op, v))
     return out
 

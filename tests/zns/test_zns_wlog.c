@@ -27,7 +27,7 @@ static char dir[256], img[300], base[300], copy[300], logp[300];
 
 #define LBA 4096u
 #define ZSZ (64u * 4096u)
-#define NZ 8u
+#define NZ  8u
 
 static int suite_setup(void **state)
 {
@@ -139,10 +139,9 @@ static void test_record_and_replay_all(void **state)
 	struct zns_wlog_reader *r;
 	struct zns_wlog_rec rec;
 	struct zns_dev *a, *b;
-	static const enum zns_wlog_type want[] = {ZNS_WLOG_WRITE, ZNS_WLOG_FLUSH,
-	                                          ZNS_WLOG_WRITE, ZNS_WLOG_MARK,
-	                                          ZNS_WLOG_RESET, ZNS_WLOG_WRITE,
-	                                          ZNS_WLOG_FINISH};
+	static const enum zns_wlog_type want[] = {
+	    ZNS_WLOG_WRITE, ZNS_WLOG_FLUSH, ZNS_WLOG_WRITE, ZNS_WLOG_MARK,
+	    ZNS_WLOG_RESET, ZNS_WLOG_WRITE, ZNS_WLOG_FINISH};
 
 	(void)state;
 	record();
