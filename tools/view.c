@@ -289,7 +289,7 @@ void ctl_print_zones(const struct ctl_view *v, bool json, bool color)
 		if (e)
 			printf("  %s%s\n", e->path, z->owners > 1 ? " (+ others)" : "");
 		else
-			printf("  %s\n", !strcmp(z->use, "meta") ? "(superblock/journal)" : "-");
+			printf("  %s\n", !strcmp(z->use, "meta") ? "(metadata: superblock, journal or checkpoint)" : "-");
 	}
 }
 
