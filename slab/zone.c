@@ -152,7 +152,8 @@ void slab_zone_release(struct slab_store *st, struct slab_epoch *e)
 
 		zn->writers--;
 		e->cur_zone = SLAB_LOC_NONE;
-		if (!zn->writers && zn->state == ZS_OPEN && !pthread_mutex_trylock(&zn->wlock)) {
+		if (!zn->writers && zn->state == ZS_OPEN &&
+		    !pthread_mutex_trylock(&zn->wlock)) {
 			zone_finish_locked(st, z);
 			pthread_mutex_unlock(&zn->wlock);
 		}
