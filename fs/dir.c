@@ -248,7 +248,8 @@ static int rename_locked(struct tslab_fs *fs, struct rn *r, unsigned flags)
 	 * one keeps its name (its object cannot be rewritten). */
 	if (tslab_sealed_check(r->pep) || tslab_sealed_check(r->npep) ||
 	    tslab_sealed_check(tslab_epoch_get(fs, tslab_epoch_of(r->sip->ino))) ||
-	    (r->tip && tslab_sealed_check(tslab_epoch_get(fs, tslab_epoch_of(r->tip->ino)))))
+	    (r->tip &&
+	     tslab_sealed_check(tslab_epoch_get(fs, tslab_epoch_of(r->tip->ino)))))
 		return -EROFS;
 	if (!move_ok(r->s, r->sip, r->npep->id))
 		return -EXDEV;

@@ -224,7 +224,7 @@ struct tslab_policy {
 	int clock_fd;       /* TSLAB_TEST_CLOCK_FILE, -1 = real time */
 	pthread_t thread;
 	bool started, stopping, kick;
-	bool stuck; /* over space_pct with nothing the policy may drop */
+	bool stuck;                 /* over space_pct with nothing the policy may drop */
 	_Atomic uint64_t unflushed; /* bytes accepted since the last pass */
 	uint64_t chunk;             /* unflushed that triggers a pass */
 	pthread_mutex_t mu;
@@ -544,8 +544,8 @@ int tslab_drop_epoch_dir(struct tslab_fs *fs, struct tslab_epoch *pep,
 /* rmdir of epoch directory NAME in PARENT (the one path for rmdir, policy
  * and control drops). EXPECT: epoch id the directory must have, 0 = any.
  * Logs name, files, bytes and REASON. */
-int tslab_drop_epoch(struct tslab_fs *fs, fuse_ino_t parent, const char *name,
-                     size_t len, uint32_t expect, const char *reason);
+int tslab_drop_epoch(struct tslab_fs *fs, fuse_ino_t parent, const char *name, size_t len,
+                     uint32_t expect, const char *reason);
 
 /* ---- notify (ops.c) / commit (ns.c) threads ---------------------------- */
 int tslab_threads_start(struct tslab_fs *fs);

@@ -816,8 +816,8 @@ int tslab_drop_epoch_dir(struct tslab_fs *fs, struct tslab_epoch *pep,
 	return 0;
 }
 
-int tslab_drop_epoch(struct tslab_fs *fs, fuse_ino_t parent, const char *name,
-                     size_t len, uint32_t expect, const char *reason)
+int tslab_drop_epoch(struct tslab_fs *fs, fuse_ino_t parent, const char *name, size_t len,
+                     uint32_t expect, const char *reason)
 {
 	struct slab_epoch_stats es = {0};
 	struct tslab_inode *pip, *ip;

@@ -225,7 +225,8 @@ static int collect(struct tslab_fs *fs, struct cand **out, size_t *n)
 		if (ep->id == SLAB_EPOCH_ROOT)
 			continue;
 		if (cnt == cap) {
-			uint32_t *p = realloc(ids, (cap = cap ? cap * 2 : 64) * sizeof(*ids));
+			uint32_t *p =
+			    realloc(ids, (cap = cap ? cap * 2 : 64) * sizeof(*ids));
 
 			if (!p) {
 				pthread_mutex_unlock(&fs->epochs_lock);
@@ -295,8 +296,8 @@ static void policy_drop(struct tslab_fs *fs, struct cand *c, const char *why)
 	int err = tslab_policy_drop(fs, c->dir, why);
 
 	if (err && err != -ENOENT && err != -ESTALE)
-		tslab_log(LOG_WARNING, "%s: policy: dropping epoch %u (%s): %s", fs->device,
-		          c->id, why, strerror(-err));
+		tslab_log(LOG_WARNING, "%s: policy: dropping epoch %u (%s): %s",
+		          fs->device, c->id, why, strerror(-err));
 }
 
 static void policy_pass(struct tslab_fs *fs)
@@ -327,18 +328,21 @@ static void policy_pass(struct tslab_fs *fs)
 
 		if (!err) {
 			atomic_fetch_add(&p->sealed, 1);
-			tslab_log(LOG_NOTICE, "%s: sealed epoch %u (seal_idle=%" PRIu64
+			tslab_log(LOG_NOTICE,
+			          "%s: sealed epoch %u (seal_idle=%" PRIu64
 			          "s: last write %" PRId64 " s ago)",
-			          fs->device, c[i].id, p->seal_idle, now - c[i].last_write);
+			          fs->device, c[i].id, p->seal_idle,
+			          now - c[i].last_write);
 		} else if (err != -ENOENT && err != -ESTALE && err != -EBUSY) {
-			tslab_log(LOG_WARNING, "%s: policy: sealing epoch %u: %s", fs->device,
-			          c[i].id, strerror(-err));
+			tslab_log(LOG_WARNING, "%s: policy: sealing epoch %u: %s",
+			          fs->device, c[i].id, strerror(-err));
 		}
 	}
 	for (size_t i = 0; p->retention && i < unprot; i++) {
 		if (now - c[i].last_write < (int64_t)p->retention)
 			continue;
-		snprintf(why, sizeof(why), "retention=%" PRIu64 "s, last write %" PRId64 " s ago",
+		snprintf(why, sizeof(why),
+		         "retention=%" PRIu64 "s, last write %" PRId64 " s ago",
 		         p->retention, now - c[i].last_write);
 		policy_drop(fs, &c[i], why);
 		c[i].id = 0; /* gone */
@@ -352,7 +356,8 @@ static void policy_pass(struct tslab_fs *fs)
 			continue;
 		uint64_t bp = used_bp(fs);
 
-		snprintf(why, sizeof(why), "retention_space=%u%%, %" PRIu64 ".%02" PRIu64 "%% used",
+		snprintf(why, sizeof(why),
+		         "retention_space=%u%%, %" PRIu64 ".%02" PRIu64 "%% used",
 		         p->space_pct, bp / 100, bp % 100);
 		policy_drop(fs, &c[i], why);
 	}
@@ -500,7 +505,8 @@ struct tbuf {
 	int err;
 };
 
-static void tb_printf(struct tbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tb_printf(struct tbuf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void tb_printf(struct tbuf *b, const char *fmt, ...)
 {
 	va_list ap;
@@ -510,7 +516,8 @@ static void tb_printf(struct tbuf *b, const char *fmt, ...)
 		return;
 	for (;;) {
 		va_start(ap, fmt);
-		n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+		n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0,
+		              fmt, ap);
 		va_end(ap);
 		if (n < 0) {
 			b->err = -EINVAL;
@@ -580,8 +587,9 @@ int tslab_policy_epochs_text(struct tslab_fs *fs, char **out, size_t *len)
 	if (!ids)
 		return -ENOMEM;
 	n = slab_epoch_list(fs->st, ids, (uint32_t)n0 + 16);
-	tb_printf(&b, "id\tpath\tfiles\tbytes\tzones\tpages\tcreated\tlast_write\tsealed\t"
-	              "retention_due\n");
+	tb_printf(&b,
+	          "id\tpath\tfiles\tbytes\tzones\tpages\tcreated\tlast_write\tsealed\t"
+	          "retention_due\n");
 	for (int i = 0; i < n && i < n0 + 16; i++) {
 		struct tslab_epoch *ep = tslab_epoch_get(fs, ids[i]);
 		struct slab_epoch_stats s;
@@ -614,10 +622,11 @@ int tslab_policy_epochs_text(struct tslab_fs *fs, char **out, size_t *len)
 		}
 		esc[e] = 0;
 		tb_printf(&b,
-		          "%" PRIu32 "\t%s\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu32 "\t%" PRIu64
-		          "\t%" PRId64 "\t%" PRId64 "\t%d\t%s\n",
+		          "%" PRIu32 "\t%s\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu32
+		          "\t%" PRIu64 "\t%" PRId64 "\t%" PRId64 "\t%d\t%s\n",
 		          ep->id, esc, s.objects, s.live_bytes, s.zones, s.pages,
-		          (int64_t)(ep->created / 1000000000), (int64_t)ep->last_write, s.sealed ? 1 : 0, due);
+		          (int64_t)(ep->created / 1000000000), (int64_t)ep->last_write,
+		          s.sealed ? 1 : 0, due);
 		pthread_mutex_unlock(&ep->lock);
 	}
 	free(ids);
@@ -664,10 +673,11 @@ int tslab_policy_zones_text(struct tslab_fs *fs, char **out, size_t *len)
 
 		if (zi[z].owner != SLAB_ZONE_NO_OWNER)
 			snprintf(owner, sizeof(owner), "%" PRIu32, zi[z].owner);
-		tb_printf(&b, "%d\t%s\t%" PRIu64 "\t%s%s\t%s\t%" PRIu32 "\t%" PRIu64 "\n", z,
+		tb_printf(&b, "%d\t%s\t%" PRIu64 "\t%s%s\t%s\t%" PRIu32 "\t%" PRIu64 "\n",
+		          z,
 		          rep[z].cond <= ZNS_COND_OFFLINE ? cond_names[rep[z].cond] : "?",
-		          rep[z].wp, use_names[zi[z].use], zi[z].root ? "/root" : "", owner,
-		          zi[z].owners, zi[z].live);
+		          rep[z].wp, use_names[zi[z].use], zi[z].root ? "/root" : "",
+		          owner, zi[z].owners, zi[z].live);
 	}
 	err = tb_done(&b, out, len);
 free_bufs:

@@ -32,12 +32,12 @@
 #define TSLAB_XATTR_RESERVED "user.tslab."
 
 static const char *const epoch_attrs[] = {
-    "user.tslab.files",   "user.tslab.bytes",      "user.tslab.slabs",
-    "user.tslab.zones",   "user.tslab.created",    "user.tslab.last_write",
-    "user.tslab.sealed",  "user.tslab.retention_due", "user.tslab.drop"};
+    "user.tslab.files",  "user.tslab.bytes",         "user.tslab.slabs",
+    "user.tslab.zones",  "user.tslab.created",       "user.tslab.last_write",
+    "user.tslab.sealed", "user.tslab.retention_due", "user.tslab.drop"};
 static const char *const root_attrs[] = {"user.tslab.epochs", "user.tslab.zonemap",
                                          "user.tslab.gc"};
-#define N_ROOT_ATTRS (sizeof(root_attrs) / sizeof(root_attrs[0]))
+#define N_ROOT_ATTRS  (sizeof(root_attrs) / sizeof(root_attrs[0]))
 #define N_EPOCH_ATTRS (sizeof(epoch_attrs) / sizeof(epoch_attrs[0]))
 
 static bool has_epoch_attrs(const struct tslab_inode *ip)
@@ -76,7 +76,8 @@ static int epoch_attr(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_
 	if (err)
 		return tslab_err(fs, err, "reading epoch statistics");
 	if (!strcmp(name, "user.tslab.created"))
-		return snprintf(out, outlen, "%" PRId64, (int64_t)(ep->created / 1000000000));
+		return snprintf(out, outlen, "%" PRId64,
+		                (int64_t)(ep->created / 1000000000));
 	if (!strcmp(name, "user.tslab.last_write"))
 		return snprintf(out, outlen, "%" PRId64, (int64_t)ep->last_write);
 	if (!strcmp(name, "user.tslab.retention_due"))
@@ -163,14 +164,17 @@ static int control_set(struct tslab_fs *fs, fuse_req_t req, fuse_ino_t ino,
 	if (!strcmp(name, "user.tslab.sealed"))
 		return value_is(value, size, "1") ? tslab_policy_seal(fs, ino) : -EINVAL;
 	if (!strcmp(name, "user.tslab.drop"))
-		return value_is(value, size, "1") ? tslab_policy_drop(fs, ino, "control attribute")
-		                                   : -EINVAL;
+		return value_is(value, size, "1")
+		           ? tslab_policy_drop(fs, ino, "control attribute")
+		           : -EINVAL;
 	if (!strcmp(name, "user.tslab.gc") && ino == SLAB_HANDLE_ROOT) {
 		if (!value_is(value, size, "run"))
 			return -EINVAL;
-		err = slab_gc_run(fs->st, (uint32_t)slab_zone_map(fs->st, NULL, 0), &done);
+		err =
+		    slab_gc_run(fs->st, (uint32_t)slab_zone_map(fs->st, NULL, 0), &done);
 		if (!err)
-			tslab_log(LOG_INFO, "%s: gc run: %u zones collected", fs->device, done);
+			tslab_log(LOG_INFO, "%s: gc run: %u zones collected", fs->device,
+			          done);
 		return err ? tslab_err(fs, err, "collecting garbage") : 0;
 	}
 	return -EPERM;

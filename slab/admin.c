@@ -74,7 +74,8 @@ int slab_zone_map(struct slab_store *st, struct slab_zone_info *out, uint32_t n)
 			for (uint32_t i = 0; i < e->ez_n; i++) {
 				uint32_t z = e->ez[i].zone;
 
-				if (z >= nz || e->ez[i].zgen != st->zones[z].gen || !e->ez[i].live)
+				if (z >= nz || e->ez[i].zgen != st->zones[z].gen ||
+				    !e->ez[i].live)
 					continue;
 				if (!out[z].owners++)
 					out[z].owner = id;

@@ -382,10 +382,10 @@ enum slab_zone_use {
 #define SLAB_ZONE_NO_OWNER UINT32_MAX
 struct slab_zone_info {
 	uint32_t zone;
-	uint8_t use;   /* enum slab_zone_use */
-	bool root;     /* holds root-epoch pages */
-	uint64_t wp;   /* bytes written since the last reset */
-	uint64_t live; /* live record bytes; wp - live is dead or padding */
+	uint8_t use;     /* enum slab_zone_use */
+	bool root;       /* holds root-epoch pages */
+	uint64_t wp;     /* bytes written since the last reset */
+	uint64_t live;   /* live record bytes; wp - live is dead or padding */
 	uint32_t owner;  /* first epoch with live pages here, or SLAB_ZONE_NO_OWNER */
 	uint32_t owners; /* epochs with live pages here */
 };

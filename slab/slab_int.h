@@ -672,6 +672,7 @@ int slab_zone_write_page(struct slab_store *st, struct slab_epoch *e, const uint
                          uint32_t *zgen);
 /* Epoch E stops writing to its current zone (epoch lock held). */
 void slab_zone_detach(struct slab_store *st, struct slab_epoch *e);
+void slab_zone_release(struct slab_store *st, struct slab_epoch *e);
 /* Reset a data zone whose live bytes are 0 and that is not open (st->zlock
  * not held). Returns 0, -EBUSY when it became live/open meanwhile, or -errno. */
 int slab_zone_reset(struct slab_store *st, uint32_t zone);

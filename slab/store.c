@@ -856,7 +856,7 @@ static int seal_locked(struct slab_store *st, struct slab_epoch *e, uint32_t epo
 	/* Best effort: if this write fails the marker still goes to the
 	 * journal with the sync, which reports the device error. */
 	if (slab_page_write(st, e, false) == 0)
-		slab_zone_detach(st, e);
+		slab_zone_release(st, e);
 	return 0;
 }
 

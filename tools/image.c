@@ -101,8 +101,8 @@ static void dir_path(const struct scan *s, slab_handle_t h, char *out, size_t ca
 	const struct dir *chain[64];
 	size_t n = 0, pos = 0;
 
-	for (const struct dir *d = dir_find(s, h); d && d->h != SLAB_HANDLE_ROOT && n < 64;
-	     d = dir_find(s, d->parent))
+	for (const struct dir *d = dir_find(s, h);
+	     d && d->h != SLAB_HANDLE_ROOT && n < 64; d = dir_find(s, d->parent))
 		chain[n++] = d;
 	out[0] = 0;
 	while (n-- > 0) {
@@ -121,7 +121,8 @@ struct tb {
 	size_t len, cap;
 };
 
-static void tb_add(struct tb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tb_add(struct tb *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void tb_add(struct tb *b, const char *fmt, ...)
 {
 	va_list ap;
@@ -169,17 +170,18 @@ static char *epochs_text(struct slab_store *st, struct scan *s)
 			memset(t, 0, sizeof(*t));
 		dir_path(s, ids[i] == 0 ? SLAB_HANDLE_ROOT : t->dir, path, sizeof(path));
 		tb_add(&b,
-		       "%" PRIu32 "\t%s\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu32 "\t%" PRIu64 "\t%" PRId64
-		       "\t%" PRId64 "\t%d\t-\n",
+		       "%" PRIu32 "\t%s\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu32 "\t%" PRIu64
+		       "\t%" PRId64 "\t%" PRId64 "\t%d\t-\n",
 		       ids[i], path, es.objects, es.live_bytes, es.zones, es.pages,
-		       ids[i] == 0 ? 0 : t->created / 1000000000, t->last_write, es.sealed);
+		       ids[i] == 0 ? 0 : t->created / 1000000000, t->last_write,
+		       es.sealed);
 	}
 	free(ids);
 	return b.s;
 }
 
-static const char *const cond_names[] = {"conv", "empty", "imp_open", "exp_open",
-                                         "closed", "full", "ro", "offline"};
+static const char *const cond_names[] = {"conv",   "empty", "imp_open", "exp_open",
+                                         "closed", "full",  "ro",       "offline"};
 static const char *const use_names[] = {"free", "open", "full", "meta", "gc", "bad"};
 
 static char *zones_text(struct zns_dev *dev, struct slab_store *st)
@@ -199,8 +201,12 @@ static char *zones_text(struct zns_dev *dev, struct slab_store *st)
 
 			if (zi[z].owner != SLAB_ZONE_NO_OWNER)
 				snprintf(owner, sizeof(owner), "%" PRIu32, zi[z].owner);
-			tb_add(&b, "%d\t%s\t%" PRIu64 "\t%s%s\t%s\t%" PRIu32 "\t%" PRIu64 "\n", z,
-			       rep[z].cond <= ZNS_COND_OFFLINE ? cond_names[rep[z].cond] : "?",
+			tb_add(&b,
+			       "%d\t%s\t%" PRIu64 "\t%s%s\t%s\t%" PRIu32 "\t%" PRIu64
+			       "\n",
+			       z,
+			       rep[z].cond <= ZNS_COND_OFFLINE ? cond_names[rep[z].cond]
+			                                       : "?",
 			       rep[z].wp, use_names[zi[z].use], zi[z].root ? "/root" : "",
 			       owner, zi[z].owners, zi[z].live);
 		}
@@ -232,7 +238,8 @@ int ctl_image_texts(const char *path, struct ctl_texts *t)
 	int err = zns_open(path, ZNS_OPEN_RDONLY | ZNS_OPEN_EXCL, &dev);
 
 	if (err == -EBUSY) {
-		fprintf(stderr, "tslabctl: %s is in use (mounted? then name the mountpoint)\n",
+		fprintf(stderr,
+		        "tslabctl: %s is in use (mounted? then name the mountpoint)\n",
 		        path);
 		return err;
 	}

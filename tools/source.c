@@ -84,8 +84,8 @@ int ctl_load(const char *path, struct ctl_texts *t)
 	if (!err)
 		err = get_text(t->root, "user.tslab.gc", &t->gc);
 	if (err) {
-		fprintf(stderr, "tslabctl: %s: reading the control attributes: %s\n", t->root,
-		        strerror(-err));
+		fprintf(stderr, "tslabctl: %s: reading the control attributes: %s\n",
+		        t->root, strerror(-err));
 		ctl_texts_free(t);
 	}
 	return err;

@@ -21,30 +21,31 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-	        "Usage: tslabctl [--json] [--color] COMMAND ARGS\n"
-	        "\n"
-	        "PATH is a directory on a mounted tslabfs, or an unmounted image file\n"
-	        "or device (read-only: stat, zones, gc status).\n"
-	        "\n"
-	        "Commands:\n"
-	        "  stat PATH           every epoch: files, bytes, zones, created, last\n"
-	        "                      write, sealed, retention due\n"
-	        "  zones PATH          zone map: condition, write pointer, use, owner\n"
-	        "                      epoch, live and dead bytes, a bar per zone\n"
-	        "  seal EPOCHDIR       seal an epoch: read-only from now on\n"
-	        "  drop EPOCHDIR       drop an epoch (what rmdir of it does)\n"
-	        "  gc run PATH         collect zones holding dead bytes (mounted)\n"
-	        "  gc status PATH      GC counters\n"
-	        "  check DEVICE [ARGS] run fsck.tslabfs on an unmounted DEVICE\n"
-	        "\n"
-	        "Options:\n"
-	        "  -j, --json          machine-readable output (stat, zones, gc status)\n"
-	        "  -c, --color         colour the zone bars (default: when a terminal)\n"
-	        "  -h, --help          this help\n"
-	        "\n"
-	        "seal, drop and gc run need root or the owner of the directory.\n"
-	        "Exit status: 0 success, 1 error, 2 usage error; check: fsck.tslabfs's.\n");
+	fprintf(
+	    f,
+	    "Usage: tslabctl [--json] [--color] COMMAND ARGS\n"
+	    "\n"
+	    "PATH is a directory on a mounted tslabfs, or an unmounted image file\n"
+	    "or device (read-only: stat, zones, gc status).\n"
+	    "\n"
+	    "Commands:\n"
+	    "  stat PATH           every epoch: files, bytes, zones, created, last\n"
+	    "                      write, sealed, retention due\n"
+	    "  zones PATH          zone map: condition, write pointer, use, owner\n"
+	    "                      epoch, live and dead bytes, a bar per zone\n"
+	    "  seal EPOCHDIR       seal an epoch: read-only from now on\n"
+	    "  drop EPOCHDIR       drop an epoch (what rmdir of it does)\n"
+	    "  gc run PATH         collect zones holding dead bytes (mounted)\n"
+	    "  gc status PATH      GC counters\n"
+	    "  check DEVICE [ARGS] run fsck.tslabfs on an unmounted DEVICE\n"
+	    "\n"
+	    "Options:\n"
+	    "  -j, --json          machine-readable output (stat, zones, gc status)\n"
+	    "  -c, --color         colour the zone bars (default: when a terminal)\n"
+	    "  -h, --help          this help\n"
+	    "\n"
+	    "seal, drop and gc run need root or the owner of the directory.\n"
+	    "Exit status: 0 success, 1 error, 2 usage error; check: fsck.tslabfs's.\n");
 }
 
 static int set_control(const char *path, const char *name, const char *value)

@@ -30,23 +30,25 @@ static int parse_epochs(char *text, struct ctl_view *v)
 	size_t cap = 0;
 	char *save = NULL;
 
-	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+	for (char *line = strtok_r(text, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
 		struct ctl_epoch e = {0};
 		char path[2048], due[32];
 
 		if (!strncmp(line, "id\t", 3))
 			continue;
 		if (sscanf(line,
-		           "%" SCNu32 "\t%2047[^\t]\t%" SCNu64 "\t%" SCNu64 "\t%" SCNu32 "\t%" SCNu64
-		           "\t%" SCNd64 "\t%" SCNd64 "\t%d\t%31s",
-		           &e.id, path, &e.files, &e.bytes, &e.zones, &e.pages, &e.created,
-		           &e.last_write, &e.sealed, due) != 10)
+		           "%" SCNu32 "\t%2047[^\t]\t%" SCNu64 "\t%" SCNu64 "\t%" SCNu32
+		           "\t%" SCNu64 "\t%" SCNd64 "\t%" SCNd64 "\t%d\t%31s",
+		           &e.id, path, &e.files, &e.bytes, &e.zones, &e.pages,
+		           &e.created, &e.last_write, &e.sealed, due) != 10)
 			return -EPROTO;
 		unescape(path);
 		snprintf(e.path, sizeof(e.path), "%s", path);
 		snprintf(e.due, sizeof(e.due), "%s", due);
 		if (v->ne == cap) {
-			struct ctl_epoch *p = realloc(v->e, (cap = cap ? cap * 2 : 64) * sizeof(*p));
+			struct ctl_epoch *p =
+			    realloc(v->e, (cap = cap ? cap * 2 : 64) * sizeof(*p));
 
 			if (!p)
 				return -ENOMEM;
@@ -62,8 +64,9 @@ static int parse_zones(char *text, struct ctl_view *v)
 	char *save = NULL, *line = strtok_r(text, "\n", &save);
 	size_t n;
 
-	if (!line || sscanf(line, "zones %zu capacity %" SCNu64 " max_active %u max_open %u", &n,
-	                    &v->capacity, &v->max_active, &v->max_open) != 4)
+	if (!line ||
+	    sscanf(line, "zones %zu capacity %" SCNu64 " max_active %u max_open %u", &n,
+	           &v->capacity, &v->max_active, &v->max_open) != 4)
 		return -EPROTO;
 	v->z = calloc(n ? n : 1, sizeof(*v->z));
 	if (!v->z)
@@ -71,8 +74,11 @@ static int parse_zones(char *text, struct ctl_view *v)
 	while ((line = strtok_r(NULL, "\n", &save)) && v->nz < n) {
 		struct ctl_zone *z = &v->z[v->nz];
 
-		if (sscanf(line, "%" SCNu32 "\t%15s\t%" SCNu64 "\t%23s\t%15s\t%" SCNu32 "\t%" SCNu64,
-		           &z->zone, z->cond, &z->wp, z->use, z->owner, &z->owners, &z->live) != 7)
+		if (sscanf(line,
+		           "%" SCNu32 "\t%15s\t%" SCNu64 "\t%23s\t%15s\t%" SCNu32
+		           "\t%" SCNu64,
+		           &z->zone, z->cond, &z->wp, z->use, z->owner, &z->owners,
+		           &z->live) != 7)
 			return -EPROTO;
 		v->nz++;
 	}
@@ -99,8 +105,9 @@ int ctl_parse(const struct ctl_texts *t, struct ctl_view *v)
 	free(z);
 	if (err)
 		fprintf(stderr, "tslabctl: %s\n",
-		        err == -EPROTO ? "unexpected control text (daemon of another version?)"
-		                       : strerror(-err));
+		        err == -EPROTO
+		            ? "unexpected control text (daemon of another version?)"
+		            : strerror(-err));
 	return err;
 }
 
@@ -177,17 +184,19 @@ void ctl_print_stat(const struct ctl_view *v, bool json)
 
 			printf("%s{\"id\":%" PRIu32 ",\"path\":", i ? "," : "", e->id);
 			json_str(e->path);
-			printf(",\"files\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"zones\":%" PRIu32
-			       ",\"pages\":%" PRIu64 ",\"created\":%" PRId64 ",\"last_write\":%" PRId64
+			printf(",\"files\":%" PRIu64 ",\"bytes\":%" PRIu64
+			       ",\"zones\":%" PRIu32 ",\"pages\":%" PRIu64
+			       ",\"created\":%" PRId64 ",\"last_write\":%" PRId64
 			       ",\"sealed\":%s,\"retention_due\":%s}",
-			       e->files, e->bytes, e->zones, e->pages, e->created, e->last_write,
-			       e->sealed ? "true" : "false", strcmp(e->due, "-") ? e->due : "null");
+			       e->files, e->bytes, e->zones, e->pages, e->created,
+			       e->last_write, e->sealed ? "true" : "false",
+			       strcmp(e->due, "-") ? e->due : "null");
 		}
 		printf("]}\n");
 		return;
 	}
-	printf("%-24s %10s %10s %5s %-20s %-20s %-6s %s\n", "EPOCH", "FILES", "BYTES", "ZONES",
-	       "CREATED", "LAST WRITE", "SEALED", "RETENTION DUE");
+	printf("%-24s %10s %10s %5s %-20s %-20s %-6s %s\n", "EPOCH", "FILES", "BYTES",
+	       "ZONES", "CREATED", "LAST WRITE", "SEALED", "RETENTION DUE");
 	for (size_t i = 0; i < v->ne; i++) {
 		const struct ctl_epoch *e = &v->e[i];
 		char c[32], w[32], d[32], hb[16];
@@ -199,16 +208,17 @@ void ctl_print_stat(const struct ctl_view *v, bool json)
 		else
 			snprintf(d, sizeof(d), "-");
 		human(e->bytes, hb, sizeof(hb));
-		printf("%-24s %10" PRIu64 " %10s %5" PRIu32 " %-20s %-20s %-6s %s\n", e->path,
-		       e->files, hb, e->zones, c, w, e->sealed ? "yes" : "no", d);
+		printf("%-24s %10" PRIu64 " %10s %5" PRIu32 " %-20s %-20s %-6s %s\n",
+		       e->path, e->files, hb, e->zones, c, w, e->sealed ? "yes" : "no",
+		       d);
 		files += e->files;
 		bytes += e->bytes;
 	}
 	char hb[16];
 
 	human(bytes, hb, sizeof(hb));
-	printf("%zu epochs (root included), %" PRIu64 " objects, %s live (every depth)\n", v->ne,
-	       files, hb);
+	printf("%zu epochs (root included), %" PRIu64 " objects, %s live (every depth)\n",
+	       v->ne, files, hb);
 }
 
 #define BAR 32
@@ -244,10 +254,12 @@ void ctl_print_zones(const struct ctl_view *v, bool json, bool color)
 	uint32_t open = 0;
 
 	for (size_t i = 0; i < v->nz; i++)
-		open += !strcmp(v->z[i].cond, "imp_open") || !strcmp(v->z[i].cond, "exp_open") ||
+		open += !strcmp(v->z[i].cond, "imp_open") ||
+		        !strcmp(v->z[i].cond, "exp_open") ||
 		        !strcmp(v->z[i].cond, "closed");
 	if (json) {
-		printf("{\"capacity\":%" PRIu64 ",\"max_active\":%u,\"max_open\":%u,\"active\":%u,"
+		printf("{\"capacity\":%" PRIu64
+		       ",\"max_active\":%u,\"max_open\":%u,\"active\":%u,"
 		       "\"zones\":[",
 		       v->capacity, v->max_active, v->max_open, open);
 		for (size_t i = 0; i < v->nz; i++) {
@@ -262,7 +274,8 @@ void ctl_print_zones(const struct ctl_view *v, bool json, bool color)
 				json_str(e->path);
 			else
 				printf("null");
-			printf(",\"owners\":%" PRIu32 ",\"live\":%" PRIu64 ",\"dead\":%" PRIu64 "}",
+			printf(",\"owners\":%" PRIu32 ",\"live\":%" PRIu64
+			       ",\"dead\":%" PRIu64 "}",
 			       z->owners, z->live, z->wp > z->live ? z->wp - z->live : 0);
 		}
 		printf("]}\n");
@@ -271,11 +284,12 @@ void ctl_print_zones(const struct ctl_view *v, bool json, bool color)
 	char hc[16];
 
 	human(v->capacity, hc, sizeof(hc));
-	printf("%zu zones of %s; active (open or closed) %u of max %u; bar: # live, . dead, "
-	       "blank unwritten\n",
-	       v->nz, hc, open, v->max_active);
-	printf("%4s %-8s %-9s %8s %8s %8s  %-*s  %s\n", "ZONE", "COND", "USE", "WP", "LIVE", "DEAD",
-	       BAR + 2, "", "OWNER");
+	printf(
+	    "%zu zones of %s; active (open or closed) %u of max %u; bar: # live, . dead, "
+	    "blank unwritten\n",
+	    v->nz, hc, open, v->max_active);
+	printf("%4s %-8s %-9s %8s %8s %8s  %-*s  %s\n", "ZONE", "COND", "USE", "WP",
+	       "LIVE", "DEAD", BAR + 2, "", "OWNER");
 	for (size_t i = 0; i < v->nz; i++) {
 		const struct ctl_zone *z = &v->z[i];
 		const struct ctl_epoch *e = epoch_by_id(v, z->owner);
@@ -284,12 +298,16 @@ void ctl_print_zones(const struct ctl_view *v, bool json, bool color)
 		human(z->wp, hw, sizeof(hw));
 		human(z->live, hl, sizeof(hl));
 		human(z->wp > z->live ? z->wp - z->live : 0, hd, sizeof(hd));
-		printf("%4" PRIu32 " %-8s %-9s %8s %8s %8s  ", z->zone, z->cond, z->use, hw, hl, hd);
+		printf("%4" PRIu32 " %-8s %-9s %8s %8s %8s  ", z->zone, z->cond, z->use,
+		       hw, hl, hd);
 		bar(z, v->capacity, color);
 		if (e)
 			printf("  %s%s\n", e->path, z->owners > 1 ? " (+ others)" : "");
 		else
-			printf("  %s\n", !strcmp(z->use, "meta") ? "(superblock/journal)" : "-");
+			printf("  %s\n",
+			       !strcmp(z->use, "meta")
+			           ? "(metadata: superblock, journal or checkpoint)"
+			           : "-");
 	}
 }
 

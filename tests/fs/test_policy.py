@@ -222,7 +222,65 @@ def seal_and_control(t):
     m.umount()
 
 
+def tslabctl(t):
+    """tslabctl on a mount (stat/zones/--json, seal, drop, gc) and
+    read-only on the unmounted image (the image is not changed)."""
+    if not t.args:
+        raise Fail("no tslabctl path given (meson passes it)")
+    ctl = t.args[0]
+
+    def ctl_run(*a, rc=0):
+        r = subprocess.run([ctl, *a], capture_output=True, text=True)
+        check(r.returncode == rc, "tslabctl %s: exit %d (want %d): %s%s" %
+              (" ".join(a), r.returncode, rc, r.stdout[-1500:], r.stderr))
+        return r.stdout
+
+    import json
+    import hashlib
+    img = t.mkfs(size="256M", zone="8M")
+    m = t.mount(img)
+    for e in ("P", "Q"):
+        os.makedirs(m.p(e, "a", "b"))
+        for i in range(40):
+            write_file(m.p(e, "a", "b", "f%d" % i), content(e + str(i), 0, 700))
+    st = json.loads(ctl_run("--json", "stat", m.p("P", "a")))
+    rows = {e["path"]: e for e in st["epochs"]}
+    check(st["mounted"] and rows["/P"]["files"] == 43 and not rows["/P"]["sealed"],
+          "stat --json: %s" % rows.get("/P"))
+    z = json.loads(ctl_run("--json", "zones", m.path))
+    owners = {x["owner_path"] for x in z["zones"]}
+    check({"/P", "/Q"} <= owners and z["max_active"] == 14, "zones --json: %s" % owners)
+    check(all(x["live"] + x["dead"] == x["wp"] for x in z["zones"]), "live + dead != wp")
+    text = ctl_run("zones", m.path)
+    check("/P" in text and "[" in text and "imp_open" in text, "zones text:\n" + text)
+    ctl_run("seal", m.p("P"))
+    check(os.getxattr(m.p("P"), "user.tslab.sealed") == b"1", "tslabctl seal")
+    ctl_run("seal", m.p("P", "a"), rc=1)
+    ctl_run("drop", m.p("Q"))
+    check(sorted(os.listdir(m.path)) == ["P"], "tslabctl drop")
+    gc = json.loads(ctl_run("--json", "gc", "run", m.path))
+    check("gc_runs" in gc and "bytes_dead" in gc, "gc run: %s" % gc)
+    ctl_run("stat", img, rc=1)  # mounted: the image is in use
+    m.umount()
+    before = hashlib.sha256(open(img, "rb").read()).hexdigest()
+    st = json.loads(ctl_run("--json", "stat", img))
+    rows = {e["path"]: e for e in st["epochs"]}
+    check(not st["mounted"] and rows["/P"]["sealed"] and rows["/P"]["files"] == 43 and
+          "/Q" not in rows, "image stat: %s" % rows)
+    z = json.loads(ctl_run("--json", "zones", img))
+    check("/P" in {x["owner_path"] for x in z["zones"]}, "image zones")
+    ctl_run("gc", "status", img)
+    check(hashlib.sha256(open(img, "rb").read()).hexdigest() == before,
+          "tslabctl changed the unmounted image")
+    r = subprocess.run([ctl, "check", img], capture_output=True, text=True)
+    check(r.returncode in (0, 8) and (r.returncode == 0 or "not installed" in r.stderr),
+          "tslabctl check: %d %s" % (r.returncode, r.stderr))
+    ctl_run("frobnicate", m.path, rc=2)
+    check("Usage" in ctl_run("--help"), "--help")
+
+
 def main(t):
+    tslabctl(t)
     seal_and_control(t)
     clock_policies(t)
     space_ingest(t)

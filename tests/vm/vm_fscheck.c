@@ -438,7 +438,8 @@ static int cmd_byhandle(int argc, char **argv)
 		return 2;
 	fd = open_by_handle_at(mfd, &h.fh, O_RDONLY);
 	if (fd < 0) {
-		printf("open_by_handle_at: %s (%s)\n", strerrorname_np(errno), strerror(errno));
+		printf("open_by_handle_at: %s (%s)\n", strerrorname_np(errno),
+		       strerror(errno));
 		return 1;
 	}
 	n = read(fd, buf, sizeof(buf));
