@@ -149,13 +149,41 @@ static int replace_dir(struct tslab_fs *fs, struct rn *r)
 	err = slab_obj_free(fs->st, r->tip->ino);
 	if (err)
 		return tslab_err(fs, err, "freeing a directory");
+	tslab_xattr_objs_free(fs, r->tip);
+	tslab_space_unadmit(fs, r->tip);
 	tslab_ns_remove(r->npep, r->npip->ext, r->t);
 	tslab_inode_free(r->npep, r->tip);
 	r->npip->nlink--;
 	return 0;
 }
 
+/* Space for the moved object's new version, reserved before anything of
+ * the rename changes (rename_move gives it back). */
+static uint64_t move_cost(const struct rn *r)
+{
+	const struct tslab_inode *ip = r->sip;
+
+	if (r->s->is_link)
+		return slab_obj_cost(8, (uint32_t)r->newlen);
+	return slab_obj_cost(S_ISREG(ip->mode) || S_ISLNK(ip->mode) ? ip->size : 0,
+	                     (uint32_t)r->newlen);
+}
+
+static int rename_move_admitted(struct tslab_fs *fs, struct rn *r, unsigned flags);
+
 static int rename_move(struct tslab_fs *fs, struct rn *r, unsigned flags)
+{
+	uint64_t cost = move_cost(r);
+	int err = slab_space_reserve(fs->st, cost);
+
+	if (err)
+		return err;
+	err = rename_move_admitted(fs, r, flags);
+	slab_space_release(fs->st, cost);
+	return err;
+}
+
+static int rename_move_admitted(struct tslab_fs *fs, struct rn *r, unsigned flags)
 {
 	int err;
 
@@ -216,6 +244,13 @@ static int rename_locked(struct tslab_fs *fs, struct rn *r, unsigned flags)
 		return -EIO;
 	if (r->s == r->t)
 		return 0;
+	/* Sealed epochs: nothing in them moves, and an epoch directory of
+	 * one keeps its name (its object cannot be rewritten). */
+	if (tslab_sealed_check(r->pep) || tslab_sealed_check(r->npep) ||
+	    tslab_sealed_check(tslab_epoch_get(fs, tslab_epoch_of(r->sip->ino))) ||
+	    (r->tip &&
+	     tslab_sealed_check(tslab_epoch_get(fs, tslab_epoch_of(r->tip->ino)))))
+		return -EROFS;
 	if (!move_ok(r->s, r->sip, r->npep->id))
 		return -EXDEV;
 	if (flags & RENAME_EXCHANGE)

@@ -22,24 +22,42 @@
 #include <unistd.h>
 
 #include "fs/fs_int.h"
+#include "fs/transport.h"
 
 struct tslab_opts {
 	unsigned epoch_depth;
 	unsigned commit;
+	unsigned idle_prune;
+	char *epoch_depth_s, *commit_s; /* as given, parsed by check_opts() */
 	int ro;
 	int allow_other;
 	char *device;
 	int nonopts;
 	int blkdev; /* the device is a block device and we are root: fuseblk */
+	enum tslab_transport_mode transport;
+	char *writelog; /* -o writelog=PATH: log every device operation */
+	char *retention, *seal_idle; /* DURATION, policy.c */
+	unsigned retention_space, keep;
+	char *errors; /* errors= policy */
+	int ro_forced; /* ro set by peek_ro(), not on the command line */
 };
 
-enum { KEY_RO, KEY_ALLOW_OTHER };
+enum { KEY_RO, KEY_ALLOW_OTHER, KEY_URING, KEY_NOURING };
 
 static const struct fuse_opt tslab_opt_spec[] = {
-    {"epoch_depth=%u", offsetof(struct tslab_opts, epoch_depth), 0},
-    {"commit=%u", offsetof(struct tslab_opts, commit), 0},
+    {"epoch_depth=%s", offsetof(struct tslab_opts, epoch_depth_s), 0},
+    {"commit=%s", offsetof(struct tslab_opts, commit_s), 0},
+    {"writelog=%s", offsetof(struct tslab_opts, writelog), 0},
+    {"retention=%s", offsetof(struct tslab_opts, retention), 0},
+    {"retention_space=%u", offsetof(struct tslab_opts, retention_space), 0},
+    {"keep=%u", offsetof(struct tslab_opts, keep), 0},
+    {"seal_idle=%s", offsetof(struct tslab_opts, seal_idle), 0},
+    {"idle_prune=%u", offsetof(struct tslab_opts, idle_prune), 0},
+    {"errors=%s", offsetof(struct tslab_opts, errors), 0},
     FUSE_OPT_KEY("ro", KEY_RO),
     FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+    FUSE_OPT_KEY("io_uring", KEY_URING),
+    FUSE_OPT_KEY("noio_uring", KEY_NOURING),
     FUSE_OPT_END};
 
 /* ---- logging ------------------------------------------------------------ */
@@ -51,8 +69,9 @@ void tslab_log_init(bool to_stderr, bool info)
 {
 	log_stderr = to_stderr;
 	log_info = info;
-	if (!to_stderr)
-		openlog("tslabfs", LOG_PID, LOG_DAEMON);
+	/* slab logs through syslog(3): before daemonizing its messages (damage
+	 * found at mount, the error mark) go to stderr as well. */
+	openlog("tslabfs", LOG_PID | (to_stderr ? LOG_PERROR : 0), LOG_DAEMON);
 }
 
 void tslab_log(int prio, const char *fmt, ...)
@@ -87,10 +106,28 @@ static void usage(const char *prog)
 	    "                           epochs (default 1; 0 = no epochs)\n"
 	    "    -o commit=SECONDS      longest time unsynced data waits before it\n"
 	    "                           is written (default 5)\n"
+	    "    -o retention=DURATION  drop epochs whose newest write is older than\n"
+	    "                           DURATION (N[smhdw], seconds without suffix)\n"
+	    "    -o retention_space=PCT drop the oldest epochs while more than PCT %%\n"
+	    "                           of the space is used (1..95)\n"
+	    "    -o keep=N              the newest N epochs are never dropped by\n"
+	    "                           retention (default 1)\n"
+	    "    -o seal_idle=DURATION  seal epochs not written for DURATION\n"
+	    "    -o idle_prune=SECONDS  drop the kernel's cache of an epoch nobody\n"
+	    "                           used for that long (default 0 = never)\n"
 	    "    -o ro                  mount read-only\n"
-	    "    -o allow_other         let every user access the filesystem;\n"
-	    "                           implies default_permissions (the kernel\n"
-	    "                           checks permissions)\n"
+	    "    -o errors=POLICY       on damage or a device error: remount-ro\n"
+	    "                           (default: serve what is intact read-only),\n"
+	    "                           continue, or unmount\n"
+	    "    -o io_uring            carry requests over io_uring even when not\n"
+	    "                           root (default: when root and the kernel\n"
+	    "                           offers it; falls back to /dev/fuse)\n"
+	    "    -o noio_uring          carry requests over /dev/fuse only\n"
+	    "    -o writelog=PATH       append every device write (with its bytes),\n"
+	    "                           flush and zone reset/finish to PATH, for\n"
+	    "                           crash-state testing (tests/crash)\n"
+	    "    (allow_other, among the FUSE options below, also turns on\n"
+	    "    default_permissions: the kernel checks permissions)\n"
 	    "\n",
 	    prog);
 }
@@ -106,6 +143,11 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	case KEY_ALLOW_OTHER:
 		o->allow_other = 1;
 		return 1;
+	case KEY_URING:
+	case KEY_NOURING:
+		o->transport =
+		    key == KEY_URING ? TSLAB_TRANSPORT_URING : TSLAB_TRANSPORT_DEV;
+		return 0;
 	case FUSE_OPT_KEY_NONOPT:
 		if (!o->device) {
 			o->device = strdup(arg);
@@ -130,6 +172,39 @@ static int use_fuseblk(const char *device)
 	struct stat sb;
 
 	return geteuid() == 0 && stat(device, &sb) == 0 && S_ISBLK(sb.st_mode);
+}
+
+/*
+ * A superblock whose read-only compatible features are set (the error mark,
+ * a feature of a newer version) makes the store mount read-only: the kernel
+ * mount must say so, and its flags are fixed before fuse_session_new(). A
+ * short non-exclusive look at the superblock decides; slab logs why.
+ */
+static void peek_ro(struct tslab_opts *o)
+{
+	struct zns_dev *dev;
+	struct slab_sb_info sb;
+
+	if (o->ro || !o->device || zns_open(o->device, ZNS_OPEN_RDONLY, &dev))
+		return;
+	if (slab_sb_read(dev, &sb) == 0 && sb.features_ro_compat) {
+		if (sb.features_ro_compat & ~1ull)
+			fprintf(
+			    stderr,
+			    "tslabfs: %s: unknown read-only compatible features 0x%llx "
+			    "(a newer tslabfs wrote this filesystem): mounting "
+			    "read-only\n",
+			    o->device,
+			    (unsigned long long)(sb.features_ro_compat & ~1ull));
+		if (sb.features_ro_compat & 1ull)
+			fprintf(stderr,
+			        "tslabfs: %s: the filesystem has errors (damage found "
+			        "earlier): mounting read-only; run fsck.tslabfs\n",
+			        o->device);
+		o->ro = 1;
+		o->ro_forced = 1;
+	}
+	zns_close(dev);
 }
 
 static int add_opts(struct fuse_args *args, const struct tslab_opts *o)
@@ -314,6 +389,14 @@ static int open_device(struct tslab_fs *fs)
 		tslab_log(LOG_ERR, "cannot open %s: %s", fs->device, strerror(-err));
 		return err;
 	}
+	if (fs->writelog && !fs->read_only) {
+		err = zns_wlog_start(fs->dev, fs->writelog);
+		if (err) {
+			tslab_log(LOG_ERR, "writelog=%s: %s", fs->writelog,
+			          strerror(-err));
+			goto close_dev;
+		}
+	}
 	err = slab_sb_read(fs->dev, &sb);
 	if (err) {
 		tslab_log(LOG_ERR, "%s: %s", fs->device,
@@ -325,8 +408,10 @@ static int open_device(struct tslab_fs *fs)
 	}
 	err = tslab_mount_store(fs);
 	if (err) {
-		tslab_log(LOG_ERR, "%s: mounting the store failed: %s", fs->device,
-		          strerror(-err));
+		tslab_log(LOG_ERR, "%s: mounting the store failed: %s%s", fs->device,
+		          strerror(-err),
+		          err == -EUCLEAN ? " (damage, listed above: run fsck.tslabfs)"
+		                          : "");
 		goto close_dev;
 	}
 	return 0;
@@ -347,8 +432,10 @@ int tslab_close_device(struct tslab_fs *fs)
 	int err = tslab_flush_all(fs, TSLAB_FLUSH_TRIM | TSLAB_FLUSH_FINAL);
 
 	pthread_rwlock_unlock(&fs->drop_lock);
+	tslab_epochs_free_all(fs, false);
 	int r = slab_unmount(fs->st);
 
+	tslab_epochs_free_all(fs, true);
 	if (!err)
 		err = r;
 	zns_close(fs->dev);
@@ -369,10 +456,10 @@ static struct tslab_fs *fs_new(const struct tslab_opts *o, bool foreground)
 	if (!fs)
 		return NULL;
 	fs->device = o->device;
-	fs->epoch_depth = o->epoch_depth;
-	fs->commit_s = o->commit;
 	fs->read_only = o->ro;
+	tslab_errors_parse(o->errors, &fs->errors); /* checked in check_opts */
 	fs->blkdev = o->blkdev;
+	fs->writelog = o->writelog;
 	fs->foreground = foreground;
 	pthread_rwlock_init(&fs->drop_lock, NULL);
 	pthread_mutex_init(&fs->epochs_lock, NULL);
@@ -423,11 +510,43 @@ static int run_loop(struct tslab_fs *fs, const struct fuse_cmdline_opts *cmd)
 	return ret;
 }
 
-static int check_opts(const struct tslab_opts *o, const struct fuse_cmdline_opts *cmd)
+/* A decimal number in [MIN, MAX] (no sign, no suffix), else -1 after
+ * saying so. NULL (option not given) leaves *OUT alone. */
+static int parse_num_opt(const char *name, const char *s, unsigned min, unsigned max,
+                         unsigned *out)
 {
+	unsigned long v;
+	char *end;
+
+	if (!s)
+		return 0;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (*s < '0' || *s > '9' || *end || errno || v < min || v > max) {
+		fprintf(stderr, "tslabfs: %s=%s: must be %u..%u\n", name, s, min, max);
+		return -1;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int check_opts(struct tslab_opts *o, const struct fuse_cmdline_opts *cmd,
+                      struct tslab_fs *fs)
+{
+	struct stat sb;
+
 	if (!o->device || !cmd->mountpoint) {
 		fprintf(stderr, "tslabfs: missing %s (see tslabfs --help)\n",
 		        o->device ? "MOUNTPOINT" : "DEVICE and MOUNTPOINT");
+		return -1;
+	}
+	if (parse_num_opt("commit", o->commit_s, 1, 86400, &o->commit) ||
+	    parse_num_opt("epoch_depth", o->epoch_depth_s, 0, 64, &o->epoch_depth))
+		return -1;
+	/* The kernel would mount on a file and then fail every access. */
+	if (stat(cmd->mountpoint, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
+		fprintf(stderr, "tslabfs: mountpoint %s is not a directory\n",
+		        cmd->mountpoint);
 		return -1;
 	}
 	if (o->commit < 1 || o->commit > 86400) {
@@ -435,15 +554,49 @@ static int check_opts(const struct tslab_opts *o, const struct fuse_cmdline_opts
 		        o->commit);
 		return -1;
 	}
-	if (o->epoch_depth > 64) {
-		fprintf(stderr, "tslabfs: epoch_depth=%u: must be 0..64\n",
-		        o->epoch_depth);
+	if (o->retention && tslab_parse_duration(o->retention, &fs->pol.retention)) {
+		fprintf(stderr, "tslabfs: retention=%s: not a duration (N[smhdw])\n",
+		        o->retention);
 		return -1;
 	}
+	enum tslab_errors e;
+
+	if (tslab_errors_parse(o->errors, &e)) {
+		fprintf(stderr,
+		        "tslabfs: errors=%s: must be remount-ro, continue or unmount\n",
+		        o->errors);
+		return -1;
+	}
+	if (o->seal_idle && tslab_parse_duration(o->seal_idle, &fs->pol.seal_idle)) {
+		fprintf(stderr, "tslabfs: seal_idle=%s: not a duration (N[smhdw])\n",
+		        o->seal_idle);
+		return -1;
+	}
+	if (o->retention_space > 95) {
+		fprintf(stderr, "tslabfs: retention_space=%u: must be 1..95 %%\n",
+		        o->retention_space);
+		return -1;
+	}
+	if ((o->retention || o->retention_space || o->seal_idle) && o->ro) {
+		fprintf(stderr, "tslabfs: retention, retention_space and seal_idle "
+		                "need a writable mount\n");
+		return -1;
+	}
+	fs->pol.space_pct = o->retention_space;
+	fs->pol.keep = o->keep;
+	if (o->idle_prune > 86400 * 365) {
+		fprintf(stderr, "tslabfs: idle_prune=%u: must be 0..31536000 seconds\n",
+		        o->idle_prune);
+		return -1;
+	}
+	fs->epoch_depth = o->epoch_depth;
+	fs->commit_s = o->commit;
+	fs->prune_s = o->idle_prune;
 	return 0;
 }
 
-static int mount_and_serve(struct tslab_fs *fs, struct fuse_cmdline_opts *cmd)
+static int mount_and_serve(struct tslab_fs *fs, struct fuse_cmdline_opts *cmd,
+                           enum tslab_transport_mode transport)
 {
 	int status_fd = -1, ret = 1;
 
@@ -460,17 +613,31 @@ static int mount_and_serve(struct tslab_fs *fs, struct fuse_cmdline_opts *cmd)
 	/* The no_open probe opens files by path (libfuse made it absolute). */
 	if (cmd->mountpoint[0] == '/' && strncmp(cmd->mountpoint, "/dev/fd/", 8))
 		fs->mountpoint = cmd->mountpoint;
+	/* The superblock changed between the peek and the mount: the store
+	 * is read-only, and the log says the mount still shows rw. */
+	if (!fs->read_only && slab_is_read_only(fs->st)) {
+		fs->read_only = true;
+		tslab_log(LOG_ERR,
+		          "%s: the store mounted read-only: the mount still "
+		          "shows rw, but every change is answered with EROFS",
+		          fs->device);
+	}
+	if (tslab_transport_start(fs->se, transport)) {
+		tslab_log(LOG_ERR, "cannot set up the FUSE transport");
+		goto unmount;
+	}
 	if (tslab_threads_start(fs)) {
 		tslab_log(LOG_ERR, "cannot start threads");
 		goto unmount;
 	}
-	tslab_log(LOG_INFO, "%s mounted at %s (epoch_depth=%u, commit=%u%s)", fs->device,
-	          cmd->mountpoint, fs->epoch_depth, fs->commit_s,
-	          fs->read_only ? ", ro" : "");
+	tslab_log(LOG_INFO, "%s mounted at %s (epoch_depth=%u, commit=%u, errors=%s%s)",
+	          fs->device, cmd->mountpoint, fs->epoch_depth, fs->commit_s,
+	          tslab_errors_name(fs->errors), fs->read_only ? ", ro" : "");
 	daemon_ready(status_fd, 0);
 	status_fd = -1;
 	ret = run_loop(fs, cmd) ? 1 : 0;
 unmount:
+	tslab_transport_stop();
 	/* Before stopping the threads: unmounting fails whatever request the
 	 * notify thread's probe may still wait for. */
 	fuse_session_unmount(fs->se);
@@ -487,7 +654,7 @@ fail:
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct tslab_opts o = {.epoch_depth = 1, .commit = 5};
+	struct tslab_opts o = {.epoch_depth = 1, .commit = 5, .keep = 1};
 	struct fuse_cmdline_opts cmd = {0};
 	struct tslab_fs *fs = NULL;
 	int ret = 1;
@@ -517,25 +684,32 @@ int main(int argc, char *argv[])
 		ret = 0;
 		goto free_args;
 	}
-	if (check_opts(&o, &cmd))
-		goto free_args;
 	o.blkdev = use_fuseblk(o.device);
-	if (add_opts(&args, &o))
+	peek_ro(&o);
+	if (o.ro_forced && fuse_opt_add_arg(&args, "-oro"))
 		goto free_args;
 	fs = fs_new(&o, cmd.foreground);
 	if (!fs)
 		goto free_args;
+	if (check_opts(&o, &cmd, fs) || tslab_policy_init(fs) || add_opts(&args, &o))
+		goto free_fs;
 	tslab_log_init(true, cmd.foreground);
 	fs->se = fuse_session_new(&args, &tslab_ops, sizeof(tslab_ops), fs);
 	if (!fs->se)
 		goto free_fs; /* libfuse printed why (e.g. an unknown option) */
-	ret = mount_and_serve(fs, &cmd);
+	ret = mount_and_serve(fs, &cmd, o.transport);
 	fuse_session_destroy(fs->se);
 free_fs:
 	free(fs);
 free_args:
 	free(cmd.mountpoint);
 	free(o.device);
+	free(o.writelog);
+	free(o.retention);
+	free(o.seal_idle);
+	free(o.commit_s);
+	free(o.epoch_depth_s);
+	free(o.errors);
 	fuse_opt_free_args(&args);
 	return ret;
 }

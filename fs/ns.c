@@ -20,6 +20,8 @@ int64_t tslab_now(void)
 {
 	struct timespec ts;
 
+	if (tslab_clock_fd >= 0)
+		return tslab_test_clock();
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
@@ -28,7 +30,11 @@ int64_t tslab_now(void)
  * once with what was being done. */
 int tslab_err(struct tslab_fs *fs, int err, const char *what)
 {
-	if (err == -EIO || err == -EROFS || err == -EUCLEAN) {
+	if (err == -EIO || err == -EUCLEAN) {
+		tslab_damage(fs, err, what);
+		return -EIO;
+	}
+	if (err == -EROFS) {
 		if (!atomic_exchange(&fs->went_ro, true))
 			tslab_log(LOG_ERR, "%s: %s: %s; the filesystem is now read-only",
 			          fs->device, what, strerror(-err));
@@ -39,33 +45,73 @@ int tslab_err(struct tslab_fs *fs, int err, const char *what)
 	return err;
 }
 
-/* Refuse new data early: file contents are put at release or commit,
- * after write() returned, so ENOSPC is reported when a file is created or
- * grows. Two conditions: the live-byte estimate leaves less than a margin,
- * or the empty zones are down to the GC reserve (plus one) while the
- * partly used zones hold too little dead space for GC to win a zone back —
- * a put would then wait for a GC that cannot succeed. */
-int tslab_space_check(struct tslab_fs *fs, uint64_t need)
+/*
+ * Space admission (slab_space_reserve, slab.h): an inode that will be put
+ * holds a reservation covering the cost of that version; it is taken when
+ * the change is accepted, so ENOSPC comes from the request that would
+ * overcommit, never from a later put at release, fsync, commit or unmount.
+ * FORCE takes it even past the limit: for changes that come with a bigger
+ * free (unlink, rmdir touching the parent) or were admitted already.
+ */
+/* What the next version of IP with SIZE bytes costs: an extents file
+ * (and a regular file about to become one) only its head, its chunks being
+ * reserved one by one as they are made dirty (chunks.c). */
+static uint64_t put_cost(const struct tslab_inode *ip, uint64_t size)
 {
-	uint64_t cap = zns_geometry(fs->dev)->zone_capacity;
-	struct slab_space sp;
-	uint64_t margin, reserve, in_used;
+	uint64_t data = S_ISREG(ip->mode) || S_ISLNK(ip->mode) ? size : 0;
 
-	if (atomic_load(&fs->space_full))
-		return -ENOSPC;
-	slab_space_get(fs->st, &sp);
-	margin = sp.total_bytes / 64;
-	if (margin < TSLAB_SPACE_MARGIN)
-		margin = TSLAB_SPACE_MARGIN;
-	if (sp.avail_bytes < need + margin)
-		return -ENOSPC;
-	reserve = cap ? (sp.free_bytes - sp.avail_bytes) / cap : 0;
-	if (sp.zones_empty > reserve + 2)
+	if (S_ISREG(ip->mode) && ((ip->ext && ip->ext->extents) || size > SLAB_CHUNK_MAX))
+		data = 0;
+	return slab_obj_cost(data, ip->d.name_len);
+}
+
+int tslab_space_admit(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_inode *ip,
+                      uint64_t size, bool force)
+{
+	struct tslab_ext *x = tslab_ext_get(ep, ip);
+	uint64_t need;
+	int err;
+
+	if (!x)
+		return -ENOMEM;
+	need = put_cost(ip, size);
+	if (need <= x->resv)
 		return 0;
-	in_used = sp.free_bytes > (uint64_t)sp.zones_empty * cap
-	              ? sp.free_bytes - (uint64_t)sp.zones_empty * cap
-	              : 0;
-	return in_used < 4 * cap ? -ENOSPC : 0;
+	err = slab_space_reserve(fs->st, need - x->resv);
+	if (err == -ENOSPC && force) {
+		slab_space_charge(fs->st, need - x->resv);
+		err = 0;
+	}
+	if (err)
+		return err;
+	x->resv = need;
+	return 0;
+}
+
+/* IP was put, freed or dropped: its reservation goes back (after a put
+ * its dirty chunks were written: cresv is 0 then). */
+void tslab_space_unadmit(struct tslab_fs *fs, struct tslab_inode *ip)
+{
+	struct tslab_ext *x = ip->ext;
+
+	if (x && x->resv + x->cresv) {
+		slab_space_release(fs->st, x->resv + x->cresv);
+		x->resv = x->cresv = 0;
+	}
+}
+
+/* Put IP now (a new node, a rename, a link promotion) with the space for
+ * the version reserved around the put: -ENOSPC before anything changes. */
+int tslab_put_admitted(struct tslab_fs *fs, struct tslab_inode *ip)
+{
+	uint64_t cost = put_cost(ip, ip->size);
+	int err = slab_space_reserve(fs->st, cost);
+
+	if (err)
+		return err;
+	err = tslab_inode_put(fs, ip);
+	slab_space_release(fs->st, cost);
+	return err;
 }
 
 /* ---- epochs -------------------------------------------------------------- */
@@ -88,6 +134,7 @@ int tslab_epoch_add(struct tslab_fs *fs, uint32_t id, struct tslab_epoch **out)
 	if (!ep->buckets)
 		goto free_ep;
 	pthread_mutex_init(&ep->lock, NULL);
+	pthread_cond_init(&ep->iocv, NULL);
 
 	pthread_mutex_lock(&fs->epochs_lock);
 	if (fs->epochs[slab_epoch_slot(id)]) {
@@ -105,6 +152,7 @@ int tslab_epoch_add(struct tslab_fs *fs, uint32_t id, struct tslab_epoch **out)
 	return 0;
 
 free_buckets:
+	pthread_cond_destroy(&ep->iocv);
 	pthread_mutex_destroy(&ep->lock);
 	free(ep->buckets);
 free_ep:
@@ -137,18 +185,44 @@ void tslab_epoch_unlist(struct tslab_fs *fs, struct tslab_epoch *ep)
  * to slab and goes with slab_epoch_drop() or slab_unmount(). */
 void tslab_epoch_destroy(struct tslab_epoch *ep)
 {
+	pthread_cond_destroy(&ep->iocv);
 	pthread_mutex_destroy(&ep->lock);
 	free(ep->buckets);
 	free(ep);
 }
 
 /* File contents are malloc'd: O(open or dirty files of the epoch). */
-void tslab_epoch_free_buffers(struct tslab_epoch *ep)
+void tslab_epoch_free_buffers(struct tslab_fs *fs, struct tslab_epoch *ep)
 {
 	for (struct tslab_ext *x = ep->exts; x; x = x->next) {
 		free(x->buf);
 		x->buf = NULL;
+		tslab_space_unadmit(fs, x->ip);
+		tslab_chunks_free(x);
+		free(x->otail);
+		x->otail = NULL;
 	}
+}
+
+/* Unmount, after the last flush: free every epoch's DRAM outside the
+ * arenas (file buffers first, while the arenas holding the exts live;
+ * then, with AFTER_ARENAS once slab_unmount() freed the arenas, the hash
+ * tables and epoch structs). No request runs any more. */
+void tslab_epochs_free_all(struct tslab_fs *fs, bool after_arenas)
+{
+	pthread_mutex_lock(&fs->epochs_lock);
+	for (struct tslab_epoch *ep = fs->epoch_list, *next; ep; ep = next) {
+		next = ep->next;
+		if (!after_arenas) {
+			tslab_epoch_free_buffers(fs, ep);
+			continue;
+		}
+		__atomic_store_n(&fs->epochs[slab_epoch_slot(ep->id)], NULL, __ATOMIC_RELEASE);
+		tslab_epoch_destroy(ep);
+	}
+	if (after_arenas)
+		fs->epoch_list = NULL;
+	pthread_mutex_unlock(&fs->epochs_lock);
 }
 
 /* ---- dentries ------------------------------------------------------------ */
@@ -291,6 +365,8 @@ void tslab_inode_free(struct tslab_epoch *ep, struct tslab_inode *ip)
 			slab_arena_free(ep->arena, a, sizeof(*a) + a->name_len);
 		}
 		free(x->buf);
+		free(x->otail);
+		tslab_chunks_free(x);
 		if (x->prev)
 			x->prev->next = x->next;
 		else
@@ -328,6 +404,7 @@ int tslab_get_locked(struct tslab_fs *fs, fuse_ino_t ino, struct tslab_epoch **e
 		return -ESTALE;
 	}
 	*ep = e;
+	tslab_epoch_touch(e);
 	return 0;
 }
 
@@ -355,12 +432,14 @@ void tslab_ext_trim(struct tslab_epoch *ep, struct tslab_inode *ip)
 {
 	struct tslab_ext *x = ip->ext;
 
-	if (!x || x->dirty || x->open)
+	if (!x || x->dirty || x->open || x->old_end || x->ndc || x->io_busy)
 		return;
 	free(x->buf);
 	x->buf = NULL;
 	x->cap = 0;
 	x->loaded = false;
+	x->extents = false;
+	tslab_chunks_free(x);
 	/* Orphans stay on the ext list: sync points and unmount find them there. */
 	if (x->xattrs || x->links || x->children || S_ISDIR(ip->mode) || x->rdev ||
 	    ip->orphan)
@@ -409,6 +488,18 @@ int tslab_data_load(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_in
 		return -ENOMEM;
 	if (x->loaded)
 		return 0;
+	if (S_ISREG(ip->mode) && ip->size > SLAB_CHUNK_MAX) {
+		/* only extents files are this large: their data stays put */
+		int r = slab_fdata_is(fs->st, ip->ino);
+
+		if (r < 0)
+			return tslab_err(fs, r, "reading a file");
+		x->extents = r == 1;
+	}
+	if (x->extents) {
+		x->loaded = true;
+		return 0;
+	}
 	if (has_data(ip) && ip->size) {
 		err = tslab_data_reserve(x, ip->size);
 		if (err)
@@ -426,6 +517,12 @@ int tslab_data_load(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_in
 	}
 	x->loaded = true;
 	return 0;
+}
+
+void tslab_io_wait(struct tslab_epoch *ep, struct tslab_inode *ip)
+{
+	while (ip->ext && ip->ext->io_busy)
+		pthread_cond_wait(&ep->iocv, &ep->lock);
 }
 
 /* Mark IP changed in DRAM; its object is put at release, fsync or commit. */
@@ -446,6 +543,8 @@ void tslab_mark_dirty(struct tslab_epoch *ep, struct tslab_ext *x)
 	if (!x->dirty)
 		ep->ndirty++;
 	x->dirty = true;
+	atomic_store_explicit(&ep->last_write, tslab_now() / 1000000000,
+	                      memory_order_relaxed);
 }
 
 /* At the end of a request that dirtied a file in EP (EP locked). A failing
@@ -459,8 +558,32 @@ void tslab_flush_if_full(struct tslab_fs *fs, struct tslab_epoch *ep)
 	tslab_flush_epoch(fs, ep, TSLAB_FLUSH_TRIM);
 }
 
+/* The object is about to be replaced: old bytes of a shrink that only it
+ * holds move to the buffer, past the size (closed instead if that fails). */
+static void keep_old_bytes(struct tslab_fs *fs, struct tslab_inode *ip)
+{
+	struct tslab_ext *x = ip->ext;
+	ssize_t n = -1;
+
+	if (!x->old_in_slab)
+		return;
+	x->old_in_slab = false;
+	if (x->old_end > ip->size && !tslab_data_reserve(x, x->old_end))
+		n = slab_obj_read(fs->st, ip->ino, ip->size, x->buf + ip->size,
+		                  x->old_end - ip->size);
+	if (n < 0 || (uint64_t)n != x->old_end - ip->size)
+		x->old_end = 0;
+}
+
 /* Write the newest version of IP (loaded when it has content). */
 int tslab_inode_put(struct tslab_fs *fs, struct tslab_inode *ip)
+{
+	return tslab_inode_put_ext(fs, ip, false);
+}
+
+/* Write the newest version of IP (loaded when it has content); an extents
+ * file's dirty chunks first, then its head. */
+int tslab_inode_put_ext(struct tslab_fs *fs, struct tslab_inode *ip, bool reset)
 {
 	struct tslab_ext *x = ip->ext;
 	struct slab_obj o = {
@@ -483,9 +606,16 @@ int tslab_inode_put(struct tslab_fs *fs, struct tslab_inode *ip)
 	};
 	int err;
 
-	if (has_data(ip)) {
+	if (x && x->extents) {
+		err = tslab_chunks_flush(fs, ip);
+		if (err)
+			return err;
+		o.extents = reset ? SLAB_EXT_RESET : SLAB_EXT_YES;
+	} else if (has_data(ip)) {
 		if (ip->size && (!x || !x->loaded))
 			return -EINVAL;
+		if (x)
+			keep_old_bytes(fs, ip);
 		o.data = x ? x->buf : NULL;
 		o.data_len = ip->size;
 	}
@@ -496,6 +626,7 @@ int tslab_inode_put(struct tslab_fs *fs, struct tslab_inode *ip)
 		return tslab_err(fs, err, "writing an object");
 	if (atomic_load(&fs->space_full))
 		atomic_store(&fs->space_full, false);
+	tslab_space_unadmit(fs, ip);
 	if (x && x->dirty) {
 		struct tslab_epoch *ep = tslab_epoch_get(fs, tslab_epoch_of(ip->ino));
 
@@ -504,6 +635,18 @@ int tslab_inode_put(struct tslab_fs *fs, struct tslab_inode *ip)
 			ep->ndirty--;
 	}
 	return 0;
+}
+
+/* Nanoseconds to a timespec, tv_nsec in [0, 1e9) also before 1970. */
+struct timespec tslab_ns_ts(int64_t ns)
+{
+	int64_t sec = ns / 1000000000, rem = ns % 1000000000;
+
+	if (rem < 0) {
+		sec--;
+		rem += 1000000000;
+	}
+	return (struct timespec){.tv_sec = (time_t)sec, .tv_nsec = (long)rem};
 }
 
 void tslab_inode_stat(const struct tslab_inode *ip, struct stat *st)
@@ -518,12 +661,9 @@ void tslab_inode_stat(const struct tslab_inode *ip, struct stat *st)
 	st->st_size = (off_t)ip->size;
 	st->st_blksize = 4096;
 	st->st_blocks = (blkcnt_t)((ip->size + 511) / 512);
-	st->st_atim.tv_sec = ip->atime / 1000000000;
-	st->st_atim.tv_nsec = ip->atime % 1000000000;
-	st->st_mtim.tv_sec = ip->mtime / 1000000000;
-	st->st_mtim.tv_nsec = ip->mtime % 1000000000;
-	st->st_ctim.tv_sec = ip->ctime / 1000000000;
-	st->st_ctim.tv_nsec = ip->ctime % 1000000000;
+	st->st_atim = tslab_ns_ts(ip->atime);
+	st->st_mtim = tslab_ns_ts(ip->mtime);
+	st->st_ctim = tslab_ns_ts(ip->ctime);
 }
 
 /* Make the unlink of orphan IP durable at the next sync: its object is
@@ -567,6 +707,15 @@ int tslab_flush_epoch(struct tslab_fs *fs, struct tslab_epoch *ep, unsigned flag
 			r = tslab_inode_put(fs, ip);
 		if (r && !err)
 			err = r;
+		if (x->extents && x->old_end &&
+		    ((flags & TSLAB_FLUSH_FINAL) ||
+		     ((flags & TSLAB_FLUSH_TICK) && ++x->old_ticks >= 2))) {
+			tslab_chunks_window_close(ip);
+		} else if ((flags & TSLAB_FLUSH_TICK) && x->old_end && ++x->old_ticks >= 2) {
+			x->old_end = 0;
+			x->old_ticks = 0;
+			x->old_in_slab = false;
+		}
 		if (flags & TSLAB_FLUSH_TRIM)
 			tslab_ext_trim(ep, ip);
 	}

@@ -48,9 +48,11 @@ void tslab_fill_entry(struct fuse_entry_param *e, const struct tslab_inode *ip)
 	tslab_inode_stat(ip, &e->attr);
 }
 
+/* The caller's request was admitted (or frees more than this costs). */
 void tslab_touch_dir(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_inode *dip)
 {
 	dip->mtime = dip->ctime = tslab_now();
+	tslab_space_admit(fs, ep, dip, dip->size, true);
 	tslab_inode_dirty(fs, ep, dip);
 }
 
@@ -64,6 +66,45 @@ static int name_check(const char *name, size_t *len)
 
 /* ---- lookup / forget / getattr ------------------------------------------ */
 
+/*
+ * "." and "..": the kernel asks for them when an NFS file handle names an
+ * inode it no longer caches (export support). Node ids are slab handles,
+ * stored on the device, so a handle stays valid across daemon restarts;
+ * a handle of a dropped epoch or freed file is -ESTALE (O(1) in slab).
+ */
+static int lookup_dot(struct tslab_fs *fs, fuse_ino_t ino, bool dotdot,
+                      struct fuse_entry_param *e)
+{
+	struct tslab_epoch *ep;
+	struct tslab_inode *ip;
+	slab_handle_t target;
+	int err;
+
+	pthread_rwlock_rdlock(&fs->drop_lock);
+	err = tslab_get_locked(fs, ino, &ep, &ip);
+	if (err)
+		goto unlock_drop;
+	if (!dotdot)
+		target = ip->ino;
+	else if (!S_ISDIR(ip->mode))
+		err = -ENOTDIR;
+	else
+		target = ip->ino == SLAB_HANDLE_ROOT ? SLAB_HANDLE_ROOT : ip->d.parent;
+	pthread_mutex_unlock(&ep->lock);
+	if (!err && !target)
+		err = -ESTALE; /* an unlinked directory */
+	if (!err)
+		err = tslab_get_locked(fs, target, &ep, &ip);
+	if (!err) {
+		ip->nlookup++;
+		tslab_fill_entry(e, ip);
+		pthread_mutex_unlock(&ep->lock);
+	}
+unlock_drop:
+	pthread_rwlock_unlock(&fs->drop_lock);
+	return err;
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct tslab_fs *fs = tslab_fs_of(req);
@@ -74,6 +115,12 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	size_t len;
 	int err = name_check(name, &len);
 
+	if (!err && name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]))) {
+		err = lookup_dot(fs, parent, name[1] == '.', &e);
+		if (err == -ENOENT)
+			err = -ESTALE; /* no negative entry for . or .. */
+		goto out;
+	}
 	if (err)
 		goto out;
 	pthread_rwlock_rdlock(&fs->drop_lock);
@@ -247,7 +294,7 @@ static int mk_init(struct tslab_fs *fs, struct tslab_epoch *cep, struct tslab_in
 	ip->atime = ip->mtime = ip->ctime = tslab_now();
 	ip->nlink = S_ISDIR(a->mode) ? 2 : 1;
 	if (!S_ISDIR(a->mode) && !a->link && !a->rdev && !a->fi)
-		return tslab_inode_put(fs, ip);
+		return tslab_put_admitted(fs, ip);
 	x = tslab_ext_get(cep, ip);
 	if (!x)
 		return -ENOMEM;
@@ -266,10 +313,13 @@ static int mk_init(struct tslab_fs *fs, struct tslab_epoch *cep, struct tslab_in
 		 * kernel sends no RELEASE for it (measured on 6.18), so it is
 		 * not counted as open. */
 		x->open = fs->no_open ? 0 : 1;
+		err = tslab_space_admit(fs, cep, ip, 0, false);
+		if (err)
+			return err;
 		tslab_mark_dirty(cep, x);
 		return 0;
 	}
-	return tslab_inode_put(fs, ip);
+	return tslab_put_admitted(fs, ip);
 }
 
 /* Create NAME in PIP (epoch PEP, locked). On success *cep is the child's
@@ -295,6 +345,8 @@ static int mk_locked(struct tslab_fs *fs, struct tslab_epoch *pep,
 		if (err)
 			goto drop_epoch;
 		pthread_mutex_lock(&ep->lock);
+		ep->created = tslab_now();
+		ep->last_write = ep->created / 1000000000;
 	}
 	err = slab_obj_alloc(fs->st, ep->id, &h);
 	if (err)
@@ -320,6 +372,7 @@ static int mk_locked(struct tslab_fs *fs, struct tslab_epoch *pep,
 	return 0;
 
 free_inode:
+	tslab_space_unadmit(fs, ip);
 	tslab_inode_free(ep, ip);
 free_handle:
 	slab_obj_free(fs->st, h);
@@ -349,15 +402,18 @@ static void do_make(fuse_req_t req, fuse_ino_t parent, const char *name,
 		err = -EROFS;
 	if (err)
 		goto out;
+	tslab_policy_throttle(fs, 512);
 	pthread_rwlock_rdlock(&fs->drop_lock);
 	err = tslab_get_locked(fs, parent, &pep, &pip);
 	if (err)
 		goto unlock_drop;
 	if (!S_ISDIR(pip->mode))
 		err = -ENOTDIR;
+	else if ((err = tslab_sealed_check(pep)))
+		;
 	else if (tslab_ns_find(pep, parent, name, len))
 		err = -EEXIST;
-	else if ((err = tslab_space_check(fs, 4096)))
+	else if ((err = tslab_space_admit(fs, pep, pip, pip->size, false)))
 		;
 	else
 		err = mk_locked(fs, pep, pip, name, len, a, fuse_req_ctx(req), &ip, &cep);
@@ -475,6 +531,8 @@ static int link_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
 
 	if (S_ISDIR(ip->mode))
 		return -EPERM;
+	if ((err = tslab_sealed_check(ep)))
+		return err;
 	if (ip->orphan)
 		return -ENOENT;
 	if (tslab_epoch_of(newparent) != ep->id)
@@ -502,9 +560,15 @@ static int link_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
 	l->h = h;
 	l->target = ip->ino;
 	l->ctime = tslab_now();
+	uint64_t cost = slab_obj_cost(8, (uint32_t)len);
+
 	err = tslab_dent_set_name(ep, &l->d, newparent, name, len);
 	if (!err)
+		err = slab_space_reserve(fs->st, cost);
+	if (!err) {
 		err = tslab_link_put(fs, l, ip->mode);
+		slab_space_release(fs->st, cost);
+	}
 	if (err)
 		goto free_link;
 	tslab_ns_insert(ep, npip->ext, &l->d);
@@ -565,11 +629,19 @@ int tslab_unlink_inode(struct tslab_fs *fs, struct tslab_epoch *ep,
 
 	if (err)
 		return tslab_err(fs, err, "freeing an object");
+	tslab_xattr_objs_free(fs, ip);
+	tslab_space_unadmit(fs, ip);
+	tslab_inode_free(ep, ip);
+	return 0;
+}
+
+/* IP's object was freed: its xattr objects go with it (they name IP as
+ * their parent, and nothing else reaches them). */
+void tslab_xattr_objs_free(struct tslab_fs *fs, struct tslab_inode *ip)
+{
 	if (ip->ext)
 		for (struct tslab_xattr *a = ip->ext->xattrs; a; a = a->next)
 			slab_obj_free(fs->st, a->h);
-	tslab_inode_free(ep, ip);
-	return 0;
 }
 
 static void link_forget(struct tslab_ext *x, struct tslab_link *l)
@@ -672,6 +744,8 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		err = -ENOENT;
 	} else if (S_ISDIR(ip->mode)) {
 		err = -EISDIR;
+	} else if ((err = tslab_sealed_check(pep))) {
+		;
 	} else {
 		tslab_ns_remove(pep, pip->ext, d);
 		err = tslab_release_dentry(fs, pep, d);
@@ -693,17 +767,20 @@ int tslab_drop_epoch_dir(struct tslab_fs *fs, struct tslab_epoch *pep,
 	struct tslab_epoch *ep = tslab_epoch_get(fs, tslab_epoch_of(ip->ino));
 	void **bufs = NULL;
 	size_t n = 0, cap = 0;
+	uint64_t resv = 0;
 	int err;
 
 	tslab_rwlock_assert_wrheld(&fs->drop_lock);
 
 	if (!ep)
 		return -ESTALE;
-	/* Buffers are outside the arena: collect them before it goes. */
+	/* Buffers are outside the arena: collect them before it goes, and
+	 * the reservations of its inodes, none of which will be put. */
 	for (struct tslab_ext *x = ep->exts; x; x = x->next) {
-		if (!x->buf)
+		resv += x->resv + x->cresv;
+		if (!x->buf && !x->dc && !x->otail)
 			continue;
-		if (n == cap) {
+		if (n + 3 > cap) {
 			void **p =
 			    realloc(bufs, (cap = cap ? cap * 2 : 16) * sizeof(*bufs));
 
@@ -713,7 +790,12 @@ int tslab_drop_epoch_dir(struct tslab_fs *fs, struct tslab_epoch *pep,
 			}
 			bufs = p;
 		}
-		bufs[n++] = x->buf;
+		if (x->buf)
+			bufs[n++] = x->buf;
+		if (x->dc)
+			bufs[n++] = x->dc; /* dirty chunks of a dropped file: gone */
+		if (x->otail)
+			bufs[n++] = x->otail;
 	}
 	tslab_ns_remove(pep, pip->ext, &ip->d);
 	err = slab_epoch_drop(fs->st, ep->id);
@@ -725,6 +807,7 @@ int tslab_drop_epoch_dir(struct tslab_fs *fs, struct tslab_epoch *pep,
 	for (size_t i = 0; i < n; i++)
 		free(bufs[i]);
 	free(bufs);
+	slab_space_release(fs->st, resv);
 	tslab_epoch_unlist(fs, ep);
 	tslab_epoch_destroy(ep);
 	atomic_store(&fs->space_full, false);
@@ -733,9 +816,10 @@ int tslab_drop_epoch_dir(struct tslab_fs *fs, struct tslab_epoch *pep,
 	return 0;
 }
 
-static int rmdir_epoch(struct tslab_fs *fs, fuse_ino_t parent, const char *name,
-                       size_t len)
+int tslab_drop_epoch(struct tslab_fs *fs, fuse_ino_t parent, const char *name, size_t len,
+                     uint32_t expect, const char *reason)
 {
+	struct slab_epoch_stats es = {0};
 	struct tslab_inode *pip, *ip;
 	struct tslab_epoch *pep;
 	struct tslab_dent *d;
@@ -754,12 +838,21 @@ static int rmdir_epoch(struct tslab_fs *fs, fuse_ino_t parent, const char *name,
 		err = -ENOTDIR;
 	else if (!tslab_is_epoch_dir(ip))
 		err = -EAGAIN;
+	else if (expect && tslab_epoch_of(ip->ino) != expect)
+		err = -ESTALE; /* renamed or replaced since the caller looked */
 	else
+		err = 0;
+	if (!err) {
+		slab_epoch_stats(fs->st, tslab_epoch_of(ip->ino), &es);
 		err = tslab_drop_epoch_dir(fs, pep, pip, ip);
+	}
 	pthread_rwlock_unlock(&fs->drop_lock);
 	if (!err)
-		tslab_log(LOG_INFO, "%s: dropped epoch directory '%.*s' in %lld us",
-		          fs->device, (int)len, name,
+		tslab_log(reason ? LOG_NOTICE : LOG_INFO,
+		          "%s: dropped epoch directory '%.*s' (%llu files, %llu bytes, "
+		          "reason: %s) in %lld us",
+		          fs->device, (int)len, name, (unsigned long long)es.objects,
+		          (unsigned long long)es.live_bytes, reason ? reason : "rmdir",
 		          (long long)(tslab_now() - t0) / 1000);
 	return err;
 }
@@ -784,11 +877,15 @@ static int rmdir_plain(struct tslab_fs *fs, fuse_ino_t parent, const char *name,
 		err = -ENOTDIR;
 	else if (tslab_is_epoch_dir(ip))
 		err = -EAGAIN; /* needs the exclusive path */
+	else if ((err = tslab_sealed_check(pep)))
+		;
 	else if (ip->ext && ip->ext->nchildren)
 		err = -ENOTEMPTY;
 	else
 		err = slab_obj_free(fs->st, ip->ino);
 	if (!err) {
+		tslab_xattr_objs_free(fs, ip);
+		tslab_space_unadmit(fs, ip);
 		tslab_ns_remove(pep, pip->ext, d);
 		tslab_inode_free(pep, ip);
 		pip->nlink--;
@@ -812,7 +909,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (!err)
 		err = rmdir_plain(fs, parent, name, len);
 	if (err == -EAGAIN) {
-		err = rmdir_epoch(fs, parent, name, len);
+		err = tslab_drop_epoch(fs, parent, name, len, 0, NULL);
 		dropped = !err;
 	}
 	fuse_reply_err(req, -err);
@@ -824,9 +921,6 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 /* ---- statfs / access --------------------------------------------------------- */
 
-/* Estimated device bytes of the smallest file, for df -i. */
-#define TSLAB_MIN_OBJ_BYTES 64u
-
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct tslab_fs *fs = tslab_fs_of(req);
@@ -837,12 +931,16 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	memset(&v, 0, sizeof(v));
 	v.f_bsize = 4096;
 	v.f_frsize = 4096;
-	v.f_blocks = sp.total_bytes / 4096;
-	v.f_bfree = sp.free_bytes / 4096;
-	v.f_bavail = sp.avail_bytes / 4096;
-	v.f_files = sp.objects + sp.free_bytes / TSLAB_MIN_OBJ_BYTES;
-	v.f_ffree = sp.free_bytes / TSLAB_MIN_OBJ_BYTES;
-	v.f_favail = sp.avail_bytes / TSLAB_MIN_OBJ_BYTES;
+	/* The whole device; used = superblock and journal zones, the GC
+	 * reserve and headroom, and what live objects and accepted changes
+	 * cost. Available = what slab_space_reserve() still grants, so a
+	 * file df says fits does fit (there is no root-only reserve). */
+	v.f_blocks = sp.device_bytes / 4096;
+	v.f_bfree = sp.avail_bytes / 4096;
+	v.f_bavail = v.f_bfree;
+	v.f_ffree = sp.avail_bytes / slab_obj_cost(0, 1);
+	v.f_files = sp.objects + v.f_ffree;
+	v.f_favail = v.f_ffree;
 	v.f_namemax = SLAB_NAME_MAX;
 	fuse_reply_statfs(req, &v);
 }
@@ -896,10 +994,15 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * FOPEN_NOFLUSH and sends FLUSH, a SETATTR for mtime and a GETATTR)
 	 * than it saves; one write() is one WRITE either way. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* Large files: up to 1 MiB per WRITE (the kernel's max_pages 256). */
+	conn->max_write = TSLAB_MAX_WRITE;
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	/* NFS export: the kernel may LOOKUP "." and ".." of a node id. */
+	if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
+		conn->want |= FUSE_CAP_EXPORT_SUPPORT;
 	/* The kernel clears setuid/setgid itself and tells us by setattr. */
 	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
 	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
@@ -964,4 +1067,6 @@ const struct fuse_lowlevel_ops tslab_ops = {
     .removexattr = tslab_op_removexattr,
     .access = op_access,
     .create = op_create,
+    .lseek = tslab_op_lseek,
+    .fallocate = tslab_op_fallocate,
 };

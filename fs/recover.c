@@ -195,6 +195,7 @@ static int rec_one(struct rec *r, const struct pend *p)
 
 	if (!ep)
 		return err;
+	tslab_epoch_times(ep, &o->attr);
 	switch (o->kind) {
 	case TSLAB_KIND_INODE:
 		return rec_inode(r, ep, h, o);

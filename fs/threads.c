@@ -61,7 +61,7 @@ static void *commit_main(void *arg)
 			break;
 		pthread_mutex_unlock(&fs->commit_mu);
 		pthread_rwlock_rdlock(&fs->drop_lock);
-		err = tslab_flush_all(fs, TSLAB_FLUSH_TRIM);
+		err = tslab_flush_all(fs, TSLAB_FLUSH_TRIM | TSLAB_FLUSH_TICK);
 		pthread_rwlock_unlock(&fs->drop_lock);
 		if (!err && !fs->read_only && !atomic_load(&fs->went_ro)) {
 			err = slab_sync(fs->st);
@@ -229,6 +229,12 @@ int tslab_threads_start(struct tslab_fs *fs)
 	if (err)
 		return -err;
 	fs->notify_started = true;
+	err = tslab_policy_start(fs);
+	if (err)
+		return err;
+	err = tslab_prune_start(fs);
+	if (err)
+		return err;
 	if (fs->read_only)
 		return 0;
 	err = pthread_create(&fs->commit_thread, NULL, commit_main, fs);
@@ -240,6 +246,8 @@ int tslab_threads_start(struct tslab_fs *fs)
 
 void tslab_threads_stop(struct tslab_fs *fs)
 {
+	tslab_policy_stop(fs); /* its drops queue notifications: first */
+	tslab_prune_stop(fs);
 	pthread_mutex_lock(&fs->commit_mu);
 	pthread_mutex_lock(&fs->notify_mu);
 	fs->stopping = true;

@@ -7,7 +7,17 @@
  * user.tslab.files, .bytes, .slabs and .zones on an epoch directory (and
  * the root, for the root epoch) are read-only figures from
  * slab_epoch_stats(): objects, live record bytes, slab pages written and
- * zones holding the epoch's pages. The user.tslab. prefix is reserved.
+ * zones holding the epoch's pages; .created, .last_write and
+ * .retention_due are times (seconds, fs clock) from policy.c. The user.tslab.
+ * prefix is reserved.
+ *
+ * Control attributes (tslabfs(8), tslabctl(8)); writing needs root or the
+ * directory's owner:
+ *   user.tslab.sealed  on an epoch directory: 0/1; write 1 to seal it
+ *   user.tslab.drop    on an epoch directory: reads 0; write 1 = rmdir
+ *   user.tslab.epochs  on the root: table of every epoch (read-only)
+ *   user.tslab.zonemap on the root: the zone map (read-only)
+ *   user.tslab.gc      on the root: GC counters; write "run" to collect
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -15,13 +25,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/xattr.h>
+#include <syslog.h>
 
 #include "fs/fs_int.h"
 
 #define TSLAB_XATTR_RESERVED "user.tslab."
 
-static const char *const epoch_attrs[] = {"user.tslab.files", "user.tslab.bytes",
-                                          "user.tslab.slabs", "user.tslab.zones"};
+static const char *const epoch_attrs[] = {
+    "user.tslab.files",  "user.tslab.bytes",         "user.tslab.slabs",
+    "user.tslab.zones",  "user.tslab.created",       "user.tslab.last_write",
+    "user.tslab.sealed", "user.tslab.retention_due", "user.tslab.drop"};
+static const char *const root_attrs[] = {"user.tslab.epochs", "user.tslab.zonemap",
+                                         "user.tslab.gc"};
+#define N_ROOT_ATTRS  (sizeof(root_attrs) / sizeof(root_attrs[0]))
 #define N_EPOCH_ATTRS (sizeof(epoch_attrs) / sizeof(epoch_attrs[0]))
 
 static bool has_epoch_attrs(const struct tslab_inode *ip)
@@ -59,6 +75,18 @@ static int epoch_attr(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_
 	err = slab_epoch_stats(fs->st, tslab_epoch_of(ip->ino), &s);
 	if (err)
 		return tslab_err(fs, err, "reading epoch statistics");
+	if (!strcmp(name, "user.tslab.created"))
+		return snprintf(out, outlen, "%" PRId64,
+		                (int64_t)(ep->created / 1000000000));
+	if (!strcmp(name, "user.tslab.last_write"))
+		return snprintf(out, outlen, "%" PRId64, (int64_t)ep->last_write);
+	if (!strcmp(name, "user.tslab.retention_due"))
+		return fs->pol.retention && ep->id != SLAB_EPOCH_ROOT
+		           ? snprintf(out, outlen, "%" PRId64,
+		                      ep->last_write + (int64_t)fs->pol.retention)
+		           : snprintf(out, outlen, "-");
+	if (!strcmp(name, "user.tslab.drop"))
+		return snprintf(out, outlen, "0");
 	if (!strcmp(name, epoch_attrs[0]))
 		v = s.objects;
 	else if (!strcmp(name, epoch_attrs[1]))
@@ -67,9 +95,89 @@ static int epoch_attr(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_
 		v = s.pages;
 	else if (!strcmp(name, epoch_attrs[3]))
 		v = s.zones;
+	else if (!strcmp(name, "user.tslab.sealed"))
+		v = s.sealed;
 	else
 		return -ENODATA;
 	return snprintf(out, outlen, "%" PRIu64, v);
+}
+
+static bool root_attr(const char *name)
+{
+	for (size_t i = 0; i < N_ROOT_ATTRS; i++)
+		if (!strcmp(name, root_attrs[i]))
+			return true;
+	return false;
+}
+
+/* Caller holds drop_lock for reading and no epoch lock. */
+static int root_text(struct tslab_fs *fs, const char *name, char **out, size_t *len)
+{
+	if (!strcmp(name, "user.tslab.epochs"))
+		return tslab_policy_epochs_text(fs, out, len);
+	if (!strcmp(name, "user.tslab.zonemap"))
+		return tslab_policy_zones_text(fs, out, len);
+	return tslab_policy_gc_text(fs, out, len);
+}
+
+/* Root, or the owner of INO. */
+static int control_perm(struct tslab_fs *fs, fuse_req_t req, fuse_ino_t ino)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct tslab_epoch *ep;
+	struct tslab_inode *ip;
+	int err;
+
+	if (ctx->uid == 0)
+		return 0;
+	pthread_rwlock_rdlock(&fs->drop_lock);
+	err = tslab_get_locked(fs, ino, &ep, &ip);
+	if (!err) {
+		err = ip->uid == ctx->uid ? 0 : -EPERM;
+		pthread_mutex_unlock(&ep->lock);
+	}
+	pthread_rwlock_unlock(&fs->drop_lock);
+	return err;
+}
+
+static bool value_is(const char *value, size_t size, const char *want)
+{
+	size_t l = strlen(want);
+
+	while (size && (value[size - 1] == '\n' || value[size - 1] == 0))
+		size--;
+	return size == l && !memcmp(value, want, l);
+}
+
+/* Writing a control attribute. After the reply, for a drop, the kernel's
+ * entry is invalidated by tslab_policy_drop (on the notify thread). */
+static int control_set(struct tslab_fs *fs, fuse_req_t req, fuse_ino_t ino,
+                       const char *name, const char *value, size_t size)
+{
+	int err = control_perm(fs, req, ino);
+	uint32_t done;
+
+	if (err)
+		return err;
+	if (tslab_is_ro(fs))
+		return -EROFS;
+	if (!strcmp(name, "user.tslab.sealed"))
+		return value_is(value, size, "1") ? tslab_policy_seal(fs, ino) : -EINVAL;
+	if (!strcmp(name, "user.tslab.drop"))
+		return value_is(value, size, "1")
+		           ? tslab_policy_drop(fs, ino, "control attribute")
+		           : -EINVAL;
+	if (!strcmp(name, "user.tslab.gc") && ino == SLAB_HANDLE_ROOT) {
+		if (!value_is(value, size, "run"))
+			return -EINVAL;
+		err =
+		    slab_gc_run(fs->st, (uint32_t)slab_zone_map(fs->st, NULL, 0), &done);
+		if (!err)
+			tslab_log(LOG_INFO, "%s: gc run: %u zones collected", fs->device,
+			          done);
+		return err ? tslab_err(fs, err, "collecting garbage") : 0;
+	}
+	return -EPERM;
 }
 
 static void reply_value(fuse_req_t req, const void *val, size_t len, size_t size)
@@ -107,7 +215,9 @@ static int get_locked(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_
 		return -ENOMEM;
 	n = a->size ? slab_obj_read(fs->st, a->h, 0, *val, a->size) : 0;
 	if (n != (ssize_t)a->size) {
+		/* the caller frees *val on every path: leave nothing behind */
 		free(*val);
+		*val = NULL;
 		return n < 0 ? tslab_err(fs, (int)n, "reading an xattr") : -EIO;
 	}
 	return 0;
@@ -124,9 +234,15 @@ void tslab_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t 
 
 	/* Only user.* names are ever stored: the kernel's security.capability
 	 * check before every write() is answered without a lock. */
-	if (strncmp(name, "user.", 5)) {
-		fuse_reply_err(req, ENODATA);
+	if (strncmp(name, "user.", 5) || !name[5]) {
+		fuse_reply_err(req, strncmp(name, "user.", 5) ? ENODATA : EINVAL);
 		return;
+	}
+	if (ino == SLAB_HANDLE_ROOT && root_attr(name)) {
+		pthread_rwlock_rdlock(&fs->drop_lock);
+		err = root_text(fs, name, (char **)&val, &len);
+		pthread_rwlock_unlock(&fs->drop_lock);
+		goto reply;
 	}
 	pthread_rwlock_rdlock(&fs->drop_lock);
 	err = tslab_get_locked(fs, ino, &ep, &ip);
@@ -135,6 +251,7 @@ void tslab_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t 
 		pthread_mutex_unlock(&ep->lock);
 	}
 	pthread_rwlock_unlock(&fs->drop_lock);
+reply:
 	if (err)
 		fuse_reply_err(req, -err);
 	else
@@ -157,8 +274,13 @@ static int xattr_put(struct tslab_fs *fs, struct tslab_xattr *a, slab_handle_t o
 	    .data = value,
 	    .data_len = size,
 	};
-	int err = slab_obj_put(fs->st, a->h, &o);
+	uint64_t cost = slab_obj_cost(size, a->name_len);
+	int err = slab_space_reserve(fs->st, cost);
 
+	if (err)
+		return err;
+	err = slab_obj_put(fs->st, a->h, &o);
+	slab_space_release(fs->st, cost);
 	return err ? tslab_err(fs, err, "writing an xattr") : 0;
 }
 
@@ -200,8 +322,10 @@ static int set_locked(struct tslab_fs *fs, struct tslab_epoch *ep, struct tslab_
 {
 	size_t len = strlen(name);
 	struct tslab_xattr *a = xattr_find(ip, name, len, NULL);
-	int err;
+	int err = tslab_sealed_check(ep);
 
+	if (err)
+		return err;
 	if (a && (flags & XATTR_CREATE))
 		return -EEXIST;
 	if (!a && (flags & XATTR_REPLACE))
@@ -220,6 +344,9 @@ static int name_ok(struct tslab_fs *fs, const char *name, bool write)
 
 	if (!len || len > SLAB_NAME_MAX)
 		return -ERANGE;
+	/* As the kernel's VFS answers for a known prefix with nothing after it. */
+	if (!strcmp(name, "user."))
+		return -EINVAL;
 	if (!write)
 		return 0;
 	if (strncmp(name, "user.", 5))
@@ -235,8 +362,13 @@ void tslab_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	struct tslab_fs *fs = tslab_fs_of(req);
 	struct tslab_epoch *ep;
 	struct tslab_inode *ip;
-	int err = name_ok(fs, name, true);
+	int err;
 
+	if (!strncmp(name, TSLAB_XATTR_RESERVED, strlen(TSLAB_XATTR_RESERVED))) {
+		err = control_set(fs, req, ino, name, value, size);
+		goto out;
+	}
+	err = name_ok(fs, name, true);
 	if (!err && size > TSLAB_XATTR_MAX)
 		err = -E2BIG;
 	if (err)
@@ -258,8 +390,10 @@ static int remove_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
                          struct tslab_inode *ip, const char *name)
 {
 	struct tslab_xattr **pp = NULL, *a = xattr_find(ip, name, strlen(name), &pp);
-	int err;
+	int err = tslab_sealed_check(ep);
 
+	if (err)
+		return err;
 	if (!a)
 		return -ENODATA;
 	err = slab_obj_free(fs->st, a->h);
@@ -302,6 +436,14 @@ static size_t list_locked(struct tslab_inode *ip, char *buf, size_t cap)
 
 			if (buf && pos + l <= cap)
 				memcpy(buf + pos, epoch_attrs[i], l);
+			pos += l;
+		}
+	if (ip->ino == SLAB_HANDLE_ROOT)
+		for (size_t i = 0; i < N_ROOT_ATTRS; i++) {
+			size_t l = strlen(root_attrs[i]) + 1;
+
+			if (buf && pos + l <= cap)
+				memcpy(buf + pos, root_attrs[i], l);
 			pos += l;
 		}
 	for (struct tslab_xattr *a = ip->ext ? ip->ext->xattrs : NULL; a; a = a->next) {

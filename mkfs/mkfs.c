@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -191,6 +193,10 @@ static int mkfs_check_emul_params(const struct mkfs_opts *o, bool is_file)
 		fprintf(stderr, "mkfs.tslabfs: --size applies to image files only\n");
 		return -EINVAL;
 	}
+	if (is_file && !p->size) {
+		fprintf(stderr, "mkfs.tslabfs: --size must be larger than 0\n");
+		return -EINVAL;
+	}
 	if (p->zone_size == 0 || p->zone_size % p->lba_size) {
 		fprintf(stderr,
 		        "mkfs.tslabfs: zone size must be a non-zero multiple of %u\n",
@@ -205,12 +211,32 @@ static int mkfs_check_emul_params(const struct mkfs_opts *o, bool is_file)
 		    "at least 4096 and at most the zone size\n");
 		return -EINVAL;
 	}
-	if (is_file && p->size / p->zone_size < MKFS_MIN_ZONES) {
-		fprintf(stderr,
-		        "mkfs.tslabfs: an image of %" PRIu64
-		        " bytes holds fewer than %u zones "
-		        "of %" PRIu64 " bytes\n",
-		        p->size, MKFS_MIN_ZONES, p->zone_size);
+	return 0;
+}
+
+/*
+ * The zones left after the emulation header in SIZE bytes must hold
+ * tslabfs (superblock, journal, data and GC reserve zones): checked here,
+ * before zns_emul_create() truncates or writes anything.
+ */
+static int mkfs_check_layout(const struct mkfs_opts *o, uint64_t size)
+{
+	struct slab_format_opts fo = {.reserve_zones = o->reserve_zones};
+	uint32_t nz = 0;
+	int ret = zns_emul_layout(&o->emul, size, &nz);
+
+	if (ret == -EINVAL) {
+		fprintf(stderr, "mkfs.tslabfs: invalid zone geometry\n");
+		return -EINVAL;
+	}
+	if (ret || nz < MKFS_MIN_ZONES || (ret = slab_format_fits(nz, &fo))) {
+		fprintf(
+		    stderr,
+		    "mkfs.tslabfs: %" PRIu64 " bytes hold %u zones of %" PRIu64
+		    " bytes after the emulation header; tslabfs needs at least %u%s\n",
+		    size, nz, o->emul.zone_size, MKFS_MIN_ZONES,
+		    ret == -EINVAL ? " and more data zones than --reserve-zones + 2"
+		                   : "");
 		return -EINVAL;
 	}
 	return 0;
@@ -255,6 +281,20 @@ static int mkfs_emul_create(const struct mkfs_opts *o)
 	return ret;
 }
 
+/* Size of block device PATH (0 when unknown: the layout check refuses). */
+static uint64_t mkfs_blkdev_size(const char *path)
+{
+	uint64_t size = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	if (ioctl(fd, BLKGETSIZE64, &size) < 0)
+		size = 0;
+	close(fd);
+	return size;
+}
+
 /*
  * Make TARGET ready for slab_format(). Every failure is reported here;
  * -EINVAL means a usage error.
@@ -264,9 +304,11 @@ static int mkfs_prepare_target(struct mkfs_opts *o, int kind)
 	int ret;
 
 	if (kind == -ENOENT) {
-		if (!o->emul.size)
+		if (!o->size_set)
 			o->emul.size = MKFS_DEFAULT_SIZE;
 		ret = mkfs_check_emul_params(o, true);
+		if (!ret)
+			ret = mkfs_check_layout(o, o->emul.size);
 		if (ret)
 			return ret;
 		return mkfs_emul_create(o);
@@ -276,7 +318,10 @@ static int mkfs_prepare_target(struct mkfs_opts *o, int kind)
 		        strerror(-kind));
 		return -ENODEV;
 	}
-	ret = mkfs_refuse_existing(o->target, o->force);
+	/* Every refusal comes before the first byte written. */
+	ret = mkfs_refuse_busy(o->target);
+	if (!ret)
+		ret = mkfs_refuse_existing(o->target, o->force);
 	if (ret)
 		return ret;
 	if (kind == ZNS_BACKEND_NATIVE)
@@ -290,6 +335,10 @@ static int mkfs_prepare_target(struct mkfs_opts *o, int kind)
 			o->emul.size = MKFS_DEFAULT_SIZE;
 	}
 	ret = mkfs_check_emul_params(o, kind == ZNS_BACKEND_EMUL_FILE);
+	if (!ret)
+		ret = mkfs_check_layout(o, kind == ZNS_BACKEND_EMUL_FILE
+		                               ? o->emul.size
+		                               : mkfs_blkdev_size(o->target));
 	if (ret)
 		return ret;
 	return mkfs_emul_create(o);

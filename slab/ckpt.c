@@ -70,13 +70,10 @@ static void zhdr_encode(uint8_t *blk, uint64_t seq, uint32_t index, uint32_t nzo
  * magic, fields, checksum and zero reserved bytes; else -EUCLEAN. */
 static int zhdr_check(const uint8_t *blk, uint64_t seq, uint32_t index, uint32_t nzones)
 {
-	const size_t hash_off = offsetof(struct slab_ckpt_zhdr, hash);
-
-	if (memcmp(blk, CKZ_MAGIC, 8) ||
+	if (!slab_ckpt_zone_hdr_ok(blk) ||
 	    slab_get64(blk + offsetof(struct slab_ckpt_zhdr, seq)) != seq ||
 	    slab_get32(blk + offsetof(struct slab_ckpt_zhdr, index)) != index ||
-	    slab_get32(blk + offsetof(struct slab_ckpt_zhdr, nzones)) != nzones ||
-	    slab_get64(blk + hash_off) != slab_hash64(blk, hash_off))
+	    slab_get32(blk + offsetof(struct slab_ckpt_zhdr, nzones)) != nzones)
 		return -EUCLEAN;
 	for (size_t i = sizeof(struct slab_ckpt_zhdr); i < SLAB_PAGE_SIZE; i++)
 		if (blk[i])
@@ -131,11 +128,25 @@ int slab_ckpt_next(const struct slab_ckpt_img *img, size_t *pos, struct slab_ckp
 	e->seq = slab_get64(p + 24);
 	e->aux = slab_get64(p + 32);
 	at += CK_ENT;
-	if (e->rtype < SLAB_REC_OBJ || e->rtype > SLAB_REC_EPOCH ||
+	if (e->rtype < SLAB_REC_OBJ || e->rtype > SLAB_REC_FDATA ||
 	    e->zone < img->first_data || e->zone >= img->nzones ||
 	    e->len < SLAB_REC_HDR || e->len > SLAB_REC_MAX)
 		return -EUCLEAN;
-	if (e->rtype == SLAB_REC_OBJ) {
+	if (e->rtype == SLAB_REC_OBJ && e->inl == SLAB_CKPT_XHEAD) {
+		/* extents head: aux is its data base, no inline payload */
+		if (!e->aux || img->len - at < (size_t)CK_OBJ + e->name_len)
+			return -EUCLEAN;
+		e->xbase = e->aux;
+		e->aux = 0;
+		e->inl = 0;
+		ent_obj_decode(img->buf + at, e);
+		at += CK_OBJ;
+		e->name = (const char *)img->buf + at;
+		e->data = NULL;
+		at += (size_t)e->name_len;
+		if (e->data_len)
+			return -EUCLEAN;
+	} else if (e->rtype == SLAB_REC_OBJ) {
 		if (img->len - at < (size_t)CK_OBJ + e->name_len + e->inl ||
 		    e->inl > SLAB_CKPT_INLINE)
 			return -EUCLEAN;
@@ -219,6 +230,13 @@ int slab_ckpt_first_pseq(struct zns_dev *dev, uint32_t z, uint64_t *pseq)
 		*pseq = ph.seq;
 	zns_buf_free(b);
 	return ret;
+}
+
+bool slab_ckpt_zone_hdr_ok(const uint8_t *b)
+{
+	const size_t hash_off = offsetof(struct slab_ckpt_zhdr, hash);
+
+	return !memcmp(b, CKZ_MAGIC, 8) && slab_get64(b + hash_off) == slab_hash64(b, hash_off);
 }
 
 /* Payload bytes one checkpoint zone holds after its header block. */
@@ -336,7 +354,7 @@ static uint8_t *ckb_put(struct ckbuf *b, size_t n)
 	return b->p + b->len - n;
 }
 
-enum { W_HEAD, W_CHUNK, W_DROP };
+enum { W_HEAD, W_CHUNK, W_DROP, W_FDATA };
 
 /* A record the checkpoint must describe, before it is read back. */
 struct went {
@@ -421,16 +439,38 @@ static bool on_data_zone(const struct slab_store *st, struct slab_loc l)
 static int snap_chunks(struct slab_store *st, struct snap *w, const struct slab_slot *sl,
                        struct went x)
 {
-	for (uint32_t c = 0; c < sl->chunks->n; c++) {
-		uint64_t left = sl->chunks->total - (uint64_t)c * SLAB_CHUNK_MAX;
+	const struct slab_chunks *ch = slab_slot_chunks(sl);
 
-		x.zone = sl->chunks->loc[c].zone;
-		x.off = sl->chunks->loc[c].off;
+	for (uint32_t c = 0; ch && c < ch->n; c++) {
+		uint64_t left = ch->total - (uint64_t)c * SLAB_CHUNK_MAX;
+
+		x.zone = ch->loc[c].zone;
+		x.off = ch->loc[c].off;
 		x.len = (uint16_t)(SLAB_REC_HDR +
 		                   (left < SLAB_CHUNK_MAX ? left : SLAB_CHUNK_MAX));
 		x.what = W_CHUNK;
 		x.aux = c;
-		if (!on_data_zone(st, sl->chunks->loc[c]))
+		if (!on_data_zone(st, ch->loc[c]))
+			return -EAGAIN;
+		if (wpush(w, &x))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* The chunk records (data and holes) of a live extents slot. */
+static int snap_fdata(struct slab_store *st, struct snap *w, struct slab_fmap *fm,
+                      struct went x)
+{
+	struct slab_fent *fe;
+
+	for (uint64_t i = 0; (fe = slab_fmap_next(fm, &i, false)); i++) {
+		x.zone = fe->loc.zone;
+		x.off = fe->loc.off;
+		x.len = fe->len;
+		x.what = W_FDATA;
+		x.aux = i;
+		if (!on_data_zone(st, fe->loc))
 			return -EAGAIN;
 		if (wpush(w, &x))
 			return -ENOMEM;
@@ -474,8 +514,11 @@ static int snap_epoch(struct slab_store *st, struct snap *w, struct slab_epoch *
 			return ret;
 		if ((ret = wpush(w, &x)))
 			return ret;
-		if (sl->state == SLOT_LIVE && sl->chunks &&
+		if (sl->state == SLOT_LIVE && slab_slot_chunks(sl) &&
 		    (ret = snap_chunks(st, w, sl, x)))
+			return ret;
+		if (sl->state == SLOT_LIVE && slab_slot_fmap(sl) &&
+		    (ret = snap_fdata(st, w, slab_slot_fmap(sl), x)))
 			return ret;
 	}
 	return 0;
@@ -567,6 +610,8 @@ static bool rec_matches(const struct went *x, const struct slab_rec *r)
 		return r->rtype == SLAB_REC_DROP && r->parent == x->aux;
 	case W_CHUNK:
 		return r->rtype == SLAB_REC_CHUNK && es == want && r->parent == x->aux;
+	case W_FDATA:
+		return r->rtype == SLAB_REC_FDATA && es == want && r->parent == x->aux;
 	default:
 		if (x->key_slot == 0)
 			return r->rtype == SLAB_REC_EPOCH && es == want;
@@ -580,9 +625,11 @@ static int put_entry(const struct snap *w, const struct went *x, const struct sl
                      struct ckbuf *b)
 {
 	bool obj = r->rtype == SLAB_REC_OBJ, chunked = r->flags & SLAB_RF_CHUNKED;
+	bool xhead = obj && (r->flags & SLAB_RF_EXTENTS);
 	bool zl = x->what == W_DROP || r->rtype == SLAB_REC_EPOCH;
-	uint8_t inl =
-	    obj && !chunked && r->data_len <= SLAB_CKPT_INLINE ? (uint8_t)r->data_len : 0;
+	uint8_t inl = obj && !chunked && !xhead && r->data_len <= SLAB_CKPT_INLINE
+	                  ? (uint8_t)r->data_len
+	                  : 0;
 	size_t n =
 	    CK_ENT + (obj ? CK_OBJ + r->name_len + inl : 0) + (zl ? 4 + 4 * x->nz : 0);
 	uint8_t *p = ckb_put(b, n);
@@ -592,14 +639,14 @@ static int put_entry(const struct snap *w, const struct went *x, const struct sl
 	p[0] = r->rtype;
 	p[1] = r->kind;
 	p[2] = obj ? r->name_len : 0;
-	p[3] = inl;
+	p[3] = xhead ? SLAB_CKPT_XHEAD : inl;
 	slab_put16(p + 4, r->mode);
 	slab_put16(p + 6, (uint16_t)r->len);
 	slab_put32(p + 8, x->zone);
 	slab_put32(p + 12, x->off);
 	slab_put64(p + 16, r->handle);
 	slab_put64(p + 24, r->seq);
-	slab_put64(p + 32, obj ? (chunked ? r->total : 0) : r->parent);
+	slab_put64(p + 32, obj ? (chunked ? r->total : xhead ? r->dbase : 0) : r->parent);
 	p += CK_ENT;
 	if (obj) {
 		slab_put64(p, r->parent);
@@ -656,7 +703,9 @@ static int read_zone(struct slab_store *st, struct snap *w, size_t i, size_t j,
 	if (ret)
 		return ret;
 	zs.st = st;
-	while (i < j && (ret = slab_zscan_next(&zs, &pg, &ph, &poff)) > 0) {
+	/* A bad record ends the loop with its -EUCLEAN: the next page's result
+	 * must not overwrite it (the image would count entries it lacks). */
+	while (!ret && i < j && (ret = slab_zscan_next(&zs, &pg, &ph, &poff)) > 0) {
 		ret = 0;
 		for (; i < j && v[i].off < poff + ph.used && !ret; i++) {
 			struct slab_rec r;
@@ -833,10 +882,12 @@ static int sb_write_fenced(struct slab_store *st, const struct slab_ckpt_ref *re
 {
 	int ret;
 
+	pthread_mutex_lock(&st->sblock);
 	pthread_rwlock_rdlock(&st->iolock);
 	st->sb.sequence++;
 	ret = st->fenced ? -EIO : slab_sb_write_ckpt(st->dev, &st->sb, ref);
 	pthread_rwlock_unlock(&st->iolock);
+	pthread_mutex_unlock(&st->sblock);
 	return ret;
 }
 
@@ -900,6 +951,14 @@ int slab_ckpt_write(struct slab_store *st, bool running)
 
 	if (!ref)
 		return -ENOMEM;
+	pthread_mutex_lock(&st->dmglock);
+	ret = st->damaged ? -EUCLEAN : 0;
+	pthread_mutex_unlock(&st->dmglock);
+	if (ret) {
+		/* never describe a damaged view: the next mount scans instead */
+		free(ref);
+		return ret;
+	}
 	ref->version = SLAB_CKPT_VERSION;
 	ref->seq = ++st->ck_last; /* never reused, even after a release */
 	ret = build(st, ref->seq, &b);

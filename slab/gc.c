@@ -83,13 +83,27 @@ static int gc_zone(struct slab_store *st, uint32_t zone, uint64_t wp)
 		for (uint32_t off = SLAB_PAGE_HDR; off < ph.used;) {
 			struct slab_rec r;
 
-			if (slab_rec_decode(page + off, ph.used - off, ph.def_uid, ph.def_gid, &r))
+			if (slab_rec_decode(page + off, ph.used - off, ph.def_uid,
+			                    ph.def_gid, &r)) {
+				/* the zone keeps the live bytes GC could not move, so
+				 * it is never reset; the damage is reported */
+				slab_damage_report(st, zone, poff + off,
+				                   "collecting garbage");
 				break;
+			}
 			ret = gc_record(st, &ph, page + off, &r, zone, (uint32_t)(poff + off));
 			if (ret)
 				goto out;
 			off += r.len;
 		}
+	}
+	if (ret == 0 && zs.torn) {
+		bool damage = false;
+		uint64_t next;
+
+		if (slab_damage_classify(st->dev, zone, zs.pos, wp, true, &damage, &next) == 0 &&
+		    damage)
+			slab_damage_report(st, zone, zs.pos, "collecting garbage");
 	}
 out:
 	slab_zscan_fini(&zs);
@@ -200,4 +214,40 @@ int slab_gc_pass(struct slab_store *st)
 	}
 	pthread_mutex_unlock(&st->gclock);
 	return ret;
+}
+
+int slab_gc_run(struct slab_store *st, uint32_t max_zones, uint32_t *done)
+{
+	int ret = 0;
+
+	*done = 0;
+	pthread_mutex_lock(&st->gclock);
+	while (*done < max_zones && !st->ro) {
+		uint64_t wp = 0;
+		int v = pick_victim(st, &wp);
+
+		if (v < 0)
+			break;
+		/* Worth a copy only when an eighth of the zone is dead: the
+		 * copies fill zones of their own, which must not qualify in
+		 * turn (a run ends). */
+		if (wp - atomic_load(&st->zones[v].live) < st->geo.zone_capacity / 8) {
+			pthread_mutex_lock(&st->zlock);
+			st->zones[v].state = ZS_FULL;
+			pthread_mutex_unlock(&st->zlock);
+			break;
+		}
+		ret = gc_zone(st, (uint32_t)v, wp);
+		pthread_mutex_lock(&st->zlock);
+		st->zones[v].state = ZS_FULL;
+		pthread_mutex_unlock(&st->zlock);
+		atomic_fetch_add(&st->c_gc_runs, 1);
+		if (!ret)
+			ret = slab_sync_all(st, false);
+		if (ret)
+			break;
+		(*done)++;
+	}
+	pthread_mutex_unlock(&st->gclock);
+	return st->ro && !ret ? -EROFS : ret;
 }

@@ -32,7 +32,8 @@
 
 struct rent {
 	uint64_t handle, seq;
-	uint64_t aux; /* OBJ: total if chunked; CHUNK: index; DROP: epoch */
+	uint64_t aux; /* OBJ: total if chunked; CHUNK, FDATA: index; DROP: epoch */
+	uint64_t xbase; /* OBJ extents head: its data base (else 0) */
 	uint32_t zone, off;
 	uint16_t len;
 	uint8_t rtype;
@@ -50,13 +51,16 @@ struct recov {
 	struct slab_store *st;
 	struct rvec recs, drops, live, dzones; /* dzones: handle = epoch, zone */
 	struct rvec ezones; /* (epoch, zone) holding any record of the epoch */
+	struct rvec damage; /* (zone, off) of damage found by the scan */
 	uint64_t *scan_end;
 	uint64_t *scan_start; /* checkpoint entries trusted below; scan from here */
 	bool *torn, *reset_ok;
 	bool *ckzone; /* zones of the checkpoint in use */
 	bool use_ck;
 	struct slab_ckpt_img img;
-	int16_t *egen_seen; /* per epoch slot: highest generation seen, -1 none */
+	int16_t *egen_seen;  /* per epoch slot: highest generation seen, -1 none */
+	uint64_t slot_bound; /* slab_slot_bound(): higher slots are forged */
+	uint64_t *ck_wp;     /* check mode: write pointer the checkpoint saw */
 	uint64_t max_seq, max_page_seq;
 };
 
@@ -99,8 +103,11 @@ static bool rec_fits_page(const struct slab_rec *r, uint32_t pe)
 	return slab_handle_epoch(r->handle) == pe;
 }
 
+/* Records of one page; *bad (with *bad_off) at the first that fails its
+ * checks: checksum, page, or a slot no device of this size can hold. */
 static int scan_page(struct recov *rc, uint32_t z, const uint8_t *pg,
-                     const struct slab_page_hdr *ph, uint64_t poff, bool *bad)
+                     const struct slab_page_hdr *ph, uint64_t poff, bool *bad,
+                     uint64_t *bad_off)
 {
 	bool jz = slab_zone_is_journal(rc->st, z);
 
@@ -109,8 +116,10 @@ static int scan_page(struct recov *rc, uint32_t z, const uint8_t *pg,
 
 		if (slab_rec_decode(pg + off, ph->used - off, ph->def_uid, ph->def_gid,
 		                    &r) ||
-		    !rec_fits_page(&r, ph->epoch)) {
+		    !rec_fits_page(&r, ph->epoch) ||
+		    slab_handle_slot(r.handle) >= rc->slot_bound) {
 			*bad = true;
+			*bad_off = poff + off;
 			return 0;
 		}
 		struct rent e = {.handle = r.handle,
@@ -124,8 +133,11 @@ static int scan_page(struct recov *rc, uint32_t z, const uint8_t *pg,
 
 		if (r.rtype == SLAB_REC_OBJ && (r.flags & SLAB_RF_CHUNKED))
 			e.aux = r.total;
-		else if (r.rtype == SLAB_REC_CHUNK || r.rtype == SLAB_REC_DROP)
+		else if (r.rtype == SLAB_REC_CHUNK || r.rtype == SLAB_REC_DROP ||
+		         r.rtype == SLAB_REC_FDATA)
 			e.aux = r.parent;
+		if (r.rtype == SLAB_REC_OBJ && (r.flags & SLAB_RF_EXTENTS))
+			e.xbase = r.dbase;
 		if (r.seq > rc->max_seq)
 			rc->max_seq = r.seq;
 		see_epoch(rc, r.rtype == SLAB_REC_DROP ? (uint32_t)r.parent
@@ -140,12 +152,31 @@ static int scan_page(struct recov *rc, uint32_t z, const uint8_t *pg,
 	return 0;
 }
 
-static int scan_zone(struct recov *rc, uint32_t z, uint64_t wp)
+/* The scan of zone Z stopped at STOP (a bad page, or a bad record at BAD_AT
+ * of a page of epoch PE) below WP: the end of the log, or damage? Damage is
+ * recorded; in check mode *next says where the scan goes on. */
+static int scan_stopped(struct recov *rc, uint32_t z, uint64_t stop, uint64_t bad_at,
+                        uint32_t pe, uint64_t wp, bool full, uint64_t *next)
+{
+	bool damage;
+	int ret = slab_damage_classify(rc->st->dev, z, stop, wp, full, &damage, next);
+
+	if (ret || !damage) {
+		*next = wp;
+		return ret;
+	}
+	/* Only an intact page header names the epoch of what was lost: a zone
+	 * may hold pages of several epochs. */
+	return rvec_push(&rc->damage,
+	                 &(struct rent){.zone = z, .off = (uint32_t)bad_at, .aux = pe});
+}
+
+static int scan_zone(struct recov *rc, uint32_t z, uint64_t wp, bool full)
 {
 	struct slab_zscan zs;
 	struct slab_page_hdr ph;
 	const uint8_t *pg;
-	uint64_t poff;
+	uint64_t poff, bad_off = 0, next;
 	bool bad = false;
 	int ret = slab_zscan_init(&zs, rc->st->dev, z, wp);
 
@@ -153,20 +184,64 @@ static int scan_zone(struct recov *rc, uint32_t z, uint64_t wp)
 		return ret;
 	zs.pos = rc->scan_start[z];
 	rc->scan_end[z] = zs.pos;
-	while (!bad && (ret = slab_zscan_next(&zs, &pg, &ph, &poff)) > 0) {
-		if (ph.seq > rc->max_page_seq)
-			rc->max_page_seq = ph.seq;
-		ret = scan_page(rc, z, pg, &ph, poff, &bad);
-		if (ret)
+	for (;;) {
+		while (!bad && (ret = slab_zscan_next(&zs, &pg, &ph, &poff)) > 0) {
+			if (ph.seq > rc->max_page_seq)
+				rc->max_page_seq = ph.seq;
+			ret = scan_page(rc, z, pg, &ph, poff, &bad, &bad_off);
+			if (ret)
+				break;
+			rc->scan_end[z] = bad ? poff : zs.pos;
+		}
+		if (ret < 0 || !(bad || zs.torn))
 			break;
-		rc->scan_end[z] = bad ? poff : zs.pos;
-	}
-	if (ret >= 0 && (bad || zs.torn)) {
 		rc->torn[z] = true;
 		atomic_fetch_add(&rc->st->c_torn, 1);
+		ret = bad ? scan_stopped(rc, z, poff, bad_off, ph.epoch, wp, full, &next)
+		          : scan_stopped(rc, z, zs.pos, zs.pos, SLAB_EPOCH_JOURNAL, wp,
+		                         full, &next);
+		/* A normal mount fails on damage; fsck reads on past it. */
+		if (ret || !rc->st->check || next >= wp)
+			break;
+		zs.pos = next;
+		zs.torn = false;
+		bad = false;
 	}
 	slab_zscan_fini(&zs);
 	return ret < 0 ? ret : 0;
+}
+
+/* Zone Z's pages end below the write pointer its checkpoint recorded: what
+ * was there is gone (zeroed or unreadable), whatever its epoch. */
+static int ck_short(struct recov *rc, uint32_t z)
+{
+	for (size_t i = 0; i < rc->damage.n; i++)
+		if (rc->damage.v[i].zone == z)
+			return 0; /* already reported */
+	return rvec_push(&rc->damage, &(struct rent){.zone = z,
+	                                             .off = (uint32_t)rc->scan_end[z],
+	                                             .aux = SLAB_EPOCH_JOURNAL});
+}
+
+/* Damage found by the scan goes to the store's list, with the epoch whose
+ * pages its zone holds. */
+static int rc_damage(struct recov *rc)
+{
+	struct slab_store *st = rc->st;
+
+	for (size_t i = 0; i < rc->damage.n; i++) {
+		uint32_t z = rc->damage.v[i].zone, pe = (uint32_t)rc->damage.v[i].aux;
+		struct slab_damage d = {
+		    .zone = z,
+		    .offset = rc->damage.v[i].off,
+		    .epoch = pe == SLAB_EPOCH_JOURNAL ? SLAB_DAMAGE_NO_EPOCH : pe,
+		    .journal = slab_zone_is_journal(st, z)};
+		int ret = slab_damage_add(st, &d);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
 }
 
 static int rent_cmp(const void *a, const void *b)
@@ -321,6 +396,43 @@ out:
 	return ret;
 }
 
+/*
+ * The chunk map of extents head H, from the FDATA records among v[i..j)
+ * (newest first): per index the newest record of H's generation that is
+ * not older than the head's data base. Records of other generations, older
+ * data generations or older versions of an index are dead.
+ */
+static int rc_fdata(struct recov *rc, struct slab_epoch *e, struct slab_slot *s,
+                    const struct rent *v, size_t i, size_t j, const struct rent *h)
+{
+	struct slab_fmap *fm = slab_fmap_new(e);
+	int ret = 0;
+
+	if (!fm)
+		return -ENOMEM;
+	fm->dbase = h->xbase;
+	slab_slot_set_fmap(s, fm);
+	for (size_t k = i; k < j && !ret; k++) {
+		const struct rent *c = &v[k];
+		struct slab_fent *fe;
+
+		if (c->rtype != SLAB_REC_FDATA || c->seq < h->xbase ||
+		    slab_handle_gen(c->handle) != slab_handle_gen(h->handle))
+			continue;
+		fe = slab_fmap_get(e, fm, c->aux, true);
+		if (!fe)
+			return -ENOMEM;
+		if (fe->loc.zone != SLAB_LOC_NONE)
+			continue; /* an older version of this chunk */
+		fe->loc = (struct slab_loc){c->zone, c->off};
+		fe->len = c->len;
+		if (c->len > SLAB_REC_HDR && c->aux >= fm->hint)
+			fm->hint = c->aux + 1;
+		ret = rc_live(rc, e, c);
+	}
+	return ret;
+}
+
 /* Decide the live version of one slot: records v[i..j), newest first. */
 static int rc_slot(struct recov *rc, struct slab_epoch *e, const struct rent *v, size_t i,
                    size_t j)
@@ -328,7 +440,18 @@ static int rc_slot(struct recov *rc, struct slab_epoch *e, const struct rent *v,
 	uint32_t slot = slab_handle_slot(v[i].handle);
 	uint8_t maxgen = 0;
 	struct slab_slot *s;
-	int ret = slab_slot_grow(e, slot + 1);
+	int ret;
+
+	/* Counts from the device are bounded before anything is allocated. */
+	if (slot >= rc->slot_bound) {
+		syslog(
+		    LOG_ERR,
+		    "tslabfs: slab: damage: object slot %u of epoch %u (zone %u offset "
+		    "%u) cannot exist on this device",
+		    slot, slab_handle_epoch(v[i].handle), v[i].zone, v[i].off);
+		return -EUCLEAN;
+	}
+	ret = slab_slot_grow(e, slot + 1);
 
 	if (ret)
 		return ret;
@@ -343,7 +466,7 @@ static int rc_slot(struct recov *rc, struct slab_epoch *e, const struct rent *v,
 			;
 		const struct rent *h = &v[k];
 
-		if (h->rtype == SLAB_REC_CHUNK)
+		if (h->rtype == SLAB_REC_CHUNK || h->rtype == SLAB_REC_FDATA)
 			continue;
 		if (h->rtype == SLAB_REC_OBJ && h->aux) {
 			ret = rc_chunks(rc, e, s, v, k, m);
@@ -367,6 +490,9 @@ static int rc_slot(struct recov *rc, struct slab_epoch *e, const struct rent *v,
 				e->objects++;
 				atomic_fetch_add(&rc->st->c_objects, 1);
 			}
+			if (h->rtype == SLAB_REC_OBJ && h->xbase &&
+			    (ret = rc_fdata(rc, e, s, v, i, j, h)))
+				return ret;
 		}
 		return rc_live(rc, e, h);
 	}
@@ -682,7 +808,8 @@ static int rc_visit(struct recov *rc, const struct slab_page_hdr *ph, const uint
 		                     .name = r.name,
 		                     .name_len = r.name_len,
 		                     .data = chunked ? NULL : r.data,
-		                     .data_len = chunked ? r.total : r.data_len};
+		                     .data_len = chunked ? r.total : r.data_len,
+		                     .extents = (r.flags & SLAB_RF_EXTENTS) ? SLAB_EXT_YES : 0};
 
 		ret = fn(ctx, r.handle, &o);
 		if (ret)
@@ -713,6 +840,24 @@ static int rc_visit(struct recov *rc, const struct slab_page_hdr *ph, const uint
 	return ret;
 }
 
+/* Check mode: move the pass-2 scan ZS past the damaged page it stopped at,
+ * to the next valid page (as pass 1 did). 1 if it moved, 0 if not, -errno. */
+static int pass2_skip(struct recov *rc, struct slab_zscan *zs)
+{
+	bool damage;
+	uint64_t next;
+	int ret = slab_damage_classify(rc->st->dev, zs->zone, zs->pos, zs->end, false,
+	                               &damage, &next);
+
+	if (ret)
+		return ret;
+	if (next >= zs->end || next <= zs->pos)
+		return 0;
+	zs->pos = next;
+	zs->torn = false;
+	return 1;
+}
+
 /* Pass 2 for a live record known from the checkpoint: no device read. */
 static int ck_visit(struct recov *rc, const struct rent *le, slab_recover_fn fn,
                     void *ctx)
@@ -737,8 +882,10 @@ static int ck_visit(struct recov *rc, const struct rent *le, slab_recover_fn fn,
 	                     .parent = e.parent,
 	                     .name = e.name,
 	                     .name_len = e.name_len,
-	                     .data = !e.aux && e.inl == e.data_len ? e.data : NULL,
-	                     .data_len = e.data_len};
+	                     .data = !e.aux && !e.xbase && e.inl == e.data_len ? e.data
+	                                                                        : NULL,
+	                     .data_len = e.data_len,
+	                     .extents = e.xbase ? SLAB_EXT_YES : 0};
 
 	return fn(ctx, e.handle, &o);
 }
@@ -771,17 +918,27 @@ static int rc_pass2(struct recov *rc, slab_recover_fn fn, void *ctx)
 
 		ret = slab_zscan_init(&zs, rc->st->dev, z, rc->scan_end[z]);
 		zs.pos = rc->scan_start[z];
-		while (!ret && i < rc->live.n && lv[i].zone == z &&
-		       (ret = slab_zscan_next(&zs, &pg, &ph, &poff)) > 0) {
-			ret = 0;
+		for (;;) {
 			while (!ret && i < rc->live.n && lv[i].zone == z &&
-			       lv[i].off < poff + ph.used) {
-				uint32_t in = (uint32_t)(lv[i].off - poff);
+			       (ret = slab_zscan_next(&zs, &pg, &ph, &poff)) > 0) {
+				ret = 0;
+				while (!ret && i < rc->live.n && lv[i].zone == z &&
+				       lv[i].off < poff + ph.used) {
+					uint32_t in = (uint32_t)(lv[i].off - poff);
 
-				ret = rc_visit(rc, &ph, pg + in, ph.used - in, &lv[i], fn,
-				               ctx);
-				i++;
+					ret = rc_visit(rc, &ph, pg + in, ph.used - in,
+					               &lv[i], fn, ctx);
+					i++;
+				}
 			}
+			/* fsck: pass 1 went on after a damaged page; so does this */
+			if (ret || !zs.torn || !rc->st->check || i >= rc->live.n ||
+			    lv[i].zone != z)
+				break;
+			ret = pass2_skip(rc, &zs);
+			if (ret <= 0)
+				break;
+			ret = 0;
 		}
 		slab_zscan_fini(&zs);
 		if (ret < 0 || ret > 0)
@@ -842,6 +999,8 @@ int slab_store_alloc(struct zns_dev *dev, struct slab_store **out)
 	pthread_mutex_init(&st->slock, NULL);
 	pthread_mutex_init(&st->bglock, NULL);
 	pthread_mutex_init(&st->gclock, NULL);
+	pthread_mutex_init(&st->dmglock, NULL);
+	pthread_mutex_init(&st->sblock, NULL);
 	pthread_rwlock_init(&st->iolock, NULL);
 	pthread_cond_init(&st->scond, NULL);
 	pthread_condattr_init(&ca);
@@ -885,6 +1044,9 @@ void slab_store_free(struct slab_store *st)
 	pthread_mutex_destroy(&st->slock);
 	pthread_mutex_destroy(&st->bglock);
 	pthread_mutex_destroy(&st->gclock);
+	pthread_mutex_destroy(&st->dmglock);
+	pthread_mutex_destroy(&st->sblock);
+	free(st->dmg);
 	pthread_rwlock_destroy(&st->iolock);
 	pthread_cond_destroy(&st->scond);
 	pthread_cond_destroy(&st->bgcond);
@@ -926,8 +1088,22 @@ static int mount_layout(struct slab_store *st, struct zns_zone **zr)
 		       "tslabfs: slab: malformed checkpoint reference ignored");
 	if (ret)
 		return ret;
-	if (st->sb.features_ro_compat & ~SLAB_FEAT_RO_COMPAT_KNOWN)
+	uint64_t unknown = st->sb.features_ro_compat & ~SLAB_FEAT_RO_COMPAT_KNOWN;
+
+	if (unknown && !st->ro) {
+		syslog(LOG_WARNING,
+		       "tslabfs: slab: unknown read-only compatible features 0x%llx "
+		       "(a newer tslabfs wrote this filesystem): mounting read-only",
+		       (unsigned long long)unknown);
 		st->ro = true;
+	}
+	if ((st->sb.features_ro_compat & SLAB_FEAT_RO_COMPAT_ERROR) && !st->check &&
+	    !st->ro) {
+		syslog(LOG_WARNING,
+		       "tslabfs: slab: the filesystem has errors (damage found "
+		       "earlier): mounting read-only; run fsck.tslabfs");
+		st->ro = true;
+	}
 	st->nzones = st->geo.nr_zones;
 	st->first_data = st->sb.first_data_zone;
 	st->nr_journal = st->sb.journal_zones;
@@ -962,9 +1138,11 @@ static int recov_alloc(struct recov *rc, struct slab_store *st)
 	rc->reset_ok = calloc(st->nzones, sizeof(*rc->reset_ok));
 	rc->ckzone = calloc(st->nzones, sizeof(*rc->ckzone));
 	rc->egen_seen = malloc(SLAB_EPOCH_SLOTS * sizeof(*rc->egen_seen));
+	rc->ck_wp = calloc(st->nzones, sizeof(*rc->ck_wp));
 	if (!rc->scan_end || !rc->scan_start || !rc->torn || !rc->reset_ok ||
-	    !rc->ckzone || !rc->egen_seen)
+	    !rc->ckzone || !rc->egen_seen || !rc->ck_wp)
 		return -ENOMEM;
+	rc->slot_bound = slab_slot_bound(st);
 	memset(rc->egen_seen, 0xff, SLAB_EPOCH_SLOTS * sizeof(*rc->egen_seen));
 	return 0;
 }
@@ -976,6 +1154,8 @@ static void recov_free(struct recov *rc)
 	free(rc->live.v);
 	free(rc->dzones.v);
 	free(rc->ezones.v);
+	free(rc->damage.v);
+	free(rc->ck_wp);
 	free(rc->scan_end);
 	free(rc->scan_start);
 	free(rc->torn);
@@ -1034,6 +1214,7 @@ static int ck_inject(struct recov *rc)
 		struct rent x = {.handle = e.handle,
 		                 .seq = e.seq,
 		                 .aux = e.aux,
+		                 .xbase = e.xbase,
 		                 .zone = e.zone,
 		                 .off = e.off,
 		                 .len = e.len,
@@ -1076,6 +1257,12 @@ static int ck_start(struct recov *rc, const struct zns_zone *zr)
 		ret = ck_zone_same(rc, zr, z, &same);
 		if (ret)
 			return ret;
+		/* fsck reads every zone whole; what the checkpoint saw written
+		 * must still be there (a zeroed tail is not unwritten space) */
+		if (same && st->check) {
+			rc->ck_wp[z] = rc->scan_start[z];
+			rc->scan_start[z] = rc->scan_end[z] = 0;
+		}
 	}
 	ret = ck_inject(rc);
 	if (ret)
@@ -1135,6 +1322,17 @@ static int ck_settle(struct recov *rc)
 	return 0;
 }
 
+/* A store formatted before FDATA existed gets the incompatible bit before
+ * the first FDATA record can be written: older software must refuse it. */
+static int fdata_feature(struct slab_store *st)
+{
+	if (st->sb.features_incompat & SLAB_FEAT_INCOMPAT_FDATA)
+		return 0;
+	st->sb.features_incompat |= SLAB_FEAT_INCOMPAT_FDATA;
+	st->sb.sequence++;
+	return slab_sb_write_ckpt(st->dev, &st->sb, st->ck);
+}
+
 /* Pass 1 and the decisions; leaves the store ready for pass 2. */
 static int mount_recover(struct recov *rc, const struct zns_zone *zr)
 {
@@ -1149,11 +1347,25 @@ static int mount_recover(struct recov *rc, const struct zns_zone *zr)
 		if (zr[z].cond == ZNS_COND_OFFLINE || zr[z].cond == ZNS_COND_NOT_WP ||
 		    !zr[z].wp || rc->ckzone[z])
 			continue;
-		ret = scan_zone(rc, z, zr[z].wp);
+		ret = scan_zone(rc, z, zr[z].wp, zr[z].cond == ZNS_COND_FULL);
+		if (!ret && rc->ck_wp[z] && rc->scan_end[z] < rc->ck_wp[z])
+			ret = ck_short(rc, z);
 		if (ret)
 			return ret;
 		if (zr[z].wp > rc->scan_start[z])
 			st->ck_replayed += zr[z].wp - rc->scan_start[z];
+	}
+	/* Before anything is decided or written (no zone is finished). */
+	ret = rc_damage(rc);
+	if (ret)
+		return ret;
+	if (rc->damage.n && !st->check) {
+		syslog(LOG_ERR,
+		       "tslabfs: slab: %zu damaged place(s) found: not mounting (the "
+		       "newest versions there cannot be read); run fsck.tslabfs",
+		       rc->damage.n);
+		slab_error_mark_set(st);
+		return -EUCLEAN;
 	}
 	drops_dedupe(rc);
 	ret = rc_decide(rc);
@@ -1184,6 +1396,8 @@ int slab_mount(struct zns_dev *dev, const struct slab_mount_opts *o, slab_recove
 	if (ret)
 		return ret;
 	st->ro = o && o->read_only;
+	st->mounted_ro = st->ro;
+	st->check = o && o->check;
 	st->commit_ms = o && o->commit_ms ? o->commit_ms : 5000;
 	ret = mount_layout(st, &zr);
 	if (ret)
@@ -1200,10 +1414,15 @@ int slab_mount(struct zns_dev *dev, const struct slab_mount_opts *o, slab_recove
 		goto fail_recov;
 	if (!st->ro) {
 		ret = ck_settle(&rc);
+		if (!ret)
+			ret = fdata_feature(st);
 		if (ret)
 			goto fail_recov;
-		rc_reset_dead(&rc);
+		/* fsck resets nothing before it has dropped what is damaged */
+		if (!st->check)
+			rc_reset_dead(&rc);
 	}
+	slab_space_recount(st); /* before the callbacks, which may free */
 	ret = rc_pass2(&rc, fn, ctx);
 	if (ret)
 		goto fail_recov;
@@ -1244,22 +1463,6 @@ int slab_unmount(struct slab_store *st)
 		slab_ckpt_write(st, false); /* optional: else the next mount scans */
 	slab_store_free(st);
 	return ret;
-}
-
-void slab_space_get(struct slab_store *st, struct slab_space *out)
-{
-	uint64_t cap = st->geo.zone_capacity, live = atomic_load(&st->live_total);
-	uint32_t ndata = st->nzones - st->first_data;
-
-	memset(out, 0, sizeof(*out));
-	out->total_bytes = (uint64_t)ndata * cap;
-	out->free_bytes = out->total_bytes > live ? out->total_bytes - live : 0;
-	uint64_t res = (uint64_t)st->reserve * cap;
-
-	out->avail_bytes = out->free_bytes > res ? out->free_bytes - res : 0;
-	out->objects = atomic_load(&st->c_objects);
-	out->zones_total = ndata;
-	out->zones_empty = atomic_load(&st->zones_free);
 }
 
 void slab_counters_get(struct slab_store *st, struct slab_counters *out)

@@ -54,12 +54,28 @@ struct slab_loc *slab_rec_owner(struct slab_store *st, struct slab_epoch *e,
 	if (!s)
 		return NULL;
 	switch (r->rtype) {
-	case SLAB_REC_CHUNK:
+	case SLAB_REC_CHUNK: {
+		struct slab_chunks *ch = slab_slot_chunks(s);
+
 		/* a new object's chunks are written while its slot is still ALLOC */
-		if (s->state == SLOT_FREE || !s->chunks || r->parent >= s->chunks->n ||
+		if (s->state == SLOT_FREE || !ch || r->parent >= ch->n ||
 		    s->gen != slab_handle_gen(r->handle))
 			return NULL;
-		return &s->chunks->loc[r->parent];
+		return &ch->loc[r->parent];
+	}
+	case SLAB_REC_FDATA: {
+		struct slab_fmap *fm = slab_slot_fmap(s);
+		struct slab_fent *fe;
+
+		/* chunks of a new file are written while its slot is ALLOC */
+		if (s->state == SLOT_FREE || !fm || s->gen != slab_handle_gen(r->handle))
+			return NULL;
+		fe = slab_fmap_get(e, fm, r->parent, false);
+		if (!fe || fe->loc.zone == SLAB_LOC_NONE)
+			return NULL;
+		*lenp = &fe->len;
+		return &fe->loc;
+	}
 	case SLAB_REC_OBJ:
 		if (s->state != SLOT_LIVE || s->gen != slab_handle_gen(r->handle))
 			return NULL;
@@ -82,19 +98,13 @@ struct slab_loc *slab_rec_owner(struct slab_store *st, struct slab_epoch *e,
 /* Minimal header peek for records we wrote ourselves. */
 static void rec_peek(const uint8_t *p, struct slab_rec *r)
 {
-	static const uint8_t ext[7] = {8, 8, 8, 8, 4, 4, 8};
-	uint32_t len = SLAB_REC_HDR;
-
 	r->rtype = p[4];
 	r->name_len = p[6];
 	r->flags = p[7];
 	r->data_len = slab_get16(p + 10);
 	r->handle = slab_get64(p + 12);
 	r->parent = slab_get64(p + 20);
-	for (int i = 0; i < 7; i++)
-		if (r->flags & (1u << i))
-			len += ext[i];
-	r->len = len + r->name_len + r->data_len;
+	r->len = slab_rec_len_at(p);
 }
 
 /* After the page landed at (ZONE, ZOFF): relocate live records' locations. */

@@ -70,6 +70,8 @@ static uint8_t rec_flags(const struct slab_rec *r, uint32_t duid, uint32_t dgid)
 		f |= SLAB_RF_RDEV;
 	if (r->flags & SLAB_RF_CHUNKED)
 		f |= SLAB_RF_CHUNKED;
+	if (r->flags & SLAB_RF_EXTENTS)
+		f |= SLAB_RF_EXTENTS;
 	return f;
 }
 
@@ -84,7 +86,13 @@ static uint32_t ext_len(uint8_t f)
 	n += (f & SLAB_RF_NLINK) ? 4 : 0;
 	n += (f & SLAB_RF_RDEV) ? 4 : 0;
 	n += (f & SLAB_RF_CHUNKED) ? 8 : 0;
+	n += (f & SLAB_RF_EXTENTS) ? 8 : 0;
 	return n;
+}
+
+uint32_t slab_rec_len_at(const uint8_t *p)
+{
+	return SLAB_REC_HDR + ext_len(p[7]) + p[6] + slab_get16(p + 10);
 }
 
 uint32_t slab_rec_size(const struct slab_rec *r, uint32_t duid, uint32_t dgid)
@@ -140,6 +148,10 @@ int slab_rec_encode(uint8_t *p, size_t cap, const struct slab_rec *r, uint32_t d
 		slab_put64(q, r->total);
 		q += 8;
 	}
+	if (f & SLAB_RF_EXTENTS) {
+		slab_put64(q, r->dbase);
+		q += 8;
+	}
 	if (r->name_len)
 		memcpy(q, r->name, r->name_len);
 	q += r->name_len;
@@ -156,10 +168,18 @@ static int rec_check_shape(const struct slab_rec *r)
 	case SLAB_REC_OBJ:
 		if ((r->flags & SLAB_RF_CHUNKED) && r->data_len)
 			return -EUCLEAN;
+		if ((r->flags & SLAB_RF_EXTENTS) &&
+		    (r->data_len || (r->flags & SLAB_RF_CHUNKED) || !r->dbase))
+			return -EUCLEAN;
 		return (r->handle & 0xffffffffu) ? 0 : -EUCLEAN;
 	case SLAB_REC_CHUNK:
 		return (r->flags || r->name_len || !r->data_len ||
 			r->data_len > SLAB_CHUNK_MAX || !(r->handle & 0xffffffffu))
+			       ? -EUCLEAN
+			       : 0;
+	case SLAB_REC_FDATA:
+		return (r->flags || r->name_len || r->data_len > SLAB_FDATA_MAX ||
+			r->parent >= SLAB_FDATA_NIDX || !(r->handle & 0xffffffffu))
 			       ? -EUCLEAN
 			       : 0;
 	case SLAB_REC_TOMB:
@@ -215,6 +235,11 @@ static const uint8_t *rec_decode_ext(const uint8_t *q, struct slab_rec *r, uint3
 	r->total = r->data_len;
 	if (f & SLAB_RF_CHUNKED) {
 		r->total = slab_get64(q);
+		q += 8;
+	}
+	r->dbase = 0;
+	if (f & SLAB_RF_EXTENTS) {
+		r->dbase = slab_get64(q);
 		q += 8;
 	}
 	return q;

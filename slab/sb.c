@@ -124,6 +124,14 @@ int slab_sb_decode(const uint8_t *blk, struct slab_sb_info *sb, struct slab_sb_g
 	    sb->first_data_zone != SLAB_JOURNAL_FIRST + sb->journal_zones ||
 	    sb->first_data_zone >= g->nr_zones)
 		return -EUCLEAN;
+	/* reserved bytes are zero: the label's last byte, and everything after
+	 * the fixed fields when no checkpoint reference is carried */
+	if (blk[87])
+		return -EUCLEAN;
+	for (uint32_t i = SLAB_CKPT_REF_OFF;
+	     !(sb->features_compat & SLAB_FEAT_COMPAT_CKPT) && i < SLAB_SB_BLOCK; i++)
+		if (blk[i])
+			return -EUCLEAN;
 	return 0;
 }
 
@@ -300,6 +308,19 @@ static int format_reset_all(struct zns_dev *dev, uint32_t nr)
 	return 0;
 }
 
+int slab_format_fits(uint32_t nr_zones, const struct slab_format_opts *o)
+{
+	uint32_t first_data = SLAB_JOURNAL_FIRST + SLAB_JOURNAL_DEF;
+
+	if (nr_zones < first_data + 4)
+		return -ENOSPC;
+	uint32_t ndata = nr_zones - first_data;
+	uint32_t reserve =
+	    o && o->reserve_zones ? o->reserve_zones : default_reserve(ndata);
+
+	return reserve + 2 > ndata ? -EINVAL : 0;
+}
+
 int slab_format(struct zns_dev *dev, const struct slab_format_opts *o)
 {
 	const struct zns_geometry *g = zns_geometry(dev);
@@ -314,15 +335,15 @@ int slab_format(struct zns_dev *dev, const struct slab_format_opts *o)
 		return -EINVAL;
 	uint32_t first_data = SLAB_JOURNAL_FIRST + SLAB_JOURNAL_DEF;
 
-	if (g->nr_zones < first_data + 4)
-		return -ENOSPC;
+	ret = slab_format_fits(g->nr_zones, o);
+	if (ret)
+		return ret;
 	uint32_t ndata = g->nr_zones - first_data;
 	uint32_t reserve =
 	    o && o->reserve_zones ? o->reserve_zones : default_reserve(ndata);
 
-	if (reserve + 2 > ndata)
-		return -EINVAL;
 	sb.version = SLAB_SB_VERSION;
+	sb.features_incompat = SLAB_FEAT_INCOMPAT_FDATA;
 	if (o && o->uuid)
 		memcpy(sb.uuid, o->uuid, 16);
 	else if (getrandom(sb.uuid, 16, 0) != 16)

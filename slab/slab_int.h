@@ -106,8 +106,13 @@ static inline uint32_t slab_hash32(const void *p, size_t len)
 /* Feature bits known to this version. */
 #define SLAB_FEAT_COMPAT_CKPT     0x1ull /* checkpoint reference at offset 160 */
 #define SLAB_FEAT_COMPAT_KNOWN    SLAB_FEAT_COMPAT_CKPT
-#define SLAB_FEAT_INCOMPAT_KNOWN  0ull
-#define SLAB_FEAT_RO_COMPAT_KNOWN 0ull
+/* Incompatible: FDATA records and extents heads (record flag 0x80). */
+#define SLAB_FEAT_INCOMPAT_FDATA  0x1ull
+#define SLAB_FEAT_INCOMPAT_KNOWN  SLAB_FEAT_INCOMPAT_FDATA
+/* The store holds damage found and not yet repaired (damage.c): mount it
+ * read-only and run fsck.tslabfs. */
+#define SLAB_FEAT_RO_COMPAT_ERROR 0x1ull
+#define SLAB_FEAT_RO_COMPAT_KNOWN SLAB_FEAT_RO_COMPAT_ERROR
 
 /*
  * On-device superblock layout (little-endian; the rest of the 4096-byte block
@@ -205,6 +210,7 @@ enum slab_rtype {
 	SLAB_REC_TOMB = 3,
 	SLAB_REC_DROP = 4,
 	SLAB_REC_EPOCH = 5, /* epoch marker: slot 0 of a non-root epoch */
+	SLAB_REC_FDATA = 6, /* one chunk of an extents file (parent = index) */
 };
 /* Kind byte of an epoch marker record. */
 #define SLAB_EPOCH_KIND_OPEN   0u
@@ -219,7 +225,8 @@ enum slab_rtype {
 #define SLAB_RF_NLINK   0x10u /* u32 */
 #define SLAB_RF_RDEV    0x20u /* u32 */
 #define SLAB_RF_CHUNKED 0x40u /* u64 total payload length; chunks follow */
-#define SLAB_RF_KNOWN   0x7fu
+#define SLAB_RF_EXTENTS 0x80u /* u64 data base sequence; data in FDATA records */
+#define SLAB_RF_KNOWN   0xffu
 /* Largest record that fits a page. */
 #define SLAB_REC_MAX (SLAB_PAGE_SIZE - SLAB_PAGE_HDR)
 
@@ -241,6 +248,7 @@ struct slab_rec {
 	uint32_t uid, gid, nlink, rdev;
 	uint64_t size;  /* logical size */
 	uint64_t total; /* payload length of a chunked object */
+	uint64_t dbase; /* extents head: FDATA records below this seq are dead */
 	const char *name;
 	const void *data;
 	uint32_t len; /* encoded length */
@@ -249,6 +257,8 @@ struct slab_rec {
 /* Length REC would take when encoded against page defaults DUID/DGID; the
  * flags field is recomputed from the values. */
 uint32_t slab_rec_size(const struct slab_rec *r, uint32_t duid, uint32_t dgid);
+/* Encoded length of a record we wrote ourselves (header fields only). */
+uint32_t slab_rec_len_at(const uint8_t *p);
 /* Encode into P (room CAP); returns the length or -ENOSPC. */
 int slab_rec_encode(uint8_t *p, size_t cap, const struct slab_rec *r, uint32_t duid,
                     uint32_t dgid);
@@ -323,17 +333,60 @@ struct slab_chunks {
 	struct slab_loc loc[];
 };
 
+/*
+ * Chunk map of an extents file (fdata.c): a sparse radix tree over the
+ * chunk index (4 levels of 256, indices < 2^32), arena-allocated. An entry
+ * names the newest FDATA record of its index (len == SLAB_REC_HDR: a hole
+ * record, reads as zeros); zone SLAB_LOC_NONE: no record.
+ */
+struct slab_fent {
+	struct slab_loc loc;
+	uint16_t len;
+};
+struct slab_fmap {
+	uint64_t dbase;             /* FDATA records with a lower seq are dead */
+	uint64_t hint;              /* no data entry at or above this index */
+	uint64_t nent;              /* entries in use (data or hole) */
+	void *root;                 /* level-0 node, NULL when empty */
+	struct slab_chunks *legacy; /* chunks of the chunked head still live */
+};
+
 /* One object slot (32 bytes). Protected by its epoch's lock. */
 struct slab_slot {
 	struct slab_loc loc; /* newest record of this slot (OBJ head or TOMB) */
 	uint16_t len;        /* its encoded length */
 	uint8_t gen;
 	uint8_t state;
-	uint32_t next_free; /* FREE: next slot in the epoch's FIFO free list */
+	union {
+		uint32_t next_free; /* FREE: next slot in the epoch's FIFO free list */
+		uint32_t cost;      /* LIVE: what its version costs (space.c) */
+	};
 	void *priv;
-	struct slab_chunks *chunks; /* LIVE chunked objects, arena-allocated */
+	/* LIVE chunked objects: their chunk table; extents files: their
+	 * struct slab_fmap with bit 0 set (slab_slot_fmap()). Arena memory. */
+	struct slab_chunks *chunks;
 };
 _Static_assert(sizeof(struct slab_slot) == 32, "slot size");
+
+static inline struct slab_fmap *slab_slot_fmap(const struct slab_slot *s)
+{
+	uintptr_t p = (uintptr_t)s->chunks;
+
+	return (p & 1u) ? (struct slab_fmap *)(p & ~(uintptr_t)1) : NULL;
+}
+/* The chunk table of the slot's chunked head (also while it turns into an
+ * extents file), or NULL. */
+static inline struct slab_chunks *slab_slot_chunks(const struct slab_slot *s)
+{
+	uintptr_t p = (uintptr_t)s->chunks;
+
+	return (p & 1u) ? ((struct slab_fmap *)(p & ~(uintptr_t)1))->legacy
+	                : (struct slab_chunks *)p;
+}
+static inline void slab_slot_set_fmap(struct slab_slot *s, struct slab_fmap *fm)
+{
+	s->chunks = fm ? (struct slab_chunks *)((uintptr_t)fm | 1u) : NULL;
+}
 
 /* The DRAM of a dropped epoch: its arena, slot directory and page buffer. */
 struct slab_grave {
@@ -383,6 +436,7 @@ struct slab_epoch {
 	uint32_t nslots;               /* slots [0, nslots) exist */
 	uint32_t free_head, free_tail; /* FIFO of free slots, 0 = none */
 	uint64_t objects;
+	uint64_t cost; /* space.c: sum of its slots' costs */
 	uint64_t pages;
 	struct slab_dpage page;
 	uint32_t cur_zone; /* zone receiving its pages, SLAB_LOC_NONE if none */
@@ -472,6 +526,11 @@ struct slab_store {
 	bool sync_running;
 	uint64_t sync_begun, sync_done;
 	int sync_err;
+	/* gather (sync.c): callers waiting for the next sync, the size of the
+	 * last batch, the leader is gathering, mean sync time (ns, EWMA) */
+	uint32_t sync_next_n, sync_last_n;
+	bool sync_gathering;
+	uint64_t sync_avg_ns;
 
 	/* journal: owned by the running sync (or mount/unmount) */
 	uint32_t jzone;            /* current journal zone */
@@ -507,6 +566,16 @@ struct slab_store {
 
 	/* sum of every data zone's live bytes (slab_zone_live_add/sub) */
 	_Atomic uint64_t live_total;
+	/* space admission (space.c): costs of the live slots, and what callers
+	 * reserved for changes not put yet */
+	_Atomic uint64_t committed, reserved;
+
+	/* Slab pages written since the last flush (slab_zone_write_page sets
+	 * it, journal_write clears it): the journal must not reach the device
+	 * before the pages its records follow, or a power cut can keep a
+	 * journaled delete and lose the page holding what replaced the
+	 * deleted record (tests/crash/regress.py "unlink-link"). */
+	atomic_bool pages_unflushed;
 
 	/* counters */
 	_Atomic uint64_t c_objects, c_pages, c_jwrites, c_resets, c_gc_runs, c_gc_moved;
@@ -522,7 +591,34 @@ struct slab_store {
 	uint64_t ck_replayed; /* bytes of zone tails the mount rolled forward */
 	uint64_t ck_dev_mark; /* c_dev at the last checkpoint attempt (bg thread) */
 	uint64_t ck_last;     /* highest checkpoint number referenced so far */
+
+	/* damage (damage.c): dmglock protects the list and the flags; sblock
+	 * serialises superblock copies (checkpoint writer, error mark). Lock
+	 * order: dmglock -> sblock -> iolock. */
+	pthread_mutex_t dmglock, sblock;
+	struct slab_damage *dmg;
+	size_t ndmg, dmg_cap;
+	bool damaged;    /* damage known: no checkpoint is written from this view */
+	bool check;      /* mounted by fsck (slab_mount_opts.check) */
+	bool mounted_ro; /* the mount asked for read-only: nothing is written */
 };
+
+/* damage.c */
+/* Zone Z's scan stopped at STOP below END: *damage tells whether that is
+ * damage rather than the end of the log; *next is the next offset below END
+ * where a valid page starts (END if none). FULL: END is the capacity, not
+ * the data end (zeroes there are unwritten space). */
+int slab_damage_classify(struct zns_dev *dev, uint32_t z, uint64_t stop, uint64_t end,
+                         bool full, bool *damage, uint64_t *next);
+/* Add D to the list and log it (device, zone, offset, epoch). */
+int slab_damage_add(struct slab_store *st, const struct slab_damage *d);
+/* Write a superblock copy carrying the error mark (if not yet set). */
+int slab_error_mark_set(struct slab_store *st);
+/* Highest object slot a valid record can name on this device: every slot
+ * in use has a record of at least SLAB_REC_HDR bytes in a data zone. */
+uint64_t slab_slot_bound(const struct slab_store *st);
+/* ckpt.c: is B (SLAB_PAGE_HDR bytes at least) a valid checkpoint zone header? */
+bool slab_ckpt_zone_hdr_ok(const uint8_t *b);
 
 /* Zone live bytes change only through these, which keep st->live_total. */
 static inline void slab_zone_live_add(struct slab_store *st, uint32_t z, uint64_t n)
@@ -539,6 +635,12 @@ static inline void slab_zone_live_sub(struct slab_store *st, uint32_t z, uint64_
 
 /* store.c */
 struct slab_epoch *slab_epoch_lock(struct slab_store *st, uint32_t epoch);
+/* Slot of a handed-out handle (ALLOC or LIVE) with its epoch locked, or NULL. */
+struct slab_slot *slab_obj_lookup(struct slab_store *st, slab_handle_t h,
+                                  struct slab_epoch **ep);
+/* The same for a change: -EROFS (read-only store, sealed epoch), -ESTALE. */
+int slab_obj_lookup_rw(struct slab_store *st, slab_handle_t h, struct slab_epoch **ep,
+                       struct slab_slot **out);
 struct slab_slot *slab_slot_get(struct slab_epoch *e, uint32_t slot);
 int slab_slot_grow(struct slab_epoch *e, uint32_t nslots);
 int slab_epoch_init_slot(struct slab_store *st, uint32_t eslot);
@@ -572,6 +674,7 @@ int slab_zone_write_page(struct slab_store *st, struct slab_epoch *e, const uint
                          uint32_t *zgen);
 /* Epoch E stops writing to its current zone (epoch lock held). */
 void slab_zone_detach(struct slab_store *st, struct slab_epoch *e);
+void slab_zone_release(struct slab_store *st, struct slab_epoch *e);
 /* Reset a data zone whose live bytes are 0 and that is not open (st->zlock
  * not held). Returns 0, -EBUSY when it became live/open meanwhile, or -errno. */
 int slab_zone_reset(struct slab_store *st, uint32_t zone);
@@ -634,6 +737,7 @@ struct slab_loc *slab_rec_owner(struct slab_store *st, struct slab_epoch *e,
 
 /* ckpt.c: checkpoint images (see docs/format.md, "Checkpoint") */
 #define SLAB_CKPT_INLINE SLAB_DATA_INLINE /* payloads kept in the image */
+#define SLAB_CKPT_XHEAD  0xffu /* entry byte 3 of an extents head; aux = data base */
 struct slab_ckpt_zone {
 	uint64_t wp;         /* write pointer when the checkpoint was taken */
 	uint64_t first_pseq; /* page sequence number of its page at offset 0 */
@@ -653,7 +757,8 @@ struct slab_ckpt_ent {
 	uint8_t rtype, kind, name_len, inl;
 	uint16_t mode, len;
 	uint32_t zone, off;
-	uint64_t handle, seq, aux; /* aux: OBJ chunked total, CHUNK index, DROP epoch */
+	uint64_t handle, seq, aux; /* aux: OBJ chunked total, CHUNK/FDATA index, DROP epoch */
+	uint64_t xbase;            /* OBJ extents head: data base (entry byte 3 = 0xff) */
 	/* OBJ only */
 	uint64_t parent, size, data_len;
 	uint32_t uid, gid, nlink, rdev;
@@ -694,6 +799,38 @@ void slab_ckpt_tick(struct slab_store *st);
 bool slab_ckpt_room(struct slab_store *st, uint32_t nz);
 /* Drop the superblock's reference and reset the checkpoint's zones. */
 int slab_ckpt_release(struct slab_store *st);
+
+/* space.c: admission (see there) */
+uint64_t slab_rec_cost(uint32_t len);
+uint64_t slab_slot_cost(const struct slab_slot *s);
+uint32_t slab_cost32(uint64_t cost); /* saturated for slab_slot.cost */
+/* What the FDATA record a chunk-map entry names costs (0: none). */
+uint64_t slab_fent_cost(const struct slab_fent *fe);
+/* Epoch lock held. */
+void slab_cost_add(struct slab_store *st, struct slab_epoch *e, int64_t delta);
+uint64_t slab_space_limit(const struct slab_store *st);
+/* Recompute the costs after recovery (mount, single-threaded). */
+void slab_space_recount(struct slab_store *st);
+
+/* fdata.c: chunk maps (epoch lock held) */
+struct slab_fmap *slab_fmap_new(struct slab_epoch *e);
+/* Entry of IDX; CREATE allocates the path (entry then has zone NONE).
+ * NULL: absent (or out of memory when CREATE). */
+struct slab_fent *slab_fmap_get(struct slab_epoch *e, struct slab_fmap *fm, uint64_t idx,
+                                bool create);
+/* First used entry at index >= *IDX (data only when DATA), or NULL. */
+struct slab_fent *slab_fmap_next(struct slab_fmap *fm, uint64_t *idx, bool data);
+/* Kill every record the map names (and its legacy chunks), free its nodes
+ * and the map itself. */
+void slab_fmap_destroy(struct slab_store *st, struct slab_epoch *e, struct slab_fmap *fm);
+/* Kill the legacy chunk table of FM and forget it. */
+void slab_fmap_drop_legacy(struct slab_store *st, struct slab_epoch *e,
+                           struct slab_fmap *fm);
+/* Bytes [OFF, OFF+LEN) of extents object H of SIZE bytes (holes as zeros). */
+ssize_t slab_fdata_read_range(struct slab_store *st, slab_handle_t h, uint64_t size,
+                              uint64_t off, void *buf, size_t len);
+/* Kill the records of a chunk table and free it. */
+void slab_chunks_kill(struct slab_store *st, struct slab_epoch *e, struct slab_chunks *ch);
 
 /* gc.c */
 int slab_gc_pass(struct slab_store *st);

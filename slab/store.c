@@ -17,6 +17,7 @@
  * slab_int.h.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -421,8 +422,8 @@ int slab_epoch_stats(struct slab_store *st, uint32_t epoch, struct slab_epoch_st
 /* ---- objects --------------------------------------------------------------- */
 
 /* Slot of a handed-out handle (ALLOC or LIVE) with its epoch locked, or NULL. */
-static struct slab_slot *obj_lookup(struct slab_store *st, slab_handle_t h,
-                                    struct slab_epoch **ep)
+struct slab_slot *slab_obj_lookup(struct slab_store *st, slab_handle_t h,
+                                  struct slab_epoch **ep)
 {
 	struct slab_epoch *e;
 	struct slab_slot *s;
@@ -460,12 +461,12 @@ static int epoch_lock_rw(struct slab_store *st, uint32_t epoch, struct slab_epoc
 
 /* The slot of H locked for a change, as obj_lookup(); -EROFS when its epoch
  * is sealed. */
-static int obj_lookup_rw(struct slab_store *st, slab_handle_t h, struct slab_epoch **ep,
-                         struct slab_slot **out)
+int slab_obj_lookup_rw(struct slab_store *st, slab_handle_t h, struct slab_epoch **ep,
+                       struct slab_slot **out)
 {
 	if (st->ro)
 		return -EROFS;
-	*out = obj_lookup(st, h, ep);
+	*out = slab_obj_lookup(st, h, ep);
 	if (!*out)
 		return -ESTALE;
 	if ((*ep)->sealed) {
@@ -522,14 +523,8 @@ static void slot_push_free(struct slab_epoch *e, uint32_t slot, struct slab_slot
 	e->free_tail = slot;
 }
 
-/* Drop the chunk table and kill the records of the slot's current version. */
-static void slot_kill_version(struct slab_store *st, struct slab_epoch *e,
-                              struct slab_slot *s, struct slab_loc loc, uint16_t len,
-                              struct slab_chunks *ch)
+void slab_chunks_kill(struct slab_store *st, struct slab_epoch *e, struct slab_chunks *ch)
 {
-	slab_loc_kill(st, e, loc, len);
-	if (!ch)
-		return;
 	for (uint32_t i = 0; i < ch->n; i++) {
 		uint32_t clen =
 		    SLAB_REC_HDR +
@@ -540,7 +535,20 @@ static void slot_kill_version(struct slab_store *st, struct slab_epoch *e,
 		slab_loc_kill(st, e, ch->loc[i], clen);
 	}
 	slab_arena_free_any(e->arena, ch, sizeof(*ch) + ch->n * sizeof(ch->loc[0]));
-	(void)s;
+}
+
+/* Kill the records of the slot's current version: the head at LOC and CH,
+ * the slot's chunk field (a chunk table or a tagged chunk map). */
+static void slot_kill_version(struct slab_store *st, struct slab_epoch *e,
+                              struct slab_loc loc, uint16_t len, struct slab_chunks *ch)
+{
+	slab_loc_kill(st, e, loc, len);
+	if (!ch)
+		return;
+	if ((uintptr_t)ch & 1u)
+		slab_fmap_destroy(st, e, (struct slab_fmap *)((uintptr_t)ch & ~(uintptr_t)1));
+	else
+		slab_chunks_kill(st, e, ch);
 }
 
 static void rec_from_obj(struct slab_rec *r, slab_handle_t h, const struct slab_obj *o,
@@ -607,6 +615,73 @@ static int put_chunked(struct slab_store *st, struct slab_epoch *e, struct slab_
 	return slab_page_append(st, e, r, false, head);
 }
 
+/* A slot becomes LIVE with its first version. */
+static void slot_set_live(struct slab_store *st, struct slab_epoch *e, struct slab_slot *s)
+{
+	if (s->state != SLOT_LIVE) {
+		s->state = SLOT_LIVE;
+		e->objects++;
+		atomic_fetch_add(&st->c_objects, 1);
+	}
+}
+
+/*
+ * Append an extents head (epoch lock held). The chunk map stays in place
+ * during the append, so that a page written meanwhile relocates its chunks;
+ * the previous head, and a chunked predecessor's chunks, die only once the
+ * new head is appended. SLAB_EXT_RESET: the head's own sequence number is
+ * the new data base and every chunk so far dies with it.
+ */
+static int put_extents(struct slab_store *st, struct slab_epoch *e, struct slab_slot *s,
+                       slab_handle_t h, const struct slab_obj *o)
+{
+	struct slab_fmap *fm = slab_slot_fmap(s);
+	uint64_t old_cost = slab_slot_cost(s);
+	struct slab_rec r;
+	struct slab_loc loc;
+	int ret;
+
+	if (o->data_len)
+		return -EINVAL;
+	if (!fm) {
+		fm = slab_fmap_new(e);
+		if (!fm)
+			return -ENOMEM;
+		fm->legacy = s->chunks;
+		fm->dbase = atomic_fetch_add(&st->seq, 1);
+		slab_slot_set_fmap(s, fm);
+	}
+	rec_from_obj(&r, h, o, atomic_fetch_add(&st->seq, 1));
+	r.flags = SLAB_RF_EXTENTS;
+	r.dbase = o->extents == SLAB_EXT_RESET ? r.seq : fm->dbase;
+	ret = slab_page_append(st, e, &r, false, &loc);
+	if (ret)
+		return ret;
+	/* Read only now: a page written during the append may have moved it. */
+	slab_loc_kill(st, e, s->loc, s->len);
+	slab_fmap_drop_legacy(st, e, fm);
+	/* The slot costs its head; the chunks count apart (fdata.c), and a
+	 * reset takes theirs away as the map goes. */
+	s->cost = slab_cost32(slab_obj_cost(0, o->name_len));
+	slab_cost_add(st, e, (int64_t)s->cost - (int64_t)old_cost);
+	s->loc = loc;
+	s->len = (uint16_t)r.len;
+	slot_set_live(st, e, s);
+	atomic_fetch_add(&st->c_user, s->len);
+	if (o->extents == SLAB_EXT_RESET) {
+		slab_fmap_destroy(st, e, fm);
+		fm = slab_fmap_new(e);
+		if (!fm) {
+			/* the map is gone: reads fail until the next reset */
+			s->chunks = NULL;
+			return -ENOMEM;
+		}
+		fm->dbase = r.seq;
+		slab_slot_set_fmap(s, fm);
+	}
+	return 0;
+}
+
 static int obj_check_args(const struct slab_obj *o)
 {
 	if (!o || (o->name_len && !o->name) || (o->data_len && !o->data) ||
@@ -630,10 +705,16 @@ int slab_obj_put(struct slab_store *st, slab_handle_t h, const struct slab_obj *
 	if (st->ro)
 		return -EROFS;
 	slab_throttle(st);
-	ret = obj_lookup_rw(st, h, &e, &s);
+	ret = slab_obj_lookup_rw(st, h, &e, &s);
 	if (ret)
 		return ret;
+	if (o->extents) {
+		ret = put_extents(st, e, s, h, o);
+		pthread_mutex_unlock(&e->lock);
+		return ret;
+	}
 	struct slab_chunks *old_ch = s->chunks;
+	uint64_t old_cost = slab_slot_cost(s);
 
 	rec_from_obj(&r, h, o, atomic_fetch_add(&st->seq, 1));
 	r.data_len = (uint16_t)o->data_len;
@@ -652,14 +733,14 @@ int slab_obj_put(struct slab_store *st, slab_handle_t h, const struct slab_obj *
 		/* Records appended so far are dead: nothing points at them. The
 		 * chunks already written in pages of their own were counted. */
 		if (s->chunks)
-			slot_kill_version(st, e, s, (struct slab_loc){SLAB_LOC_NONE, 0},
+			slot_kill_version(st, e, (struct slab_loc){SLAB_LOC_NONE, 0},
 			                  0, s->chunks);
 		s->chunks = old_ch;
 		pthread_mutex_unlock(&e->lock);
 		return ret;
 	}
 	/* Read only now: a page written during the append may have moved it. */
-	slot_kill_version(st, e, s, s->loc, s->len, old_ch);
+	slot_kill_version(st, e, s->loc, s->len, old_ch);
 	s->loc = loc;
 	s->len = (uint16_t)r.len;
 	if (s->state != SLOT_LIVE) {
@@ -667,6 +748,8 @@ int slab_obj_put(struct slab_store *st, slab_handle_t h, const struct slab_obj *
 		e->objects++;
 		atomic_fetch_add(&st->c_objects, 1);
 	}
+	s->cost = slab_cost32(slab_obj_cost(o->data_len, o->name_len));
+	slab_cost_add(st, e, (int64_t)s->cost - (int64_t)old_cost);
 	atomic_fetch_add(&st->c_user, s->len);
 	pthread_mutex_unlock(&e->lock);
 	return 0;
@@ -683,7 +766,7 @@ int slab_obj_free(struct slab_store *st, slab_handle_t h)
 	if (st->ro)
 		return -EROFS;
 	slab_throttle(st);
-	ret = obj_lookup_rw(st, h, &e, &s);
+	ret = slab_obj_lookup_rw(st, h, &e, &s);
 	if (ret)
 		return ret;
 	if (s->state == SLOT_LIVE) {
@@ -696,10 +779,14 @@ int slab_obj_free(struct slab_store *st, slab_handle_t h)
 			pthread_mutex_unlock(&e->lock);
 			return ret;
 		}
-		slot_kill_version(st, e, s, s->loc, s->len, s->chunks);
+		uint64_t old_cost = slab_slot_cost(s);
+
+		slot_kill_version(st, e, s->loc, s->len, s->chunks);
 		s->chunks = NULL;
 		s->loc = loc;
 		s->len = SLAB_REC_HDR;
+		slab_cost_add(st, e,
+		              (int64_t)slab_rec_cost(SLAB_REC_HDR) - (int64_t)old_cost);
 		e->objects--;
 		atomic_fetch_sub(&st->c_objects, 1);
 		atomic_fetch_add(&st->c_user, SLAB_REC_HDR);
@@ -713,7 +800,7 @@ int slab_obj_check(struct slab_store *st, slab_handle_t h)
 {
 	struct slab_epoch *e;
 
-	if (!obj_lookup(st, h, &e))
+	if (!slab_obj_lookup(st, h, &e))
 		return -ESTALE;
 	pthread_mutex_unlock(&e->lock);
 	return 0;
@@ -722,7 +809,7 @@ int slab_obj_check(struct slab_store *st, slab_handle_t h)
 int slab_obj_set_priv(struct slab_store *st, slab_handle_t h, void *priv)
 {
 	struct slab_epoch *e;
-	struct slab_slot *s = obj_lookup(st, h, &e);
+	struct slab_slot *s = slab_obj_lookup(st, h, &e);
 
 	if (!s)
 		return -ESTALE;
@@ -734,7 +821,7 @@ int slab_obj_set_priv(struct slab_store *st, slab_handle_t h, void *priv)
 int slab_obj_get_priv(struct slab_store *st, slab_handle_t h, void **priv)
 {
 	struct slab_epoch *e;
-	struct slab_slot *s = obj_lookup(st, h, &e);
+	struct slab_slot *s = slab_obj_lookup(st, h, &e);
 
 	if (!s)
 		return -ESTALE;
@@ -769,7 +856,7 @@ static int seal_locked(struct slab_store *st, struct slab_epoch *e, uint32_t epo
 	/* Best effort: if this write fails the marker still goes to the
 	 * journal with the sync, which reports the device error. */
 	if (slab_page_write(st, e, false) == 0)
-		slab_zone_detach(st, e);
+		slab_zone_release(st, e);
 	return 0;
 }
 
@@ -886,6 +973,7 @@ static struct slab_ezone *drop_release(struct slab_store *st, struct slab_epoch 
 		n = UINT32_MAX;
 	pthread_mutex_unlock(&st->zlock);
 	atomic_fetch_sub(&st->c_objects, e->objects);
+	slab_cost_add(st, e, -(int64_t)e->cost);
 	drop_bury(st, e);
 	e->state = EPOCH_DROPPED;
 	*nz = n;
@@ -963,13 +1051,15 @@ static struct slab_loc *slot_field(struct slab_slot *s, int64_t idx, uint32_t *l
 		*len = s->len;
 		return &s->loc;
 	}
-	if (!s->chunks || (uint64_t)idx >= s->chunks->n)
+	struct slab_chunks *ch = slab_slot_chunks(s);
+
+	if (!ch || (uint64_t)idx >= ch->n)
 		return NULL;
 	uint64_t off = (uint64_t)idx * SLAB_CHUNK_MAX;
-	uint64_t n = s->chunks->total - off;
+	uint64_t n = ch->total - off;
 
 	*len = SLAB_REC_HDR + (uint32_t)(n < SLAB_CHUNK_MAX ? n : SLAB_CHUNK_MAX);
-	return &s->chunks->loc[idx];
+	return &ch->loc[idx];
 }
 
 /*
@@ -987,7 +1077,7 @@ static int fetch_rec(struct slab_store *st, slab_handle_t h, int64_t idx, uint8_
 	int ret = -EIO;
 
 	for (int tries = 0; tries < 16; tries++) {
-		s = obj_lookup(st, h, &e);
+		s = slab_obj_lookup(st, h, &e);
 		if (!s)
 			return -ESTALE;
 		f = s->state == SLOT_LIVE ? slot_field(s, idx, &len) : NULL;
@@ -1004,7 +1094,7 @@ static int fetch_rec(struct slab_store *st, slab_handle_t h, int64_t idx, uint8_
 		}
 		pthread_mutex_unlock(&e->lock);
 		ret = slab_read_rec(st, loc, len, out);
-		s = obj_lookup(st, h, &e);
+		s = slab_obj_lookup(st, h, &e);
 		if (!s)
 			return -ESTALE;
 		f = s->state == SLOT_LIVE ? slot_field(s, idx, &len) : NULL;
@@ -1019,8 +1109,14 @@ static int fetch_rec(struct slab_store *st, slab_handle_t h, int64_t idx, uint8_
 		return ret == -EAGAIN ? -EIO : ret;
 	if (slab_rec_decode(out, len, 0, 0, r) || r->handle != h ||
 	    r->rtype != (idx < 0 ? SLAB_REC_OBJ : SLAB_REC_CHUNK) ||
-	    (idx >= 0 && r->parent != (uint64_t)idx))
+	    (idx >= 0 && r->parent != (uint64_t)idx)) {
+		char what[96];
+
+		snprintf(what, sizeof(what), "reading object %#llx (epoch %u)",
+		         (unsigned long long)h, slab_handle_epoch(h));
+		slab_damage_report(st, loc.zone, loc.off, what);
 		return -EUCLEAN;
+	}
 	return 0;
 }
 
@@ -1038,6 +1134,8 @@ ssize_t slab_obj_read(struct slab_store *st, slab_handle_t h, uint64_t off, void
 		return 0; /* allocated, never put */
 	if (ret)
 		return ret;
+	if (r.flags & SLAB_RF_EXTENTS)
+		return slab_fdata_read_range(st, h, r.size, off, buf, len);
 	if (!(r.flags & SLAB_RF_CHUNKED)) {
 		if (off >= r.data_len)
 			return 0;

@@ -10,7 +10,9 @@
  *      superseded by records put before this sync started),
  *   2. copies the not yet journaled records of every dirty epoch's open page
  *      into journal pages (records of any epoch; the handle names the epoch)
- *      and appends them to the journal zone; when the journal zone is full it
+ *      and, after a flush if slab pages were written since the last one (a
+ *      journaled record must never be durable without the records it
+ *      follows), appends them to the journal zone; when the journal zone is full it
  *      instead writes every open page that holds journaled records to its
  *      slab zone and resets the journal zones (a journal cycle),
  *   3. flushes the device, and only then
@@ -72,17 +74,6 @@ static void jpage_close(struct slab_store *st, struct jbuild *jb)
 	jb->used = 0;
 }
 
-static int rec_len_at(const uint8_t *p)
-{
-	static const uint8_t ext[7] = {8, 8, 8, 8, 4, 4, 8};
-	uint32_t len = SLAB_REC_HDR + p[6] + slab_get16(p + 10);
-
-	for (int i = 0; i < 7; i++)
-		if (p[7] & (1u << i))
-			len += ext[i];
-	return (int)len;
-}
-
 /* Copy records [jmark, used) of E's open page into the journal buffer. */
 static int journal_collect(struct slab_store *st, struct slab_epoch *e, struct jbuild *jb)
 {
@@ -91,7 +82,7 @@ static int journal_collect(struct slab_store *st, struct slab_epoch *e, struct j
 
 	for (uint32_t off = pg->jmark; off < pg->used;) {
 		const uint8_t *rec = pg->buf + off;
-		uint32_t len = (uint32_t)rec_len_at(rec);
+		uint32_t len = slab_rec_len_at(rec);
 
 		if (jb->used && jb->used + len + 8 > SLAB_PAGE_SIZE)
 			jpage_close(st, jb);
@@ -164,6 +155,19 @@ static int journal_write(struct slab_store *st, struct jbuild *jb)
 		return 0;
 	if (st->jwp[j] + jb->len > st->geo.zone_capacity)
 		return slab_journal_cycle(st, false);
+	/* Pages written before this journal write must be durable first: the
+	 * zones are written independently, and a device may keep the journal
+	 * page and lose a slab page written before it. Pages of the epochs
+	 * collected here were written under their epoch's lock, before
+	 * journal_collect() took it. */
+	if (atomic_exchange(&st->pages_unflushed, false)) {
+		int ret = slab_dev_flush(st);
+
+		if (ret) {
+			atomic_store(&st->pages_unflushed, true);
+			return ret;
+		}
+	}
 	w = slab_dev_write(st, SLAB_JOURNAL_FIRST + j, st->jwp[j], st->jbuf, jb->len);
 	if (w != (ssize_t)jb->len) {
 		/* The journal zone is unusable: put everything in slab pages. */
@@ -333,8 +337,54 @@ int slab_do_sync(struct slab_store *st, bool flush_pages)
 	return ret;
 }
 
-/* Group commit: wait for a sync that starts after this call; whoever finds
- * none running runs it for everybody waiting. */
+/*
+ * Group commit. A caller waits for a sync that starts after its call;
+ * whoever finds none running leads the next one for everybody waiting.
+ *
+ * Gather. Callers that fsync in a loop come back a little after their sync
+ * ends (the rest of their request: close, create, write), so without help
+ * the first to return starts the next sync alone and the others form the
+ * one after: batches of 1, N-1, 1, N-1... and two device flushes where one
+ * would do. So the leader first waits, on slock, until as many callers are
+ * waiting as the last batch held, or a window passes: the mean time of a
+ * sync, clamped to [SYNC_GATHER_MIN_NS, SYNC_GATHER_MAX_NS]. A single
+ * caller (last batch 1) never waits; when callers go away the expectation
+ * drops to what came, so the window is lost at most once. Callers that
+ * arrive during the gather belong to the leader's sync (sync_begun is
+ * advanced only after it).
+ */
+#define SYNC_GATHER_MIN_NS 50000ull
+#define SYNC_GATHER_MAX_NS 2000000ull
+
+static uint64_t now_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* slock held, sync_running set by the caller (the leader). */
+static void sync_gather(struct slab_store *st)
+{
+	uint64_t win = st->sync_avg_ns, end;
+	struct timespec ts;
+
+	if (st->sync_last_n <= 1 || st->sync_next_n >= st->sync_last_n)
+		return;
+	win = win < SYNC_GATHER_MIN_NS   ? SYNC_GATHER_MIN_NS
+	      : win > SYNC_GATHER_MAX_NS ? SYNC_GATHER_MAX_NS
+	                                 : win;
+	end = now_ns(CLOCK_REALTIME) + win; /* scond waits on CLOCK_REALTIME */
+	ts.tv_sec = (time_t)(end / 1000000000ull);
+	ts.tv_nsec = (long)(end % 1000000000ull);
+	st->sync_gathering = true;
+	while (st->sync_next_n < st->sync_last_n &&
+	       pthread_cond_timedwait(&st->scond, &st->slock, &ts) != ETIMEDOUT)
+		;
+	st->sync_gathering = false;
+}
+
 int slab_sync_all(struct slab_store *st, bool flush_pages)
 {
 	int ret;
@@ -342,17 +392,30 @@ int slab_sync_all(struct slab_store *st, bool flush_pages)
 	pthread_mutex_lock(&st->slock);
 	uint64_t want = st->sync_begun + 1;
 
+	st->sync_next_n++;
+	if (st->sync_gathering && st->sync_next_n >= st->sync_last_n)
+		pthread_cond_broadcast(&st->scond); /* the batch is complete */
 	while (st->sync_done < want) {
 		if (st->sync_running) {
 			pthread_cond_wait(&st->scond, &st->slock);
 			continue;
 		}
 		st->sync_running = true;
+		if (!flush_pages)
+			sync_gather(st);
 		uint64_t mine = ++st->sync_begun;
 
+		st->sync_last_n = st->sync_next_n;
+		st->sync_next_n = 0;
 		pthread_mutex_unlock(&st->slock);
+		uint64_t t0 = now_ns(CLOCK_MONOTONIC);
+
 		ret = slab_do_sync(st, flush_pages);
+		uint64_t took = now_ns(CLOCK_MONOTONIC) - t0;
+
 		pthread_mutex_lock(&st->slock);
+		st->sync_avg_ns =
+		    st->sync_avg_ns ? (st->sync_avg_ns * 7 + took) / 8 : took;
 		st->sync_running = false;
 		st->sync_done = mine;
 		st->sync_err = ret;

@@ -189,6 +189,37 @@ void slab_zone_detach(struct slab_store *st, struct slab_epoch *e)
 	pthread_mutex_unlock(&st->zlock);
 }
 
+/* A sealed epoch lets go of its zone; when no other epoch writes there the
+ * zone is finished (as make_active_room would later), so it stops counting
+ * against the device's max active zones at once and the next epoch gets a
+ * zone of its own instead of sharing this one. */
+void slab_zone_release(struct slab_store *st, struct slab_epoch *e)
+{
+	uint32_t z;
+	bool fin = false;
+
+	pthread_mutex_lock(&st->zlock);
+	z = e->cur_zone;
+	if (z != SLAB_LOC_NONE) {
+		struct slab_zone *zn = &st->zones[z];
+
+		zn->writers--;
+		e->cur_zone = SLAB_LOC_NONE;
+		if (!zn->writers && zn->state == ZS_OPEN &&
+		    !pthread_mutex_trylock(&zn->wlock)) {
+			/* the device finish runs outside zlock (zone_finish_dev) */
+			fin = zone_close_locked(st, z);
+			if (!fin)
+				pthread_mutex_unlock(&zn->wlock);
+		}
+	}
+	pthread_mutex_unlock(&st->zlock);
+	if (fin) {
+		zone_finish_dev(st, z);
+		pthread_mutex_unlock(&st->zones[z].wlock);
+	}
+}
+
 /* The epoch's zone if it has room for LEN, else a newly chosen one. */
 static int zone_for_epoch(struct slab_store *st, struct slab_epoch *e, uint32_t len,
                           bool gc, uint32_t *out)
@@ -304,6 +335,7 @@ int slab_zone_write_page(struct slab_store *st, struct slab_epoch *e, const uint
 				zone_finish_dev(st, z);
 			pthread_mutex_unlock(&zn->wlock);
 			atomic_fetch_add(&st->c_dev, len);
+			atomic_store(&st->pages_unflushed, true);
 			*zone = z;
 			*zoff = (uint32_t)off;
 			*zgen = gen;

@@ -5,9 +5,12 @@ set -euo pipefail
 level=${1:-build}
 
 pkgs=(gcc pkg-config meson ninja-build libfuse3-dev fuse3 libzbd-dev zbd-utils
-      liburing-dev libxxhash-dev libcmocka-dev util-linux python3)
+      liburing-dev libxxhash-dev libcmocka-dev util-linux python3 attr)
 if [ "$level" = test ] || [ "$level" = bench ]; then
-	pkgs+=(qemu-system-x86 linux-image-amd64 busybox-static cpio xz-utils kmod)
+	pkgs+=(qemu-system-x86 linux-image-amd64 busybox-static cpio xz-utils kmod
+	       nfs-kernel-server nfs-common)
+	# tests/fuzz/run-fuzz.sh: libFuzzer targets under ASan/UBSan
+	pkgs+=(clang-14 libfuzzer-14-dev libclang-rt-14-dev)
 fi
 if [ "$level" = bench ]; then
 	pkgs+=(e2fsprogs xfsprogs btrfs-progs)

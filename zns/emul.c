@@ -41,7 +41,8 @@
  * PERSISTENCE. The table is mapped MAP_SHARED. A write's data I/O completes
  * before its entry is updated, so a process killed mid-write leaves the
  * zone's wp before that write (page cache survives a process crash; the
- * wp is where a device would have it). zns_flush() = msync + fdatasync.
+ * wp is where a device would have it). zns_flush() = fdatasync, which also
+ * writes back the mapped table's dirty pages (one device flush).
  * Zone management (reset/finish/open/close) is persisted on completion.
  *
  * UNWRITTEN SPACE reads as zeroes, as on a device: the emulator returns
@@ -228,6 +229,9 @@ static int hdr_decode(const uint8_t *b, struct emul_hdr *h)
 	    h->total != h->first_zone_off + (uint64_t)h->nr_zones * h->zone_size ||
 	    (h->max_active && h->max_open > h->max_active))
 		return -EUCLEAN;
+	for (unsigned i = 80; i < EMUL_HDR_CSUM_OFF; i++)
+		if (b[i]) /* reserved, zero */
+			return -EUCLEAN;
 	return 0;
 }
 
@@ -546,7 +550,11 @@ static int emul_flush(struct zns_dev *dev)
 	}
 	pthread_mutex_unlock(&e->lock);
 
-	if (msync(e->map, e->map_len, MS_SYNC) < 0 || fdatasync(dev->fd) < 0)
+	/* One device flush: fdatasync also writes back the table's pages
+	 * dirtied through the MAP_SHARED mapping of the same file (on Linux
+	 * msync(MS_SYNC) is that very call, vfs_fsync_range); msync before it
+	 * cost a second flush per zns_flush(). */
+	if (fdatasync(dev->fd) < 0)
 		ret = -errno;
 
 	if (ret == 0) {
@@ -927,6 +935,17 @@ static int write_meta(int fd, const struct emul_hdr *h)
 	if (ret == 0 && fsync(fd) < 0)
 		ret = -errno;
 	free(b);
+	return ret;
+}
+
+int zns_emul_layout(const struct zns_emul_params *p, uint64_t size, uint32_t *nr_zones)
+{
+	struct emul_hdr h;
+	int ret = params_to_hdr(p, &h);
+
+	if (ret == 0)
+		ret = layout(&h, 0, size);
+	*nr_zones = ret ? 0 : h.nr_zones;
 	return ret;
 }
 

@@ -102,6 +102,11 @@ void zns_close(struct zns_dev *dev);
  * All zones start EMPTY. Destroys whatever PATH held.
  */
 int zns_emul_create(const char *path, const struct zns_emul_params *p);
+/* Zones zns_emul_create() would lay out in SIZE bytes with P's geometry
+ * (the emulation header and zone table come first), without touching
+ * anything: 0 and *nr_zones, -ENOSPC when not even one zone fits, -EINVAL
+ * for bad parameters. */
+int zns_emul_layout(const struct zns_emul_params *p, uint64_t size, uint32_t *nr_zones);
 
 /* What kind of target PATH is, without opening it as a device:
  * returns a ZNS_BACKEND_* value, or -errno (-ENOENT when missing). A regular
@@ -174,6 +179,60 @@ int zns_fault_set_cond(struct zns_dev *dev, uint32_t zone, enum zns_cond cond);
  * zns_open() show the same state.
  */
 int zns_fault_power_cut(struct zns_dev *dev, long keep_lbas, unsigned seed);
+
+/*
+ * Write log (zns/wlog.c, format in docs/format.md "Write log"). From this
+ * call on, every successful zone write (with its bytes), zone reset,
+ * finish, open and close, and every flush of DEV is appended to the log
+ * file PATH (created or truncated) in the order the device saw them: a
+ * write, reset or finish is logged after it completed and while its zone
+ * is still locked (so one zone's records are in device order); a flush is
+ * logged before it is issued (it covers every write logged before it).
+ * Works over any backend. Another process may append MARK records to the
+ * same file (O_APPEND, one write() per record) to tell what it saw return.
+ * The log is closed by zns_close().
+ */
+int zns_wlog_start(struct zns_dev *dev, const char *path);
+
+enum zns_wlog_type {
+	ZNS_WLOG_WRITE = 1, /* zone, off, payload = the bytes written */
+	ZNS_WLOG_FLUSH = 2,
+	ZNS_WLOG_RESET = 3, /* zone */
+	ZNS_WLOG_FINISH = 4,
+	ZNS_WLOG_OPEN = 5,
+	ZNS_WLOG_CLOSE = 6,
+	ZNS_WLOG_MARK = 7, /* payload = text written by the workload */
+};
+
+/* Log file header and record header sizes (bytes). */
+#define ZNS_WLOG_HDR 32u
+#define ZNS_WLOG_REC 24u
+
+/* A log opened for reading: records indexed in file order (0-based). */
+struct zns_wlog_reader;
+
+struct zns_wlog_rec {
+	enum zns_wlog_type type;
+	uint32_t zone;
+	uint64_t off;
+	uint32_t len;        /* payload bytes */
+	const void *payload; /* valid until zns_wlog_reader_close() */
+};
+
+/* Open PATH; a truncated last record (the writer was killed) is ignored.
+ * -EUCLEAN on a bad header or record. */
+int zns_wlog_reader_open(const char *path, struct zns_wlog_reader **out);
+void zns_wlog_reader_close(struct zns_wlog_reader *r);
+size_t zns_wlog_count(const struct zns_wlog_reader *r);
+uint32_t zns_wlog_lba_size(const struct zns_wlog_reader *r);
+int zns_wlog_get(const struct zns_wlog_reader *r, size_t i, struct zns_wlog_rec *out);
+/*
+ * Replay record I on DEV: a write (only its first BLOCKS logical blocks
+ * when BLOCKS > 0: a torn write), a reset or a finish. Flushes, opens,
+ * closes and marks change nothing a power cut keeps and are skipped.
+ */
+int zns_wlog_apply(struct zns_dev *dev, struct zns_wlog_reader *r, size_t i,
+                   uint32_t blocks);
 
 #ifdef __cplusplus
 }

@@ -77,6 +77,10 @@ struct zns_dev {
 	} st;
 
 	void *priv; /* backend state, owned by the backend */
+
+	/* Write log (wlog.c): when set, ops is the logging table and
+	 * wlog->inner the backend's own; priv stays the backend's. */
+	struct zns_wlog *wlog;
 };
 
 /* zns.c: device object lifetime shared by the backends' open paths. */

@@ -433,10 +433,12 @@ static void bench_print_latency(uint64_t *lat, uint64_t n, double secs)
 		sum += (double)lat[k];
 	printf("read_files=%" PRIu64 "\ntotal_s=%.6f\nfiles_per_s=%.1f\n", n, secs,
 	       (double)n / secs);
-	printf("p50_us=%.1f\np90_us=%.1f\np99_us=%.1f\nmax_us=%.1f\nmean_us=%.1f\n",
+	printf("p50_us=%.1f\np90_us=%.1f\np99_us=%.1f\np999_us=%.1f\nmax_us=%.1f\n"
+	       "mean_us=%.1f\n",
 	       (double)lat[(n - 1) * 50 / 100] / 1e3,
 	       (double)lat[(n - 1) * 90 / 100] / 1e3,
-	       (double)lat[(n - 1) * 99 / 100] / 1e3, (double)lat[n - 1] / 1e3,
+	       (double)lat[(n - 1) * 99 / 100] / 1e3,
+	       (double)lat[(n - 1) * 999 / 1000] / 1e3, (double)lat[n - 1] / 1e3,
 	       sum / (double)n / 1e3);
 }
 

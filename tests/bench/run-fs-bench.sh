@@ -95,6 +95,8 @@ big_expire=1
 rss_cycles=100
 cycle_files=10000
 rss_only=0
+hog=0
+hog_pid=""
 
 usage() {
 	sed -n '2,/^set -uo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
@@ -114,6 +116,8 @@ Options:
   --cycle-files M    files per cycle (default 10000)
   --rss-only         run only the RSS-over-cycles configuration (tslabfs)
   --step-timeout S   kill a step that runs longer (default 600 s)
+  --hog              keep CPU 0 busy with a spinning shell for the whole run
+                     (taskset -c 0), as on a user's machine that is not idle
 EOF
 }
 
@@ -133,6 +137,7 @@ while [ $# -gt 0 ]; do
 	--cycle-files) cycle_files=$2; shift ;;
 	--rss-only) rss_only=1 ;;
 	--step-timeout) step_timeout=$2; shift ;;
+	--hog) hog=1 ;;
 	-h|--help) usage; exit 0 ;;
 	*) echo "run-fs-bench: unknown argument $1" >&2; usage >&2; exit 2 ;;
 	esac
@@ -140,6 +145,15 @@ while [ $# -gt 0 ]; do
 done
 
 die() { echo "run-fs-bench: $*" >&2; exit 1; }
+# Columns: "tslabfs" (the daemon's default transport), "tslabfs-dev"
+# (-o noio_uring) and "tslabfs-uring" (-o io_uring).
+is_tslab() { case $1 in tslabfs*) return 0 ;; esac; return 1; }
+tslab_transport_opt() {
+	case $1 in
+	tslabfs-dev) echo noio_uring ;;
+	tslabfs-uring) echo io_uring ;;
+	esac
+}
 [ "$(id -u)" = 0 ] || die "needs root (loop devices, mount, drop_caches)"
 [ -d "$build" ] || die "no build directory $build (meson setup $build $top)"
 build=$(cd "$build" && pwd)
@@ -155,7 +169,7 @@ tslabfs_bin=$build/fs/tslabfs
 mkfs_tslabfs=$build/mkfs/mkfs.tslabfs
 tslab_missing=""
 case " $fslist " in
-*" tslabfs "*)
+*" tslabfs"*)
 	ninja -C "$build" fs/tslabfs mkfs/mkfs.tslabfs >/dev/null 2>&1
 	[ -x "$tslabfs_bin" ] || tslab_missing="$tslab_missing $tslabfs_bin"
 	[ -x "$mkfs_tslabfs" ] || tslab_missing="$tslab_missing $mkfs_tslabfs"
@@ -184,7 +198,7 @@ cur_fs="" cur_img="" cur_loop="" cur_mnt="" cur_pid=""
 
 cleanup() {
 	if [ -n "$cur_mnt" ] && mountpoint -q "$cur_mnt"; then
-		if [ "$cur_fs" = tslabfs ]; then
+		if is_tslab "$cur_fs"; then
 			fusermount3 -u "$cur_mnt" 2>/dev/null || fusermount3 -uz "$cur_mnt"
 		else
 			umount "$cur_mnt" 2>/dev/null || umount -l "$cur_mnt"
@@ -198,9 +212,13 @@ cleanup() {
 	[ -n "$cur_img" ] && rm -f "$cur_img"
 	cur_fs="" cur_img="" cur_loop="" cur_mnt="" cur_pid=""
 }
+stop_hog() {
+	[ -n "$hog_pid" ] && kill "$hog_pid" 2>/dev/null
+	hog_pid=""
+}
 # A dead reader of stderr (tee below) must not kill the script before cleanup.
 trap '' PIPE
-trap 'cleanup >/dev/null 2>&1' EXIT
+trap 'cleanup >/dev/null 2>&1; stop_hog' EXIT
 trap 'exit 130' INT TERM HUP
 
 metric() { # key label unit: declare a row (first declaration fixes its position)
@@ -257,8 +275,10 @@ wait_mounted() { # mnt pid: 0 when mounted, 1 when the daemon died or 60 s passe
 }
 
 tslab_start() { # img mnt; sets cur_pid and tslab_mount_s
-	local t0 t1 opts=()
-	[ -n "$tslab_opts" ] && opts=(-o "$tslab_opts")
+	local t0 t1 opts=() o
+	o=$(tslab_transport_opt "$cur_fs")
+	[ -n "$tslab_opts" ] && o=${o:+$o,}$tslab_opts
+	[ -n "$o" ] && opts=(-o "$o")
 	echo "== $(date +%T) tslabfs -f ${opts[*]} $*" >>"$res/tslabfs-daemon.log"
 	t0=$(date +%s.%N)
 	"$tslabfs_bin" -f "${opts[@]}" "$1" "$2" >>"$res/tslabfs-daemon.log" 2>&1 &
@@ -298,7 +318,7 @@ fs_setup() { # fs: fresh image, mkfs, mount at $cur_mnt
 	cur_fs=$fs cur_img=$scratch/$fs.img cur_mnt=$scratch/mnt-$fs
 	mkdir -p "$cur_mnt"
 	rm -f "$cur_img"
-	if [ "$fs" = tslabfs ]; then
+	if is_tslab "$fs"; then
 		"$mkfs_tslabfs" -q --size "$image_size" "$cur_img" >>"$res/tslabfs-mkfs.log" 2>&1 ||
 			{ echo "mkfs.tslabfs failed: $(tail -n3 "$res/tslabfs-mkfs.log" | tr '\n' ' ')" >>"$notes"; return 1; }
 		tslab_start "$cur_img" "$cur_mnt"
@@ -322,7 +342,7 @@ fs_setup() { # fs: fresh image, mkfs, mount at $cur_mnt
 }
 
 fs_teardown() {
-	if [ "$cur_fs" = tslabfs ] && [ -n "$cur_pid" ]; then
+	if is_tslab "$cur_fs" && [ -n "$cur_pid" ]; then
 		tslab_stop
 	fi
 	cleanup
@@ -331,9 +351,9 @@ fs_teardown() {
 # Makes caches cold: tslabfs is remounted (its DRAM state goes), then the
 # kernel's page, dentry and inode caches are dropped.
 make_cold() { # fs [tag: record the mount time under remount_TAG]
-	if [ "$1" = tslabfs ]; then
+	if is_tslab "$1"; then
 		tslab_stop && drop_caches && tslab_start "$cur_img" "$cur_mnt" || return 1
-		[ -n "${2:-}" ] && put "remount_$2" tslabfs "$tslab_mount_s"
+		[ -n "${2:-}" ] && put "remount_$2" "$1" "$tslab_mount_s"
 		return 0
 	fi
 	drop_caches
@@ -347,7 +367,7 @@ do_ingest() { # fs tag size nthreads ndirs
 	a0=$(alloc_bytes "$cur_img")
 	run_bench "$tag-$fs-statfs0" statfs "$cur_mnt" || return 1
 	d0=$(kv "$res/$tag-$fs-statfs0.txt" used_bytes)
-	[ "$fs" = tslabfs ] && rss0=$(awk '/VmRSS/ {print $2}' "/proc/$cur_pid/status")
+	is_tslab "$fs" && rss0=$(awk '/VmRSS/ {print $2}' "/proc/$cur_pid/status")
 	run_bench "$tag-$fs-ingest" -n "$files" -s "$size" -d "$nd" -t "$nt" ingest "$cur_mnt" ||
 		return 1
 	o=$res/$tag-$fs-ingest.txt
@@ -360,17 +380,17 @@ do_ingest() { # fs tag size nthreads ndirs
 		put_space "space_alloc_$tag" "$fs" "$(per_payload "$a0" "$a1" "$size")" "image allocation"
 		put_space "space_df_$tag" "$fs" "$(per_payload "$d0" "$d1" "$size")" "statfs used"
 	fi
-	if [ "$fs" = tslabfs ]; then
+	if is_tslab "$fs"; then
 		local rss1 hwm1
 		rss1=$(awk '/VmRSS/ {print $2}' "/proc/$cur_pid/status")
 		hwm1=$(awk '/VmHWM/ {print $2}' "/proc/$cur_pid/status")
-		put "rss_$tag" tslabfs "$(awk -v k="$rss1" 'BEGIN { print k / 1024 }')"
-		put "hwm_$tag" tslabfs "$(awk -v k="$hwm1" 'BEGIN { print k / 1024 }')"
-		put "rssper_$tag" tslabfs "$(awk -v a="$rss0" -v b="$rss1" -v n="$files" \
+		put "rss_$tag" "$fs" "$(awk -v k="$rss1" 'BEGIN { print k / 1024 }')"
+		put "hwm_$tag" "$fs" "$(awk -v k="$hwm1" 'BEGIN { print k / 1024 }')"
+		put "rssper_$tag" "$fs" "$(awk -v a="$rss0" -v b="$rss1" -v n="$files" \
 			'BEGIN { print (b - a) / 1024 * 1e6 / n }')"
-		put "hwmper_$tag" tslabfs "$(awk -v b="$hwm1" -v n="$files" \
+		put "hwmper_$tag" "$fs" "$(awk -v b="$hwm1" -v n="$files" \
 			'BEGIN { print b / 1024 * 1e6 / n }')"
-		log "$tag tslabfs: VmRSS $rss0 kB at mount, $rss1 kB after ingest, VmHWM $hwm1 kB"
+		log "$tag $fs: VmRSS $rss0 kB at mount, $rss1 kB after ingest, VmHWM $hwm1 kB"
 	fi
 	ok=1
 }
@@ -383,6 +403,7 @@ do_rest() { # fs tag size nthreads ndirs
 		o=$res/$tag-$fs-coldread.txt
 		put "cold_p50_$tag" "$fs" "$(kv "$o" p50_us)"
 		put "cold_p99_$tag" "$fs" "$(kv "$o" p99_us)"
+		put "cold_p999_$tag" "$fs" "$(kv "$o" p999_us)"
 		put "cold_rate_$tag" "$fs" "$(kv "$o" files_per_s)"
 		log "$tag $fs: cold read p50 $(kv "$o" p50_us) p99 $(kv "$o" p99_us) µs, $(kv "$o" files_per_s) files/s"
 	fi
@@ -390,6 +411,7 @@ do_rest() { # fs tag size nthreads ndirs
 		o=$res/$tag-$fs-warmread.txt
 		put "warm_p50_$tag" "$fs" "$(kv "$o" p50_us)"
 		put "warm_p99_$tag" "$fs" "$(kv "$o" p99_us)"
+		put "warm_p999_$tag" "$fs" "$(kv "$o" p999_us)"
 		put "warm_rate_$tag" "$fs" "$(kv "$o" files_per_s)"
 	fi
 	make_cold "$fs" || return 1
@@ -404,7 +426,7 @@ do_rest() { # fs tag size nthreads ndirs
 	if run_bench "$tag-$fs-overwrite" -n "$files" -d "$nd" -t "$nt" -p 10 overwrite "$cur_mnt"; then
 		put "overwrite_$tag" "$fs" "$(kv "$res/$tag-$fs-overwrite.txt" files_per_s)"
 	fi
-	[ "$fs" = tslabfs ] && m=rmdir
+	is_tslab "$fs" && m=rmdir
 	if run_bench "$tag-$fs-expire" -n "$files" -d "$nd" -w 0 -m $m expire "$cur_mnt"; then
 		o=$res/$tag-$fs-expire.txt
 		put "expire_$tag" "$fs" "$(kv "$o" expire_s)"
@@ -416,8 +438,8 @@ do_rest() { # fs tag size nthreads ndirs
 # Declares every row up front, grouped by metric, so the table reads by metric.
 declare_rows() {
 	local s t tag k=$(((files + dirs - 1) / dirs)) g
-	for g in ingest space_alloc space_df rss hwm rssper hwmper remount cold_p50 cold_p99 cold_rate \
-		warm_p50 warm_p99 warm_rate statwalk overwrite expire expire_sync; do
+	for g in ingest space_alloc space_df rss hwm rssper hwmper remount cold_p50 cold_p99 cold_p999 cold_rate \
+		warm_p50 warm_p99 warm_p999 warm_rate statwalk overwrite expire expire_sync; do
 		for s in $sizes; do
 			tag=S${s}T$first_t
 			case $g in
@@ -434,9 +456,11 @@ declare_rows() {
 			remount) metric "${g}_$tag" "tslabfs mount after ingest, S=$s" s ;;
 			cold_p50) metric "${g}_$tag" "cold read p50, S=$s" us ;;
 			cold_p99) metric "${g}_$tag" "cold read p99, S=$s" us ;;
+			cold_p999) metric "${g}_$tag" "cold read p99.9, S=$s" us ;;
 			cold_rate) metric "${g}_$tag" "cold read, S=$s" files/s ;;
 			warm_p50) metric "${g}_$tag" "warm read p50, S=$s" us ;;
 			warm_p99) metric "${g}_$tag" "warm read p99, S=$s" us ;;
+			warm_p999) metric "${g}_$tag" "warm read p99.9, S=$s" us ;;
 			warm_rate) metric "${g}_$tag" "warm read, S=$s" files/s ;;
 			statwalk) metric "${g}_$tag" "statwalk (cold), S=$s" files/s ;;
 			overwrite) metric "${g}_$tag" "overwrite 10% (+sync), S=$s" files/s ;;
@@ -478,7 +502,7 @@ do_rss_cycles() {
 run_config() { # size nthreads ndirs full tag
 	local size=$1 nt=$2 nd=$3 full=$4 tag=$5 fs
 	for fs in $fslist; do
-		if [ "$fs" = tslabfs ] && [ -n "$tslab_missing" ]; then
+		if is_tslab "$fs" && [ -n "$tslab_missing" ]; then
 			continue
 		fi
 		log "$tag $fs: mkfs + mount"
@@ -503,6 +527,11 @@ if [ "$rss_only" = 1 ]; then
 fi
 log "files=$files sizes=($sizes) threads=($threads) dirs=$dirs image=$image_size scratch=$scratch cycles=$rss_cycles x $cycle_files files"
 declare_rows
+if [ "$hog" = 1 ]; then
+	taskset -c 0 sh -c 'while :; do :; done' &
+	hog_pid=$!
+	log "CPU hog on CPU 0: pid $hog_pid"
+fi
 for s in $sizes; do
 	for t in $threads; do
 		full=0
@@ -513,12 +542,12 @@ done
 if [ "$big_expire" = 1 ]; then
 	tag=big
 	for fs in $fslist; do
-		[ "$fs" = tslabfs ] && [ -n "$tslab_missing" ] && continue
+		is_tslab "$fs" && [ -n "$tslab_missing" ] && continue
 		log "$tag $fs: mkfs + mount"
 		fs_setup "$fs" || { echo "$tag $fs: setup failed" >>"$notes"; cleanup; continue; }
 		do_ingest "$fs" "$tag" 100 "$first_t" 1
 		m=tree
-		[ "$fs" = tslabfs ] && m=rmdir
+		is_tslab "$fs" && m=rmdir
 		if [ "$ok" = 1 ] && run_bench "$tag-$fs-expire" -n "$files" -d 1 -w 0 -m $m expire "$cur_mnt"; then
 			o=$res/$tag-$fs-expire.txt
 			put "expire_$tag" "$fs" "$(kv "$o" expire_s)"
@@ -529,12 +558,14 @@ if [ "$big_expire" = 1 ]; then
 	done
 fi
 [ "$rss_cycles" -gt 0 ] && do_rss_cycles
+stop_hog
 elapsed=$(($(date +%s) - t_start))
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # The table: one row per metric, one column per filesystem, then ratios.
 awk -F'\t' -v fslist="$fslist" -v files="$files" -v elapsed="$elapsed" \
-	-v missing="$tslab_missing" -v load="$load_start -> $load_end" '
+	-v missing="$tslab_missing" -v load="$load_start -> $load_end" \
+	-v hogmsg="$([ "$hog" = 1 ] && echo "; CPU 0 kept busy by a spinning shell (--hog)")" '
 function fmt(v) {
 	if (v == "") return "n/a"
 	if (v !~ /^-?[0-9.e+-]+$/) return v
@@ -566,7 +597,7 @@ END {
 		printf "\n"
 	}
 	if (missing != "") printf "tslabfs: not run, missing%s\n", missing
-	printf "total run time: %d s; load average (1/5/15 min) %s; one run per cell\n", elapsed, load
+	printf "total run time: %d s; load average (1/5/15 min) %s; one run per cell%s\n", elapsed, load, hogmsg
 }' "$values" "$metrics" | tee "$res/table.txt"
 if [ -s "$notes" ]; then
 	echo "failures and notes:"

@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """Crash test: SIGKILL the daemon at many points while a writer ingests
-fsync'd and unsynced files (creates, and atomic replaces by rename), then
-remount and check that
+fsync'd and unsynced files (creates, and atomic replaces by rename; sizes
+from 16 B to 64 KiB, so both single-record and multi-chunk extents files)
+and appends to a log file (fsync'd now and then), then remount and check
+that
+  - every append log holds a prefix of what was appended, at least as long
+    as the last length whose fsync returned;
   - every file whose fsync returned is present with that content or a
     later one written to the same name (losses must be 0);
   - every present file holds exactly one content that was written, whole
@@ -43,7 +47,18 @@ try:
             pass
     note("started", "", 0, 0)
     i = 0
+    alog = "r%d-e0/applog" % round_
+    afd = os.open(alog, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o644, dir_fd=root)
+    astream = content("applog", round_, 1 << 21)
+    alen = 0
     while True:
+        if alen < len(astream) and r.random() < 0.3:  # append, multi-chunk at times
+            n = min(r.choice([100, 4000, 4096, 9000, 30000]), len(astream) - alen)
+            os.write(afd, astream[alen:alen + n])
+            alen += n
+            if r.random() < 0.3:
+                os.fsync(afd)
+                note("asynced", alog, round_, alen)
         ep = "r%d-e%d" % (round_, i % 3)
         if i > 20 and r.random() < 0.2:       # replace an older file atomically
             j = r.randrange(i)
@@ -52,7 +67,7 @@ try:
         else:
             name = "%s/f%06d" % (ep, i)
             ver = 0
-        size = r.randint(16, 6000)
+        size = r.randint(16, 6000) if r.random() < 0.6 else r.randint(6000, 65536)
         sync = r.random() < 0.3
         note("intent", name, ver, size)
         data = content(os.path.basename(name), ver, size)
@@ -81,6 +96,7 @@ except OSError:
 
 def load_log(path):
     intents, synced = {}, {}
+    asynced = {}
     with open(path) as f:
         for line in f:
             try:
@@ -89,14 +105,30 @@ def load_log(path):
                 continue  # the writer may die mid-line
             if kind == "started":
                 continue
+            if kind == "asynced":
+                asynced[name] = (ver, max(size, asynced.get(name, (0, 0))[1]))
+                continue
             if kind == "intent":
                 intents.setdefault(name, {})[ver] = size
             else:
                 synced[name] = max(ver, synced.get(name, -1))
-    return intents, synced
+    return intents, synced, asynced
 
 
-def verify(m, intents, synced, stats):
+def verify_applog(name, data, asynced, stats):
+    rnd, synced_len = asynced.get(name, (int(name.split("-")[0][1:]), 0))
+    stream = content("applog", rnd, 1 << 21)
+    if data != stream[:len(data)]:
+        stats["torn"] += 1
+        raise Fail("%s: %d bytes that are not a prefix of the appends" % (name, len(data)))
+    if len(data) < synced_len:
+        stats["fsync_lost"] += 1
+        raise Fail("%s: %d bytes, %d were fsync'd" % (name, len(data), synced_len))
+    stats["applog_bytes"] += len(data)
+    stats["applog_checked"] += 1
+
+
+def verify(m, intents, synced, stats, asynced):
     present = {}
     for root, dirs, files in os.walk(m.path):
         for f in files:
@@ -105,6 +137,9 @@ def verify(m, intents, synced, stats):
     for name, p in present.items():
         with open(p, "rb") as fh:
             data = fh.read()
+        if os.path.basename(name) == "applog":
+            verify_applog(name, data, asynced, stats)
+            continue
         vers = intents.get(name)
         if vers is None:
             raise Fail("unexpected file %s" % name)
@@ -112,6 +147,7 @@ def verify(m, intents, synced, stats):
         ok = [v for v, size in vers.items() if data == content(base, v, size)]
         if ok:
             stats["files_ok"] += 1
+            stats["extents_files"] += len(data) > 4000
         elif data == b"":
             stats["empty_unsynced"] += 1
             if name in synced:
@@ -143,7 +179,8 @@ def main(t):
     open(log, "w").close()
     rng = random.Random(1234)
     stats = dict(kill_points=0, files_checked=0, files_ok=0, empty_unsynced=0, torn=0,
-                 fsync_checked=0, fsync_lost=0, unsynced_missing=0)
+                 fsync_checked=0, fsync_lost=0, unsynced_missing=0, applog_checked=0,
+                 applog_bytes=0, extents_files=0)
     delays = []
     for rnd in range(rounds):
         m = t.mount(img, opts="commit=1")
@@ -167,12 +204,14 @@ def main(t):
         except subprocess.TimeoutExpired:
             w.send_signal(signal.SIGKILL)
             w.wait()
-        intents, synced = load_log(log)
+        intents, synced, asynced = load_log(log)
         m = t.mount(img, opts="commit=1")
         round_stats = dict(stats, files_checked=0, files_ok=0, empty_unsynced=0,
-                           fsync_checked=0)
-        verify(m, intents, synced, round_stats)
-        for k in ("files_checked", "files_ok", "empty_unsynced", "fsync_checked"):
+                           fsync_checked=0, applog_checked=0, applog_bytes=0,
+                           extents_files=0)
+        verify(m, intents, synced, round_stats, asynced)
+        for k in ("files_checked", "files_ok", "empty_unsynced", "fsync_checked",
+                  "applog_checked", "applog_bytes", "extents_files"):
             stats[k] += round_stats[k]
         stats["unsynced_missing"] = round_stats["unsynced_missing"]
         m.umount()

@@ -127,7 +127,20 @@ def enospc(t):
             break
     print("small image: ENOSPC after %d files of 4000 B" % n)
     check(err == errno.ENOSPC, "ENOSPC when full (got %r after %d files)" % (err, n))
-    expect_errno(errno.ENOSPC, os.mkdir, m.p("more"))
+    # The rule (slab_space_reserve): a change is refused when its cost does
+    # not fit. A 4000-byte file no longer fits; smaller objects may. Create
+    # the smallest files until one is refused: a directory of exactly the
+    # same cost (same parent, same name length) is refused too.
+    k = 0
+    while True:
+        try:
+            open(m.p("fill", "e%06d" % k), "wb").close()
+            k += 1
+        except OSError as e:
+            check(e.errno == errno.ENOSPC, "small create: %s" % e)
+            break
+    print("then %d empty files" % k)
+    expect_errno(errno.ENOSPC, os.mkdir, m.p("fill", "m000000"))
     os.rmdir(m.p("fill"))
     time.sleep(0.5)
     os.mkdir(m.p("after"))

@@ -6,6 +6,11 @@ Every test: formats an image with mkfs.tslabfs, mounts it with a real
 SIGTERM/SIGINT), even when the test fails. Exits 77 (skipped) only when
 /dev/fuse is missing or the test does not run as root.
 
+TSLAB_TRANSPORT=io_uring (suite integration-uring) or =dev (suite
+integration) forces the daemon's transport (-o io_uring / -o noio_uring)
+and every mount checks from the daemon's log line that this transport is
+the one in use, so a silent fallback to /dev/fuse fails the test.
+
 Usage from a test script:
     t = Env(sys.argv)          # argv: script TSLABFS MKFS
     img = t.mkfs(size="256M", zone="8M")
@@ -25,6 +30,11 @@ import tempfile
 import time
 
 SKIP = 77
+
+# TSLAB_TRANSPORT value -> the daemon option and the name it logs
+TRANSPORT_OPT = {"io_uring": "io_uring", "dev": "noio_uring"}
+TRANSPORT_NAME = {"io_uring": "io_uring", "dev": "/dev/fuse"}
+URING_PARAM = "/sys/module/fuse/parameters/enable_uring"
 
 
 def skip(msg):
@@ -84,6 +94,8 @@ class Mount:
         args = [env.tslabfs, "-f"]
         if debug:
             args.append("-d")
+        if env.transport:
+            opts = TRANSPORT_OPT[env.transport] + ("," + opts if opts else "")
         if opts:
             args += ["-o", opts]
         args += [img, path]
@@ -99,6 +111,25 @@ class Mount:
             if time.time() > deadline:
                 raise Fail("tslabfs did not mount within 60 s:\n" + self.read_log())
             time.sleep(0.02)
+        if env.transport:
+            self.check_transport(env.transport, deadline)
+
+    def check_transport(self, want, deadline):
+        """The daemon logs its transport once the kernel took the INIT
+        reply (right after mounting)."""
+        line = None
+        while line is None:
+            with open(self.log, errors="replace") as f:
+                for ln in f:
+                    if "tslabfs: transport: " in ln:
+                        line = ln.strip()
+                        break
+            if line is None:
+                if self.proc.poll() is not None or time.time() > deadline:
+                    raise Fail("tslabfs logged no transport line:\n" + self.read_log())
+                time.sleep(0.02)
+        check(line.startswith("tslabfs: transport: " + TRANSPORT_NAME[want]),
+              "transport %s wanted, the daemon says: %s" % (want, line))
 
     def p(self, *names):
         return os.path.join(self.path, *names)
@@ -112,8 +143,16 @@ class Mount:
 
     def umount(self, timeout=300):
         """Clean unmount; the daemon must flush and exit 0."""
-        if self.proc.poll() is None and is_mounted(self.path):
-            subprocess.run(["umount", self.path], check=False)
+        # umount fails with EBUSY while any process, the daemon's own
+        # no_open probe (fs/threads.c) included, briefly has a file open:
+        # try again for a while before giving up.
+        for _ in range(60):
+            if self.proc.poll() is not None or not is_mounted(self.path):
+                break
+            if subprocess.run(["umount", self.path], check=False,
+                              stderr=subprocess.DEVNULL).returncode == 0:
+                break
+            time.sleep(0.5)
         try:
             rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -153,6 +192,16 @@ class Env:
             skip("/dev/fuse is missing")
         if os.geteuid() != 0:
             skip("needs root (mounts a FUSE filesystem)")
+        self.transport = os.environ.get("TSLAB_TRANSPORT") or None
+        if self.transport not in (None, *TRANSPORT_OPT):
+            print("TSLAB_TRANSPORT=%s: must be io_uring or dev" % self.transport)
+            sys.exit(2)
+        if self.transport == "io_uring":
+            if not os.path.exists(URING_PARAM):
+                skip("the kernel has no FUSE over io_uring (%s)" % URING_PARAM)
+            # Only daemons that ask for it at INIT are affected.
+            with open(URING_PARAM, "w") as f:
+                f.write("1")
         base = os.environ.get("TSLAB_TEST_DIR", "/var/tmp")
         self.dir = tempfile.mkdtemp(prefix="tslabfs-test-", dir=base)
         self.mounts = []

@@ -4,7 +4,10 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -59,6 +62,36 @@ static void test_signatures(void **state)
 	assert_string_equal(mkfs_signature(buf, sizeof(buf)), "swap");
 }
 
+/* A mount table naming the target (escaped space in its path) is found;
+ * other sources are not. */
+static void test_find_mount(void **state)
+{
+	char dir[] = "/tmp/tslab-mkfs-unit.XXXXXX", img[128], tab[128], mnt[256];
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(img, sizeof(img), "%s/an image", dir);
+	snprintf(tab, sizeof(tab), "%s/mounts", dir);
+	f = fopen(img, "w");
+	assert_non_null(f);
+	fclose(f);
+	f = fopen(tab, "w");
+	assert_non_null(f);
+	fprintf(f, "proc /proc proc rw 0 0\n/dev/null /x ext4 rw 0 0\n");
+	fclose(f);
+	assert_int_equal(mkfs_find_mount(img, tab, mnt, sizeof(mnt)), 0);
+	f = fopen(tab, "a");
+	assert_non_null(f);
+	fprintf(f, "%s/an\\040image /mnt/my\\040fs fuse.tslabfs rw 0 0\n", dir);
+	fclose(f);
+	assert_int_equal(mkfs_find_mount(img, tab, mnt, sizeof(mnt)), 1);
+	assert_string_equal(mnt, "/mnt/my fs");
+	unlink(img);
+	unlink(tab);
+	rmdir(dir);
+}
+
 static void test_uuid_str(void **state)
 {
 	const uint8_t u[16] = {0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef,
@@ -76,6 +109,7 @@ int main(void)
 	    cmocka_unit_test(test_parse_size),
 	    cmocka_unit_test(test_signatures),
 	    cmocka_unit_test(test_uuid_str),
+	    cmocka_unit_test(test_find_mount),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

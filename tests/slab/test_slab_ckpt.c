@@ -617,6 +617,72 @@ static void test_corrupt(void **state)
 }
 
 /*
+ * Issue 11, defect 2: a record that fails its checks when the checkpoint
+ * builder reads it back ends the build with -EUCLEAN (it was overwritten by
+ * the next page's result and the image counted entries it did not hold);
+ * the superblock keeps referencing the previous checkpoint.
+ */
+static void test_bad_record_no_checkpoint(void **state)
+{
+	struct model m;
+	struct slab_ckpt_ref *ref = malloc(sizeof(*ref));
+	struct slab_zscan zs;
+	struct slab_page_hdr ph;
+	const uint8_t *pg;
+	uint64_t poff, best = 0, seq;
+	uint32_t z = 0, nbad = 0;
+	int fd, r;
+
+	(void)state;
+	assert_non_null(ref);
+	mstart(&m, 48, 1 << 20, 4);
+	for (int op = 0; op < 3000; op++)
+		mop(&m, 8u << 20);
+	mclose(&m, false);
+	ckpt_ref(m.img, ref);
+	seq = ref->seq;
+	mmount(&m);
+	assert_true(m.st->ck_loaded);
+	for (uint32_t i = m.st->first_data; i < m.st->nzones; i++)
+		if (m.st->zones[i].state != ZS_META &&
+		    atomic_load(&m.st->zones[i].live) > best) {
+			best = atomic_load(&m.st->zones[i].live);
+			z = i;
+		}
+	assert_true(best > 0);
+	/* every record of that zone gets a bad checksum */
+	fd = open(m.img, O_RDWR);
+	assert_true(fd >= 0);
+	off_t zbase = img_off(m.img, z, 0);
+
+	assert_int_equal(slab_zscan_init(&zs, m.dev, z, m.st->zones[z].wp), 0);
+	while ((r = slab_zscan_next(&zs, &pg, &ph, &poff)) > 0) {
+		for (uint32_t off = SLAB_PAGE_HDR; off < ph.used;) {
+			struct slab_rec rec;
+			uint8_t b = pg[off] ^ 0x01;
+
+			if (slab_rec_decode(pg + off, ph.used - off, ph.def_uid,
+			                    ph.def_gid, &rec))
+				break;
+			assert_int_equal(pwrite(fd, &b, 1, zbase + (off_t)(poff + off)),
+			                 1);
+			nbad++;
+			off += rec.len;
+		}
+	}
+	slab_zscan_fini(&zs);
+	close(fd);
+	assert_true(nbad > 0);
+	assert_int_equal(slab_ckpt_write(m.st, false), -EUCLEAN);
+	mclose(&m, true);
+	ckpt_ref(m.img, ref);
+	assert_int_equal(ref->seq, seq);
+	print_message("bad records in zone %u: %u; no checkpoint written\n", z, nbad);
+	free(ref);
+	unlink(m.img);
+}
+
+/*
  * The k-th device write of an unmount fails (k walks through the final page
  * writes, the checkpoint's zone headers and payload, and the superblock),
  * then the power is cut keeping a random part of what was not flushed.
@@ -816,6 +882,7 @@ int main(void)
 	    cmocka_unit_test(test_roll_forward),
 	    cmocka_unit_test(test_corrupt),
 	    cmocka_unit_test(test_corrupt_zone_header),
+	    cmocka_unit_test(test_bad_record_no_checkpoint),
 	    cmocka_unit_test(test_power_cut_during_checkpoint),
 	    cmocka_unit_test(test_concurrent),
 	};

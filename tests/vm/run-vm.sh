@@ -2,8 +2,8 @@
 # Run a guest test script inside a QEMU (TCG) guest that sees a real NVMe
 # zoned namespace through the Linux kernel's zoned block device support.
 #
-#   run-vm.sh --guest-script FILE [--bin PATH]... [--timeout S] [--log FILE]
-#             [--keep]
+#   run-vm.sh --guest-script FILE [--bin PATH]... [--module NAME]...
+#             [--timeout S] [--log FILE] [--keep]
 #
 # Guest environment (busybox sh as /init):
 #   /dev/nvme0n1   conventional namespace, 64 MiB (raw, unformatted)
@@ -12,6 +12,8 @@
 #   /dev/fuse      fuse module loaded; /mnt exists; /tmp is a tmpfs
 #   every --bin PATH is at /usr/local/bin/BASENAME (in PATH), with the shared
 #   libraries it needs; zbd and fusermount3 are there too.
+#   every --module NAME (with its dependencies) is loaded at boot, after
+#   nvme, fuse and mq_deadline; the loopback interface is up.
 # The guest script runs as `sh /guest.sh` with cwd /tmp; its exit status is
 # reported on the console as "TSLAB-VM-RESULT rc=N", which is what this script
 # exits with. No result line (guest crash, hang, timeout) is a failure.
@@ -33,12 +35,13 @@ skip() {
 	exit 77
 }
 usage() {
-	echo "usage: $prog --guest-script FILE [--bin PATH]... [--timeout S] [--log FILE] [--keep]" >&2
+	echo "usage: $prog --guest-script FILE [--bin PATH]... [--module NAME]... [--timeout S] [--log FILE] [--keep]" >&2
 	exit 2
 }
 
 guest_script=
 bins=()
+modules=()
 timeout_s=600
 log=
 keep=0
@@ -46,6 +49,7 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	--guest-script) [ $# -ge 2 ] || usage; guest_script=$2; shift 2 ;;
 	--bin) [ $# -ge 2 ] || usage; bins+=("$2"); shift 2 ;;
+	--module) [ $# -ge 2 ] || usage; modules+=("$2"); shift 2 ;;
 	--timeout) [ $# -ge 2 ] || usage; timeout_s=$2; shift 2 ;;
 	--log) [ $# -ge 2 ] || usage; log=$2; shift 2 ;;
 	--keep) keep=1; shift ;;
@@ -149,8 +153,8 @@ mod_add() { # normalized module name
 # nvme: the controller and namespaces; fuse: for mounting tslabfs;
 # mq_deadline: Linux only allows writes to sequential zones through a
 # zone-write-locking scheduler (built in on Debian, but a module elsewhere).
-for m in nvme fuse mq_deadline; do
-	mod_add "$m"
+for m in nvme fuse mq_deadline "${modules[@]}"; do
+	mod_add "${m//-/_}"
 done
 : >"$root/etc/modules.order"
 for n in "${mod_order[@]}"; do
@@ -234,6 +238,7 @@ finish() { # rc, reason
 }
 
 echo "TSLAB-VM: kernel $(uname -r), $(nproc) cpus"
+ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 for m in $(cat /etc/modules.order); do
 	insmod "/lib/modules/$m.ko" || finish 125 "insmod $m failed"
 done

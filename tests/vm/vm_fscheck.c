@@ -8,6 +8,9 @@
  *   vm_fscheck verify DIR FIRST COUNT MIN MAX [-c LOG]
  *   vm_fscheck fsync PATH...
  *   vm_fscheck getxattr PATH NAME
+ *   vm_fscheck handle PATH FILE      name_to_handle_at(PATH) into FILE
+ *   vm_fscheck byhandle MOUNT FILE   open_by_handle_at + read; prints the
+ *                                    errno name on failure (exit 1)
  *
  * The set is the files DIR/fNNNNNN for N in [FIRST, FIRST + COUNT). The size
  * of a file (MIN..MAX bytes) and every byte of its content are derived from
@@ -392,8 +395,68 @@ static int cmd_getxattr(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_handle(int argc, char **argv)
+{
+	struct {
+		struct file_handle fh;
+		unsigned char buf[MAX_HANDLE_SZ];
+	} h = {.fh.handle_bytes = MAX_HANDLE_SZ};
+	int mount_id, fd;
+
+	if (argc != 3)
+		return 2;
+	if (name_to_handle_at(AT_FDCWD, argv[1], &h.fh, &mount_id, 0)) {
+		fprintf(stderr, "name_to_handle_at %s: %s\n", argv[1], strerror(errno));
+		return 1;
+	}
+	fd = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write(fd, &h, sizeof(h.fh) + h.fh.handle_bytes) < 0 || close(fd)) {
+		fprintf(stderr, "%s: %s\n", argv[2], strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
+static int cmd_byhandle(int argc, char **argv)
+{
+	struct {
+		struct file_handle fh;
+		unsigned char buf[MAX_HANDLE_SZ];
+	} h;
+	char buf[4096];
+	int mfd, fd, f;
+	ssize_t n;
+
+	if (argc != 3)
+		return 2;
+	f = open(argv[2], O_RDONLY);
+	if (f < 0 || read(f, &h, sizeof(h)) < (ssize_t)sizeof(h.fh))
+		return 2;
+	close(f);
+	mfd = open(argv[1], O_RDONLY | O_DIRECTORY);
+	if (mfd < 0)
+		return 2;
+	fd = open_by_handle_at(mfd, &h.fh, O_RDONLY);
+	if (fd < 0) {
+		printf("open_by_handle_at: %s (%s)\n", strerrorname_np(errno),
+		       strerror(errno));
+		return 1;
+	}
+	n = read(fd, buf, sizeof(buf));
+	if (n < 0) {
+		printf("read: %s (%s)\n", strerrorname_np(errno), strerror(errno));
+		return 1;
+	}
+	printf("read %zd bytes\n", n);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc >= 2 && !strcmp(argv[1], "handle"))
+		return cmd_handle(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "byhandle"))
+		return cmd_byhandle(argc - 1, argv + 1);
 	if (argc >= 2 && !strcmp(argv[1], "write"))
 		return cmd_write(argc - 1, argv + 1);
 	if (argc >= 2 && !strcmp(argv[1], "verify"))
@@ -406,6 +469,8 @@ int main(int argc, char **argv)
 	        "usage: vm_fscheck write DIR FIRST COUNT MIN MAX [-s K] [-l LOG] [-k]\n"
 	        "       vm_fscheck verify DIR FIRST COUNT MIN MAX [-c LOG]\n"
 	        "       vm_fscheck fsync PATH...\n"
-	        "       vm_fscheck getxattr PATH NAME\n");
+	        "       vm_fscheck getxattr PATH NAME\n"
+	        "       vm_fscheck handle PATH FILE\n"
+	        "       vm_fscheck byhandle MOUNT FILE\n");
 	return 2;
 }
