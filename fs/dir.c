@@ -307,7 +307,7 @@ void tslab_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 unlock_drop:
 	pthread_rwlock_unlock(&fs->drop_lock);
 out:
-	fuse_reply_err(req, -err);
+	tslab_reply_err(req, err);
 }
 
 /* ---- listing --------------------------------------------------------------- */
@@ -330,7 +330,7 @@ void tslab_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct tslab_dirh *dh = calloc(1, sizeof(*dh));
 
 	if (!dh) {
-		fuse_reply_err(req, ENOMEM);
+		tslab_reply_err(req, -ENOMEM);
 		return;
 	}
 	pthread_mutex_init(&dh->mu, NULL);
@@ -348,7 +348,7 @@ void tslab_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *
 	free(dh->ents);
 	free(dh->names);
 	free(dh);
-	fuse_reply_err(req, 0);
+	tslab_reply_err(req, 0);
 }
 
 static uint8_t dent_type(struct tslab_fs *fs, struct tslab_epoch *ep,
@@ -454,7 +454,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	int err = 0;
 
 	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
+		tslab_reply_err(req, -ENOMEM);
 		return;
 	}
 	pthread_mutex_lock(&dh->mu);
@@ -487,7 +487,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	pthread_rwlock_unlock(&fs->drop_lock);
 	pthread_mutex_unlock(&dh->mu);
 	if (err)
-		fuse_reply_err(req, -err);
+		tslab_reply_err(req, err);
 	else
 		fuse_reply_buf(req, buf, pos);
 	free(buf);
@@ -508,5 +508,5 @@ void tslab_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
 void tslab_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
                        struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, -tslab_sync_all(tslab_fs_of(req)));
+	tslab_reply_err(req, tslab_sync_all(tslab_fs_of(req)));
 }

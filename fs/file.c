@@ -35,7 +35,7 @@ void tslab_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if (fs->no_open) {
 		atomic_store(&fs->kernel_no_open, true);
-		fuse_reply_err(req, ENOSYS);
+		tslab_reply_err(req, -ENOSYS);
 		return;
 	}
 	pthread_rwlock_rdlock(&fs->drop_lock);
@@ -54,7 +54,7 @@ void tslab_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 unlock_drop:
 	pthread_rwlock_unlock(&fs->drop_lock);
 	if (err) {
-		fuse_reply_err(req, -err);
+		tslab_reply_err(req, err);
 		return;
 	}
 	/* Every write goes through this mount: cached pages stay valid, and
@@ -221,7 +221,7 @@ void tslab_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 unlock_drop:
 	pthread_rwlock_unlock(&fs->drop_lock);
 	if (err)
-		fuse_reply_err(req, -err);
+		tslab_reply_err(req, err);
 	else
 		fuse_reply_buf(req, buf, n);
 	free(buf);
@@ -302,7 +302,7 @@ void tslab_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size
 	pthread_rwlock_unlock(&fs->drop_lock);
 out:
 	if (err)
-		fuse_reply_err(req, -err);
+		tslab_reply_err(req, err);
 	else
 		fuse_reply_write(req, size);
 }
@@ -329,7 +329,7 @@ int tslab_sync_all(struct tslab_fs *fs)
  * (handles we answer carry FOPEN_NOFLUSH anyway). */
 void tslab_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, ENOSYS);
+	tslab_reply_err(req, -ENOSYS);
 }
 
 void tslab_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
@@ -347,7 +347,7 @@ void tslab_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	if (!err)
 		pthread_mutex_unlock(&ep->lock);
 	pthread_rwlock_unlock(&fs->drop_lock);
-	fuse_reply_err(req, err ? -err : -tslab_sync_all(fs));
+	tslab_reply_err(req, err ? err : tslab_sync_all(fs));
 }
 
 void tslab_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -380,7 +380,7 @@ unlock:
 	pthread_mutex_unlock(&ep->lock);
 unlock_drop:
 	pthread_rwlock_unlock(&fs->drop_lock);
-	fuse_reply_err(req, 0);
+	tslab_reply_err(req, 0);
 }
 
 static int truncate_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
@@ -516,7 +516,7 @@ void tslab_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_
 	pthread_rwlock_unlock(&fs->drop_lock);
 out:
 	if (err)
-		fuse_reply_err(req, -err);
+		tslab_reply_err(req, err);
 	else
 		fuse_reply_attr(req, &st, TSLAB_TIMEOUT);
 }
@@ -532,7 +532,7 @@ void tslab_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	int err;
 
 	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
-		fuse_reply_err(req, EINVAL);
+		tslab_reply_err(req, -EINVAL);
 		return;
 	}
 	pthread_rwlock_rdlock(&fs->drop_lock);
@@ -553,7 +553,7 @@ void tslab_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 unlock_drop:
 	pthread_rwlock_unlock(&fs->drop_lock);
 	if (err)
-		fuse_reply_err(req, -err);
+		tslab_reply_err(req, err);
 	else
 		fuse_reply_lseek(req, (off_t)out);
 }
@@ -643,5 +643,5 @@ void tslab_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 	if (!err && inval && fs->se)
 		fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
 out:
-	fuse_reply_err(req, -err);
+	tslab_reply_err(req, err);
 }

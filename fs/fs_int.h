@@ -389,6 +389,12 @@ int64_t tslab_now(void);
 extern int tslab_clock_fd; /* TSLAB_TEST_CLOCK_FILE opened, or -1 */
 int64_t tslab_test_clock(void);
 int tslab_err(struct tslab_fs *fs, int err, const char *what);
+/* The FUSE edge: reply to REQ with ERR, 0 or a negative errno. The one place
+ * where the module's negative errnos become the positive ones FUSE sends. */
+static inline void tslab_reply_err(fuse_req_t req, int err)
+{
+	fuse_reply_err(req, -err);
+}
 
 /* Held-lock rule for an epoch's dentries and inodes: EP's lock, or
  * drop_lock for writing (no request runs then). */

@@ -162,7 +162,7 @@ out:
 		e.entry_timeout = TSLAB_TIMEOUT;
 		fuse_reply_entry(req, &e);
 	} else if (err) {
-		fuse_reply_err(req, -err);
+		tslab_reply_err(req, err);
 	} else {
 		fuse_reply_entry(req, &e);
 	}
@@ -219,7 +219,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	pthread_rwlock_unlock(&fs->drop_lock);
 	if (err)
-		fuse_reply_err(req, -err);
+		tslab_reply_err(req, err);
 	else
 		fuse_reply_attr(req, &st, TSLAB_TIMEOUT);
 }
@@ -249,7 +249,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 unlock_drop:
 	pthread_rwlock_unlock(&fs->drop_lock);
 	if (err)
-		fuse_reply_err(req, -err);
+		tslab_reply_err(req, err);
 	else
 		fuse_reply_readlink(req, buf);
 }
@@ -429,7 +429,7 @@ unlock_drop:
 	pthread_rwlock_unlock(&fs->drop_lock);
 out:
 	if (err) {
-		fuse_reply_err(req, -err);
+		tslab_reply_err(req, err);
 	} else if (a->fi) {
 		a->fi->keep_cache = 1;
 		a->fi->noflush = 1;
@@ -459,7 +459,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 
 	if (!S_ISREG(mode) && !S_ISFIFO(mode) && !S_ISSOCK(mode) && !S_ISCHR(mode) &&
 	    !S_ISBLK(mode)) {
-		fuse_reply_err(req, EINVAL);
+		tslab_reply_err(req, -EINVAL);
 		return;
 	}
 	if (!S_ISCHR(mode) && !S_ISBLK(mode))
@@ -480,7 +480,7 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	struct mk_args a = {.mode = S_IFLNK | 0777, .link = link};
 
 	if (strlen(link) > PATH_MAX) {
-		fuse_reply_err(req, ENAMETOOLONG);
+		tslab_reply_err(req, -ENAMETOOLONG);
 		return;
 	}
 	do_make(req, parent, name, &a);
@@ -614,7 +614,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	pthread_rwlock_unlock(&fs->drop_lock);
 out:
 	if (err)
-		fuse_reply_err(req, -err);
+		tslab_reply_err(req, err);
 	else
 		fuse_reply_entry(req, &e);
 }
@@ -755,7 +755,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 unlock_drop:
 	pthread_rwlock_unlock(&fs->drop_lock);
 out:
-	fuse_reply_err(req, -err);
+	tslab_reply_err(req, err);
 }
 
 /* Drop the epoch of directory D (in PIP, epoch PEP). Caller holds drop_lock
@@ -912,7 +912,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		err = tslab_drop_epoch(fs, parent, name, len, 0, NULL);
 		dropped = !err;
 	}
-	fuse_reply_err(req, -err);
+	tslab_reply_err(req, err);
 	/* After the reply (libfuse: notifications from inside a request
 	 * handler of the same name may deadlock), on the notifier thread. */
 	if (!err)
@@ -982,7 +982,7 @@ static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 		pthread_mutex_unlock(&ep->lock);
 	}
 	pthread_rwlock_unlock(&fs->drop_lock);
-	fuse_reply_err(req, -err);
+	tslab_reply_err(req, err);
 }
 
 /* ---- init ---------------------------------------------------------------------- */

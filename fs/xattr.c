@@ -185,7 +185,7 @@ static void reply_value(fuse_req_t req, const void *val, size_t len, size_t size
 	if (!size)
 		fuse_reply_xattr(req, len);
 	else if (len > size)
-		fuse_reply_err(req, ERANGE);
+		tslab_reply_err(req, -ERANGE);
 	else
 		fuse_reply_buf(req, val, len);
 }
@@ -235,7 +235,7 @@ void tslab_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t 
 	/* Only user.* names are ever stored: the kernel's security.capability
 	 * check before every write() is answered without a lock. */
 	if (strncmp(name, "user.", 5) || !name[5]) {
-		fuse_reply_err(req, strncmp(name, "user.", 5) ? ENODATA : EINVAL);
+		tslab_reply_err(req, strncmp(name, "user.", 5) ? -ENODATA : -EINVAL);
 		return;
 	}
 	if (ino == SLAB_HANDLE_ROOT && root_attr(name)) {
@@ -253,7 +253,7 @@ void tslab_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t 
 	pthread_rwlock_unlock(&fs->drop_lock);
 reply:
 	if (err)
-		fuse_reply_err(req, -err);
+		tslab_reply_err(req, err);
 	else
 		reply_value(req, val, len, size);
 	free(val);
@@ -383,7 +383,7 @@ void tslab_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	}
 	pthread_rwlock_unlock(&fs->drop_lock);
 out:
-	fuse_reply_err(req, -err);
+	tslab_reply_err(req, err);
 }
 
 static int remove_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
@@ -423,7 +423,7 @@ void tslab_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	}
 	pthread_rwlock_unlock(&fs->drop_lock);
 out:
-	fuse_reply_err(req, -err);
+	tslab_reply_err(req, err);
 }
 
 static size_t list_locked(struct tslab_inode *ip, char *buf, size_t cap)
@@ -476,7 +476,7 @@ void tslab_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	pthread_rwlock_unlock(&fs->drop_lock);
 out:
 	if (err)
-		fuse_reply_err(req, -err);
+		tslab_reply_err(req, err);
 	else
 		reply_value(req, buf, len, size);
 	free(buf);
