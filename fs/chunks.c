@@ -401,7 +401,8 @@ static int punch_except(struct tslab_fs *fs, struct tslab_inode *ip, uint64_t fr
 	if (from < skip_a)
 		err = slab_fdata_punch(fs->st, ip->ino, from, skip_a);
 	if (!err && skip_b < to)
-		err = slab_fdata_punch(fs->st, ip->ino, skip_b > from ? skip_b : from, to);
+		err =
+		    slab_fdata_punch(fs->st, ip->ino, skip_b > from ? skip_b : from, to);
 	return err ? tslab_err(fs, err, "writing file data") : 0;
 }
 
@@ -440,7 +441,8 @@ int tslab_chunks_convert(struct tslab_fs *fs, struct tslab_epoch *ep,
 	/* The old record stays valid until the extents head is put. A file
 	 * from before extents (chunked object) may be larger than one chunk. */
 	for (uint64_t first = 0; first < ip->size; first += TSLAB_CH) {
-		size_t n = ip->size - first < TSLAB_CH ? (size_t)(ip->size - first) : TSLAB_CH;
+		size_t n =
+		    ip->size - first < TSLAB_CH ? (size_t)(ip->size - first) : TSLAB_CH;
 
 		err = dc_get(fs, ip, first / TSLAB_CH, true, &c);
 		if (err)
@@ -472,9 +474,11 @@ int tslab_chunks_write(struct tslab_fs *fs, struct tslab_epoch *ep,
 			const void *run[SLAB_FDATA_RUN];
 			uint32_t k = 0;
 
-			for (; k < SLAB_FDATA_RUN && pos + (k + 1) * (uint64_t)TSLAB_CH <= end;
+			for (; k < SLAB_FDATA_RUN &&
+			       pos + (k + 1) * (uint64_t)TSLAB_CH <= end;
 			     k++) {
-				run[k] = data + (pos + k * (uint64_t)TSLAB_CH - (uint64_t)off);
+				run[k] =
+				    data + (pos + k * (uint64_t)TSLAB_CH - (uint64_t)off);
 				dc_drop(fs, ip->ext, idx + k, idx + k + 1);
 			}
 			/* written at once: held only while they are */
@@ -486,7 +490,8 @@ int tslab_chunks_write(struct tslab_fs *fs, struct tslab_epoch *ep,
 			/* the device write without the epoch lock (fs_int.h) */
 			ip->ext->io_busy = true;
 			pthread_mutex_unlock(&ep->lock);
-			err = k == 1 ? slab_fdata_write(fs->st, ip->ino, idx, run[0], TSLAB_CH)
+			err = k == 1 ? slab_fdata_write(fs->st, ip->ino, idx, run[0],
+			                                TSLAB_CH)
 			             : slab_fdata_write_run(fs->st, ip->ino, idx, k, run);
 			pthread_mutex_lock(&ep->lock);
 			ip->ext->io_busy = false;
@@ -502,7 +507,8 @@ int tslab_chunks_write(struct tslab_fs *fs, struct tslab_epoch *ep,
 			continue;
 		}
 		uint64_t in = pos - first;
-		size_t n = TSLAB_CH - in < end - pos ? TSLAB_CH - in : (size_t)(end - pos);
+		size_t n =
+		    TSLAB_CH - in < end - pos ? TSLAB_CH - in : (size_t)(end - pos);
 		uint64_t valid = ip->size > first ? ip->size - first : 0;
 		/* the write covers every byte of the chunk that holds data */
 		bool whole = in == 0 && (n == TSLAB_CH || n >= valid);
@@ -525,7 +531,8 @@ int tslab_chunks_write(struct tslab_fs *fs, struct tslab_epoch *ep,
 			struct tslab_dchunk *c = dc_find(ip->ext, old / TSLAB_CH);
 
 			if (c)
-				memset(c->data + old % TSLAB_CH, 0, TSLAB_CH - old % TSLAB_CH);
+				memset(c->data + old % TSLAB_CH, 0,
+				       TSLAB_CH - old % TSLAB_CH);
 		}
 		ip->size = old;
 	}
@@ -608,25 +615,29 @@ ssize_t tslab_chunks_read_end(struct tslab_fs *fs, struct tslab_rsnap *rs, size_
 	while (pos < end) {
 		uint64_t idx = pos / TSLAB_CH, last = (end - 1) / TSLAB_CH;
 		uint32_t n = last - idx + 1 < SLAB_FDATA_RUN ? (uint32_t)(last - idx + 1)
-		                                               : SLAB_FDATA_RUN;
+		                                             : SLAB_FDATA_RUN;
 		int err = slab_fdata_read_run(fs->st, rs->ino, idx, n, tmp, lens);
 
 		if (err) {
 			free(tmp);
-			ret = err == -EINVAL ? err : tslab_err(fs, err, "reading file data");
+			ret = err == -EINVAL ? err
+			                     : tslab_err(fs, err, "reading file data");
 			goto out;
 		}
 		for (uint32_t i = 0; i < n && pos < end; i++) {
 			const uint8_t *c = tmp + (size_t)i * TSLAB_CH;
 			const struct tslab_dchunk *d = rs_find(rs->dc, rs->n, idx + i);
 			uint64_t in = pos - ch_first(idx + i);
-			size_t k = TSLAB_CH - in < end - pos ? TSLAB_CH - in : (size_t)(end - pos);
+			size_t k = TSLAB_CH - in < end - pos ? TSLAB_CH - in
+			                                     : (size_t)(end - pos);
 
-			memset(tmp + (size_t)i * TSLAB_CH + lens[i], 0, TSLAB_CH - lens[i]);
+			memset(tmp + (size_t)i * TSLAB_CH + lens[i], 0,
+			       TSLAB_CH - lens[i]);
 			if (pos >= rs->cur) {
 				/* old bytes past a shrink (read_end): the chunk holding
 				 * the end from its copy, the others from the device */
-				const struct tslab_dchunk *t = rs_find(rs->ot, rs->nt, idx + i);
+				const struct tslab_dchunk *t =
+				    rs_find(rs->ot, rs->nt, idx + i);
 
 				if (t)
 					c = t->data;

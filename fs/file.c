@@ -189,7 +189,8 @@ void tslab_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (off >= 0 && S_ISREG(ip->mode) && (uint64_t)off < ip->size &&
 	    ((uint64_t)off + size <= ip->size || read_end(ip) == ip->size) &&
 	    read_by_chunks(fs, ip)) {
-		n = ip->size - (uint64_t)off < size ? (size_t)(ip->size - (uint64_t)off) : size;
+		n = ip->size - (uint64_t)off < size ? (size_t)(ip->size - (uint64_t)off)
+		                                    : size;
 		buf = malloc(n);
 		err = buf ? tslab_chunks_read_begin(ip, n, off, &rs) : -ENOMEM;
 		pthread_mutex_unlock(&ep->lock);
@@ -252,7 +253,8 @@ static int write_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
 	if (x->extents || end > SLAB_CHUNK_MAX) {
 		/* holes cost nothing: the chunks the write makes dirty (and the
 		 * one holding the old end, and a small file's own) need room */
-		uint64_t n = size ? (end - 1) / TSLAB_CH - (uint64_t)off / TSLAB_CH + 2 : 1;
+		uint64_t n =
+		    size ? (end - 1) / TSLAB_CH - (uint64_t)off / TSLAB_CH + 2 : 1;
 
 		if (!x->extents)
 			n += (ip->size + TSLAB_CH - 1) / TSLAB_CH;
@@ -631,8 +633,8 @@ void tslab_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 	err = tslab_get_locked(fs, ino, &ep, &ip);
 	if (!err) {
 		tslab_io_wait(ep, ip);
-		err = fallocate_locked(fs, ep, ip, mode, (uint64_t)offset, (uint64_t)length,
-		                       &inval);
+		err = fallocate_locked(fs, ep, ip, mode, (uint64_t)offset,
+		                       (uint64_t)length, &inval);
 		if (!err)
 			err = tslab_inode_dirty(fs, ep, ip);
 		pthread_mutex_unlock(&ep->lock);

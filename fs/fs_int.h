@@ -144,8 +144,8 @@ struct tslab_xattr {
 };
 
 /* Chunk of an extents file (fs/chunks.c). */
-#define TSLAB_CH     SLAB_FDATA_MAX
-#define TSLAB_DC_MAX 64u /* dirty chunks cached per file (~257 KiB) */
+#define TSLAB_CH        SLAB_FDATA_MAX
+#define TSLAB_DC_MAX    64u /* dirty chunks cached per file (~257 KiB) */
 #define TSLAB_OTAIL_MAX 32u /* old chunks past a shrink kept readable (~128 KiB) */
 struct tslab_dchunk {
 	uint64_t idx;

@@ -35,10 +35,10 @@ struct tslab_opts {
 	int nonopts;
 	int blkdev; /* the device is a block device and we are root: fuseblk */
 	enum tslab_transport_mode transport;
-	char *writelog; /* -o writelog=PATH: log every device operation */
+	char *writelog;              /* -o writelog=PATH: log every device operation */
 	char *retention, *seal_idle; /* DURATION, policy.c */
 	unsigned retention_space, keep;
-	char *errors; /* errors= policy */
+	char *errors;  /* errors= policy */
 	int ro_forced; /* ro set by peek_ro(), not on the command line */
 };
 

@@ -217,7 +217,8 @@ void tslab_epochs_free_all(struct tslab_fs *fs, bool after_arenas)
 			tslab_epoch_free_buffers(fs, ep);
 			continue;
 		}
-		__atomic_store_n(&fs->epochs[slab_epoch_slot(ep->id)], NULL, __ATOMIC_RELEASE);
+		__atomic_store_n(&fs->epochs[slab_epoch_slot(ep->id)], NULL,
+		                 __ATOMIC_RELEASE);
 		tslab_epoch_destroy(ep);
 	}
 	if (after_arenas)
@@ -711,7 +712,8 @@ int tslab_flush_epoch(struct tslab_fs *fs, struct tslab_epoch *ep, unsigned flag
 		    ((flags & TSLAB_FLUSH_FINAL) ||
 		     ((flags & TSLAB_FLUSH_TICK) && ++x->old_ticks >= 2))) {
 			tslab_chunks_window_close(ip);
-		} else if ((flags & TSLAB_FLUSH_TICK) && x->old_end && ++x->old_ticks >= 2) {
+		} else if ((flags & TSLAB_FLUSH_TICK) && x->old_end &&
+		           ++x->old_ticks >= 2) {
 			x->old_end = 0;
 			x->old_ticks = 0;
 			x->old_in_slab = false;

@@ -236,7 +236,8 @@ bool slab_ckpt_zone_hdr_ok(const uint8_t *b)
 {
 	const size_t hash_off = offsetof(struct slab_ckpt_zhdr, hash);
 
-	return !memcmp(b, CKZ_MAGIC, 8) && slab_get64(b + hash_off) == slab_hash64(b, hash_off);
+	return !memcmp(b, CKZ_MAGIC, 8) &&
+	       slab_get64(b + hash_off) == slab_hash64(b, hash_off);
 }
 
 /* Payload bytes one checkpoint zone holds after its header block. */

@@ -163,7 +163,8 @@ static void fm_free(struct slab_store *st, struct slab_epoch *e, void *n, int le
 
 		for (uint32_t i = 0; i < FM_FAN; i++)
 			if (l->ent[i].loc.zone != SLAB_LOC_NONE) {
-				slab_cost_add(st, e, -(int64_t)slab_fent_cost(&l->ent[i]));
+				slab_cost_add(st, e,
+				              -(int64_t)slab_fent_cost(&l->ent[i]));
 				slab_loc_kill(st, e, l->ent[i].loc, l->ent[i].len);
 			}
 		slab_arena_free(e->arena, l, sizeof(*l));
@@ -228,8 +229,8 @@ int slab_fdata_is(struct slab_store *st, slab_handle_t h)
 
 /* FE now names the record at LOC (LEN bytes): the one it named dies, and
  * the epoch's cost moves by the difference (epoch lock held). */
-static void fent_replace(struct slab_store *st, struct slab_epoch *e, struct slab_fent *fe,
-                         struct slab_loc loc, uint16_t len)
+static void fent_replace(struct slab_store *st, struct slab_epoch *e,
+                         struct slab_fent *fe, struct slab_loc loc, uint16_t len)
 {
 	int64_t old = (int64_t)slab_fent_cost(fe);
 
@@ -434,7 +435,7 @@ ssize_t slab_fdata_read_range(struct slab_store *st, slab_handle_t h, uint64_t s
 	for (uint64_t pos = off; pos < end;) {
 		uint64_t idx = pos / SLAB_FDATA_MAX, in = pos % SLAB_FDATA_MAX;
 		size_t n = SLAB_FDATA_MAX - in < end - pos ? SLAB_FDATA_MAX - in
-		                                            : (size_t)(end - pos);
+		                                           : (size_t)(end - pos);
 		ssize_t got = slab_fdata_read(st, h, idx, chunk);
 
 		if (got < 0)
@@ -447,8 +448,8 @@ ssize_t slab_fdata_read_range(struct slab_store *st, slab_handle_t h, uint64_t s
 	return (ssize_t)done;
 }
 
-int slab_fdata_write_run(struct slab_store *st, slab_handle_t h, uint64_t idx0, uint32_t n,
-                         const void *const *bufs)
+int slab_fdata_write_run(struct slab_store *st, slab_handle_t h, uint64_t idx0,
+                         uint32_t n, const void *const *bufs)
 {
 	struct slab_fent *fe[SLAB_FDATA_RUN];
 	struct slab_epoch *e;
@@ -502,7 +503,8 @@ int slab_fdata_write_run(struct slab_store *st, slab_handle_t h, uint64_t idx0, 
 			goto unlock;
 		slab_page_hdr_encode(pg, &ph);
 	}
-	ret = slab_zone_write_page(st, e, buf, n * SLAB_PAGE_SIZE, false, &zone, &zoff, &zgen);
+	ret = slab_zone_write_page(st, e, buf, n * SLAB_PAGE_SIZE, false, &zone, &zoff,
+	                           &zgen);
 	if (ret)
 		goto unlock;
 	for (uint32_t i = 0; i < n; i++) {
@@ -555,7 +557,8 @@ static uint32_t run_len(const struct slab_fent *f, uint32_t i, uint32_t n)
 	if (f[i].loc.zone == SLAB_LOC_NONE || f[i].loc.zone == SLAB_LOC_OPEN ||
 	    f[i].len != SLAB_REC_MAX)
 		return 1;
-	while (i + k < n && f[i + k].loc.zone == f[i].loc.zone && f[i + k].len == SLAB_REC_MAX &&
+	while (i + k < n && f[i + k].loc.zone == f[i].loc.zone &&
+	       f[i + k].len == SLAB_REC_MAX &&
 	       f[i + k].loc.off == f[i].loc.off + k * SLAB_PAGE_SIZE)
 		k++;
 	return k;
@@ -581,8 +584,8 @@ int slab_fdata_read_run(struct slab_store *st, slab_handle_t h, uint64_t idx0, u
 		if (k == 1) {
 			lens[i] = 0;
 			if (f[i].loc.zone != SLAB_LOC_NONE) {
-				ssize_t got = slab_fdata_read(st, h, idx0 + i,
-				                              out + (size_t)i * SLAB_FDATA_MAX);
+				ssize_t got = slab_fdata_read(
+				    st, h, idx0 + i, out + (size_t)i * SLAB_FDATA_MAX);
 
 				if (got < 0)
 					ret = (int)got;
@@ -593,8 +596,8 @@ int slab_fdata_read_run(struct slab_store *st, slab_handle_t h, uint64_t idx0, u
 			continue;
 		}
 		/* one device read for the pages of K consecutive chunks */
-		ssize_t r = slab_dev_read(st, f[i].loc.zone, f[i].loc.off - SLAB_PAGE_HDR, buf,
-		                          (size_t)k * SLAB_PAGE_SIZE);
+		ssize_t r = slab_dev_read(st, f[i].loc.zone, f[i].loc.off - SLAB_PAGE_HDR,
+		                          buf, (size_t)k * SLAB_PAGE_SIZE);
 
 		if (r != (ssize_t)k * SLAB_PAGE_SIZE) {
 			ret = r < 0 ? (int)r : -EIO;
@@ -602,15 +605,18 @@ int slab_fdata_read_run(struct slab_store *st, slab_handle_t h, uint64_t idx0, u
 		}
 		for (uint32_t j = 0; j < k; j++) {
 			struct slab_rec rec;
-			const uint8_t *p = buf + (size_t)j * SLAB_PAGE_SIZE + SLAB_PAGE_HDR;
+			const uint8_t *p =
+			    buf + (size_t)j * SLAB_PAGE_SIZE + SLAB_PAGE_HDR;
 
 			/* a record that moved meanwhile fails here or below */
-			if (slab_rec_decode(p, SLAB_REC_MAX, 0, 0, &rec) || rec.handle != h ||
-			    rec.rtype != SLAB_REC_FDATA || rec.parent != idx0 + i + j) {
+			if (slab_rec_decode(p, SLAB_REC_MAX, 0, 0, &rec) ||
+			    rec.handle != h || rec.rtype != SLAB_REC_FDATA ||
+			    rec.parent != idx0 + i + j) {
 				lens[i + j] = UINT32_MAX;
 				continue;
 			}
-			memcpy(out + (size_t)(i + j) * SLAB_FDATA_MAX, rec.data, rec.data_len);
+			memcpy(out + (size_t)(i + j) * SLAB_FDATA_MAX, rec.data,
+			       rec.data_len);
 			lens[i + j] = rec.data_len;
 		}
 	}
@@ -625,7 +631,8 @@ int slab_fdata_read_run(struct slab_store *st, slab_handle_t h, uint64_t idx0, u
 		if (lens[i] != UINT32_MAX && again[i].loc.zone == f[i].loc.zone &&
 		    again[i].loc.off == f[i].loc.off)
 			continue;
-		ssize_t got = slab_fdata_read(st, h, idx0 + i, out + (size_t)i * SLAB_FDATA_MAX);
+		ssize_t got =
+		    slab_fdata_read(st, h, idx0 + i, out + (size_t)i * SLAB_FDATA_MAX);
 
 		if (got < 0)
 			ret = (int)got;

@@ -15,7 +15,7 @@
 
 /* Owner of the DROP record at (ZONE, OFF) in the drop table (root locked). */
 static struct slab_drop *drop_owner(struct slab_store *st, const struct slab_rec *r,
-				    uint32_t zone, uint32_t off)
+                                    uint32_t zone, uint32_t off)
 {
 	for (uint32_t i = 0; i < st->ndrops; i++) {
 		struct slab_drop *d = &st->drops[i];
@@ -28,11 +28,12 @@ static struct slab_drop *drop_owner(struct slab_store *st, const struct slab_rec
 
 /* Copy one record of the victim if it is still live. */
 static int gc_record(struct slab_store *st, const struct slab_page_hdr *ph,
-		     const uint8_t *rec, const struct slab_rec *r, uint32_t zone, uint32_t off)
+                     const uint8_t *rec, const struct slab_rec *r, uint32_t zone,
+                     uint32_t off)
 {
 	bool is_drop = r->rtype == SLAB_REC_DROP;
 	struct slab_epoch *e =
-		slab_epoch_lock(st, is_drop ? SLAB_EPOCH_ROOT : slab_handle_epoch(r->handle));
+	    slab_epoch_lock(st, is_drop ? SLAB_EPOCH_ROOT : slab_handle_epoch(r->handle));
 	struct slab_loc *owner = NULL, nloc;
 	uint16_t *lenp = NULL;
 	uint32_t nlen;
@@ -54,8 +55,8 @@ static int gc_record(struct slab_store *st, const struct slab_page_hdr *ph,
 	}
 	if (!owner)
 		goto out;
-	ret = slab_page_append_raw(st, e, rec, r->len, ph->def_uid, ph->def_gid, true, &nloc,
-				   &nlen);
+	ret = slab_page_append_raw(st, e, rec, r->len, ph->def_uid, ph->def_gid, true,
+	                           &nloc, &nlen);
 	if (ret)
 		goto out;
 	slab_loc_kill(st, e, *owner, r->len);
@@ -91,7 +92,8 @@ static int gc_zone(struct slab_store *st, uint32_t zone, uint64_t wp)
 				                   "collecting garbage");
 				break;
 			}
-			ret = gc_record(st, &ph, page + off, &r, zone, (uint32_t)(poff + off));
+			ret = gc_record(st, &ph, page + off, &r, zone,
+			                (uint32_t)(poff + off));
 			if (ret)
 				goto out;
 			off += r.len;
@@ -101,7 +103,8 @@ static int gc_zone(struct slab_store *st, uint32_t zone, uint64_t wp)
 		bool damage = false;
 		uint64_t next;
 
-		if (slab_damage_classify(st->dev, zone, zs.pos, wp, true, &damage, &next) == 0 &&
+		if (slab_damage_classify(st->dev, zone, zs.pos, wp, true, &damage,
+		                         &next) == 0 &&
 		    damage)
 			slab_damage_report(st, zone, zs.pos, "collecting garbage");
 	}
@@ -129,7 +132,8 @@ static int pick_victim(struct slab_store *st, uint64_t *wp)
 		}
 		uint64_t blive = atomic_load(&st->zones[best].live);
 
-		if (live < blive || (live == blive && zn->filled_seq < st->zones[best].filled_seq))
+		if (live < blive ||
+		    (live == blive && zn->filled_seq < st->zones[best].filled_seq))
 			best = (int)z;
 	}
 	if (best >= 0) {

@@ -32,7 +32,7 @@
 
 struct rent {
 	uint64_t handle, seq;
-	uint64_t aux; /* OBJ: total if chunked; CHUNK, FDATA: index; DROP: epoch */
+	uint64_t aux;   /* OBJ: total if chunked; CHUNK, FDATA: index; DROP: epoch */
 	uint64_t xbase; /* OBJ extents head: its data base (else 0) */
 	uint32_t zone, off;
 	uint16_t len;
@@ -809,7 +809,8 @@ static int rc_visit(struct recov *rc, const struct slab_page_hdr *ph, const uint
 		                     .name_len = r.name_len,
 		                     .data = chunked ? NULL : r.data,
 		                     .data_len = chunked ? r.total : r.data_len,
-		                     .extents = (r.flags & SLAB_RF_EXTENTS) ? SLAB_EXT_YES : 0};
+		                     .extents =
+		                         (r.flags & SLAB_RF_EXTENTS) ? SLAB_EXT_YES : 0};
 
 		ret = fn(ctx, r.handle, &o);
 		if (ret)
@@ -883,7 +884,7 @@ static int ck_visit(struct recov *rc, const struct rent *le, slab_recover_fn fn,
 	                     .name = e.name,
 	                     .name_len = e.name_len,
 	                     .data = !e.aux && !e.xbase && e.inl == e.data_len ? e.data
-	                                                                        : NULL,
+	                                                                       : NULL,
 	                     .data_len = e.data_len,
 	                     .extents = e.xbase ? SLAB_EXT_YES : 0};
 

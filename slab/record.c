@@ -97,11 +97,12 @@ uint32_t slab_rec_len_at(const uint8_t *p)
 
 uint32_t slab_rec_size(const struct slab_rec *r, uint32_t duid, uint32_t dgid)
 {
-	return SLAB_REC_HDR + ext_len(rec_flags(r, duid, dgid)) + r->name_len + r->data_len;
+	return SLAB_REC_HDR + ext_len(rec_flags(r, duid, dgid)) + r->name_len +
+	       r->data_len;
 }
 
 int slab_rec_encode(uint8_t *p, size_t cap, const struct slab_rec *r, uint32_t duid,
-		    uint32_t dgid)
+                    uint32_t dgid)
 {
 	uint8_t f = rec_flags(r, duid, dgid);
 	uint32_t len = SLAB_REC_HDR + ext_len(f) + r->name_len + r->data_len;
@@ -174,30 +175,32 @@ static int rec_check_shape(const struct slab_rec *r)
 		return (r->handle & 0xffffffffu) ? 0 : -EUCLEAN;
 	case SLAB_REC_CHUNK:
 		return (r->flags || r->name_len || !r->data_len ||
-			r->data_len > SLAB_CHUNK_MAX || !(r->handle & 0xffffffffu))
-			       ? -EUCLEAN
-			       : 0;
+		        r->data_len > SLAB_CHUNK_MAX || !(r->handle & 0xffffffffu))
+		           ? -EUCLEAN
+		           : 0;
 	case SLAB_REC_FDATA:
 		return (r->flags || r->name_len || r->data_len > SLAB_FDATA_MAX ||
-			r->parent >= SLAB_FDATA_NIDX || !(r->handle & 0xffffffffu))
-			       ? -EUCLEAN
-			       : 0;
+		        r->parent >= SLAB_FDATA_NIDX || !(r->handle & 0xffffffffu))
+		           ? -EUCLEAN
+		           : 0;
 	case SLAB_REC_TOMB:
-		return (r->flags || r->data_len || !(r->handle & 0xffffffffu)) ? -EUCLEAN : 0;
+		return (r->flags || r->data_len || !(r->handle & 0xffffffffu)) ? -EUCLEAN
+		                                                               : 0;
 	case SLAB_REC_DROP:
-		return (r->flags || r->data_len || r->handle || !r->parent) ? -EUCLEAN : 0;
+		return (r->flags || r->data_len || r->handle || !r->parent) ? -EUCLEAN
+		                                                            : 0;
 	case SLAB_REC_EPOCH:
 		return (r->flags || r->data_len || (r->handle & 0xffffffffffull) ||
-			!(r->handle >> 40))
-			       ? -EUCLEAN
-			       : 0;
+		        !(r->handle >> 40))
+		           ? -EUCLEAN
+		           : 0;
 	default:
 		return -EUCLEAN;
 	}
 }
 
 static const uint8_t *rec_decode_ext(const uint8_t *q, struct slab_rec *r, uint32_t duid,
-				     uint32_t dgid)
+                                     uint32_t dgid)
 {
 	uint8_t f = r->flags;
 
@@ -246,7 +249,7 @@ static const uint8_t *rec_decode_ext(const uint8_t *q, struct slab_rec *r, uint3
 }
 
 int slab_rec_decode(const uint8_t *p, size_t avail, uint32_t duid, uint32_t dgid,
-		    struct slab_rec *r)
+                    struct slab_rec *r)
 {
 	if (avail < SLAB_REC_HDR)
 		return -EUCLEAN;
@@ -280,11 +283,12 @@ int slab_rec_decode(const uint8_t *p, size_t avail, uint32_t duid, uint32_t dgid
 }
 
 int slab_rec_copy(uint8_t *dst, size_t cap, const uint8_t *src, uint32_t len,
-		  uint32_t suid, uint32_t sgid, uint32_t duid, uint32_t dgid)
+                  uint32_t suid, uint32_t sgid, uint32_t duid, uint32_t dgid)
 {
 	uint8_t f = src[7];
 
-	if (src[4] != SLAB_REC_OBJ || (f & SLAB_RF_UIDGID) || (suid == duid && sgid == dgid)) {
+	if (src[4] != SLAB_REC_OBJ || (f & SLAB_RF_UIDGID) ||
+	    (suid == duid && sgid == dgid)) {
 		if (len > cap)
 			return -ENOSPC;
 		memmove(dst, src, len);

@@ -266,8 +266,8 @@ int slab_fdata_write(struct slab_store *st, slab_handle_t h, uint64_t idx,
 /* Full chunks IDX0 .. IDX0+N-1 (N <= SLAB_FDATA_RUN, each SLAB_FDATA_MAX
  * bytes at BUFS[i]) in one device write, one slab page per chunk. */
 #define SLAB_FDATA_RUN 64u
-int slab_fdata_write_run(struct slab_store *st, slab_handle_t h, uint64_t idx0, uint32_t n,
-                         const void *const *bufs);
+int slab_fdata_write_run(struct slab_store *st, slab_handle_t h, uint64_t idx0,
+                         uint32_t n, const void *const *bufs);
 /* Read chunk IDX of H into BUF (SLAB_FDATA_MAX bytes): the bytes stored
  * (0 for a hole or a chunk never written; the rest reads as zeros). */
 ssize_t slab_fdata_read(struct slab_store *st, slab_handle_t h, uint64_t idx, void *buf);

@@ -104,11 +104,11 @@ static inline uint32_t slab_hash32(const void *p, size_t len)
 #define SLAB_JOURNAL_DEF   2u
 #define SLAB_RESERVE_DEF   2u
 /* Feature bits known to this version. */
-#define SLAB_FEAT_COMPAT_CKPT     0x1ull /* checkpoint reference at offset 160 */
-#define SLAB_FEAT_COMPAT_KNOWN    SLAB_FEAT_COMPAT_CKPT
+#define SLAB_FEAT_COMPAT_CKPT  0x1ull /* checkpoint reference at offset 160 */
+#define SLAB_FEAT_COMPAT_KNOWN SLAB_FEAT_COMPAT_CKPT
 /* Incompatible: FDATA records and extents heads (record flag 0x80). */
-#define SLAB_FEAT_INCOMPAT_FDATA  0x1ull
-#define SLAB_FEAT_INCOMPAT_KNOWN  SLAB_FEAT_INCOMPAT_FDATA
+#define SLAB_FEAT_INCOMPAT_FDATA 0x1ull
+#define SLAB_FEAT_INCOMPAT_KNOWN SLAB_FEAT_INCOMPAT_FDATA
 /* The store holds damage found and not yet repaired (damage.c): mount it
  * read-only and run fsck.tslabfs. */
 #define SLAB_FEAT_RO_COMPAT_ERROR 0x1ull
@@ -757,8 +757,9 @@ struct slab_ckpt_ent {
 	uint8_t rtype, kind, name_len, inl;
 	uint16_t mode, len;
 	uint32_t zone, off;
-	uint64_t handle, seq, aux; /* aux: OBJ chunked total, CHUNK/FDATA index, DROP epoch */
-	uint64_t xbase;            /* OBJ extents head: data base (entry byte 3 = 0xff) */
+	uint64_t handle, seq,
+	    aux;        /* aux: OBJ chunked total, CHUNK/FDATA index, DROP epoch */
+	uint64_t xbase; /* OBJ extents head: data base (entry byte 3 = 0xff) */
 	/* OBJ only */
 	uint64_t parent, size, data_len;
 	uint32_t uid, gid, nlink, rdev;
@@ -830,7 +831,8 @@ void slab_fmap_drop_legacy(struct slab_store *st, struct slab_epoch *e,
 ssize_t slab_fdata_read_range(struct slab_store *st, slab_handle_t h, uint64_t size,
                               uint64_t off, void *buf, size_t len);
 /* Kill the records of a chunk table and free it. */
-void slab_chunks_kill(struct slab_store *st, struct slab_epoch *e, struct slab_chunks *ch);
+void slab_chunks_kill(struct slab_store *st, struct slab_epoch *e,
+                      struct slab_chunks *ch);
 
 /* gc.c */
 int slab_gc_pass(struct slab_store *st);

@@ -546,7 +546,8 @@ static void slot_kill_version(struct slab_store *st, struct slab_epoch *e,
 	if (!ch)
 		return;
 	if ((uintptr_t)ch & 1u)
-		slab_fmap_destroy(st, e, (struct slab_fmap *)((uintptr_t)ch & ~(uintptr_t)1));
+		slab_fmap_destroy(st, e,
+		                  (struct slab_fmap *)((uintptr_t)ch & ~(uintptr_t)1));
 	else
 		slab_chunks_kill(st, e, ch);
 }
@@ -616,7 +617,8 @@ static int put_chunked(struct slab_store *st, struct slab_epoch *e, struct slab_
 }
 
 /* A slot becomes LIVE with its first version. */
-static void slot_set_live(struct slab_store *st, struct slab_epoch *e, struct slab_slot *s)
+static void slot_set_live(struct slab_store *st, struct slab_epoch *e,
+                          struct slab_slot *s)
 {
 	if (s->state != SLOT_LIVE) {
 		s->state = SLOT_LIVE;
@@ -733,8 +735,8 @@ int slab_obj_put(struct slab_store *st, slab_handle_t h, const struct slab_obj *
 		/* Records appended so far are dead: nothing points at them. The
 		 * chunks already written in pages of their own were counted. */
 		if (s->chunks)
-			slot_kill_version(st, e, (struct slab_loc){SLAB_LOC_NONE, 0},
-			                  0, s->chunks);
+			slot_kill_version(st, e, (struct slab_loc){SLAB_LOC_NONE, 0}, 0,
+			                  s->chunks);
 		s->chunks = old_ch;
 		pthread_mutex_unlock(&e->lock);
 		return ret;

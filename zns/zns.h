@@ -55,12 +55,12 @@ enum zns_cond {
 
 struct zns_geometry {
 	enum zns_backend backend;
-	uint32_t lba_size;      /* logical block size: 512 or 4096 */
-	uint32_t nr_zones;      /* sequential-write-required zones exposed */
-	uint64_t zone_size;     /* bytes between zone starts */
-	uint64_t zone_capacity; /* writable bytes per zone, <= zone_size */
-	uint32_t max_open;      /* 0 = no limit */
-	uint32_t max_active;    /* 0 = no limit */
+	uint32_t lba_size;       /* logical block size: 512 or 4096 */
+	uint32_t nr_zones;       /* sequential-write-required zones exposed */
+	uint64_t zone_size;      /* bytes between zone starts */
+	uint64_t zone_capacity;  /* writable bytes per zone, <= zone_size */
+	uint32_t max_open;       /* 0 = no limit */
+	uint32_t max_active;     /* 0 = no limit */
 	uint64_t first_zone_off; /* byte offset of zone 0 on the backing store */
 };
 
@@ -73,13 +73,13 @@ struct zns_zone {
 
 /* Parameters for creating an emulated device. */
 struct zns_emul_params {
-	uint32_t lba_size;       /* 512 or 4096; default 4096 */
-	uint64_t zone_size;      /* default 64 MiB */
-	uint64_t zone_capacity;  /* default = zone_size */
-	uint32_t nr_zones;       /* 0 = as many as fit in size */
-	uint64_t size;           /* total bytes for an image file (ignored on blkdev) */
-	uint32_t max_open;       /* default 14 */
-	uint32_t max_active;     /* default 14 */
+	uint32_t lba_size;      /* 512 or 4096; default 4096 */
+	uint64_t zone_size;     /* default 64 MiB */
+	uint64_t zone_capacity; /* default = zone_size */
+	uint32_t nr_zones;      /* 0 = as many as fit in size */
+	uint64_t size;          /* total bytes for an image file (ignored on blkdev) */
+	uint32_t max_open;      /* default 14 */
+	uint32_t max_active;    /* default 14 */
 };
 
 /* zns_open() flags. */
@@ -119,7 +119,8 @@ const char *zns_backend_name(enum zns_backend b);
 const char *zns_cond_name(enum zns_cond c);
 
 /* Report zones [first, first + n): fills out[0..n). Returns the count. */
-int zns_zone_report(struct zns_dev *dev, uint32_t first, uint32_t n, struct zns_zone *out);
+int zns_zone_report(struct zns_dev *dev, uint32_t first, uint32_t n,
+                    struct zns_zone *out);
 
 /* Zone management. */
 int zns_zone_reset(struct zns_dev *dev, uint32_t zone);
@@ -135,7 +136,7 @@ int zns_zone_close(struct zns_dev *dev, uint32_t zone);
  * calls see the true write pointer, and returns -errno.
  */
 ssize_t zns_zone_write(struct zns_dev *dev, uint32_t zone, uint64_t off, const void *buf,
-		       size_t len);
+                       size_t len);
 
 /*
  * Read LEN bytes at byte offset OFF within ZONE. OFF and LEN must be
@@ -143,7 +144,8 @@ ssize_t zns_zone_write(struct zns_dev *dev, uint32_t zone, uint64_t off, const v
  * the write pointer returns whatever the device returns (zeroes on a real
  * device after reset); callers never trust unwritten space.
  */
-ssize_t zns_zone_read(struct zns_dev *dev, uint32_t zone, uint64_t off, void *buf, size_t len);
+ssize_t zns_zone_read(struct zns_dev *dev, uint32_t zone, uint64_t off, void *buf,
+                      size_t len);
 
 /* Make every completed write durable (fdatasync / NVMe flush). */
 int zns_flush(struct zns_dev *dev);

@@ -12,15 +12,15 @@
 #include "slab/slab.h"
 
 static inline int tu_mkimg(char *path, size_t n, uint32_t nzones, uint64_t zsize,
-			   uint32_t max_active)
+                           uint32_t max_active)
 {
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	struct zns_emul_params p = {.lba_size = 4096,
-				    .zone_size = zsize,
-				    .nr_zones = nzones,
-				    .size = (uint64_t)(nzones + 2) * zsize + (4u << 20),
-				    .max_open = max_active,
-				    .max_active = max_active};
+	                            .zone_size = zsize,
+	                            .nr_zones = nzones,
+	                            .size = (uint64_t)(nzones + 2) * zsize + (4u << 20),
+	                            .max_open = max_active,
+	                            .max_active = max_active};
 	int fd;
 
 	snprintf(path, n, "%s/slabtest-XXXXXX", tmp);
@@ -63,7 +63,7 @@ static inline void tu_fill(uint8_t *b, uint32_t len, uint32_t id, uint32_t ver)
 
 /* 0 if B (LEN bytes) is a complete version of ID (stored in *ver). */
 static inline int tu_check(const uint8_t *b, uint32_t len, uint32_t id, uint32_t maxlen,
-			   uint32_t *ver)
+                           uint32_t *ver)
 {
 	uint32_t gid, gver;
 	static uint8_t ref[1 << 20];

@@ -42,8 +42,12 @@ static uint8_t pbuf[MAXL];
 static int do_put(struct model *m, int i)
 {
 	uint32_t v = m->started[i] + 1, len = tu_len((uint32_t)i, v, MAXL);
-	struct slab_obj o = {.kind = 2, .attr = {.mode = 0100600, .nlink = 1, .size = len},
-			     .name = "f", .name_len = 1, .data = pbuf, .data_len = len};
+	struct slab_obj o = {.kind = 2,
+	                     .attr = {.mode = 0100600, .nlink = 1, .size = len},
+	                     .name = "f",
+	                     .name_len = 1,
+	                     .data = pbuf,
+	                     .data_len = len};
 
 	tu_fill(pbuf, len, (uint32_t)i, v);
 	m->started[i] = v;
@@ -109,7 +113,8 @@ static int do_drop(struct model *m, int slot)
 static int worker_op(struct model *m, unsigned *rs)
 {
 	int i = (int)(rand_r(rs) % N), x = (int)(rand_r(rs) % 1000);
-	bool dead = m->h[i] && (m->freed[i] || m->free_started[i] || m->drop_started[m->epi[i]]);
+	bool dead =
+	    m->h[i] && (m->freed[i] || m->free_started[i] || m->drop_started[m->epi[i]]);
 
 	if (x < 5)
 		return do_drop(m, 1 + (int)(rand_r(rs) % (NE - 1)));
@@ -163,7 +168,8 @@ static void verify(struct model *m, struct slab_store *st)
 
 		if (n != -ESTALE) {
 			assert_true(n >= 8);
-			assert_int_equal(tu_check(buf, (uint32_t)n, (uint32_t)i, MAXL, &v), 0);
+			assert_int_equal(
+			    tu_check(buf, (uint32_t)n, (uint32_t)i, MAXL, &v), 0);
 			assert_true(v >= 1 && v <= m->started[i]);
 		}
 		if (m->drop_acked[k] || m->dfreed[i]) {
@@ -185,7 +191,8 @@ static void verify(struct model *m, struct slab_store *st)
 		if (m->drop_acked[k])
 			assert_int_equal(slab_epoch_stats(st, m->ep[k], &es), -ESTALE);
 	}
-	print_message("  objects with newest version kept %d, unsynced lost %d\n", kept, lost);
+	print_message("  objects with newest version kept %d, unsynced lost %d\n", kept,
+	              lost);
 }
 
 static void run_one(unsigned seed)
@@ -223,8 +230,8 @@ static void run_one(unsigned seed)
 	assert_false(m.failed);
 	slab_counters_get(m.st, &c);
 	print_message("seed %u: gc runs %llu, resets %llu, journal writes %llu\n", seed,
-		      (unsigned long long)c.gc_runs, (unsigned long long)c.zone_resets,
-		      (unsigned long long)c.journal_writes);
+	              (unsigned long long)c.gc_runs, (unsigned long long)c.zone_resets,
+	              (unsigned long long)c.journal_writes);
 	slab_unmount(m.st);
 	zns_close(dev);
 
@@ -283,7 +290,7 @@ static void test_power_cut(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_power_cut),
+	    cmocka_unit_test(test_power_cut),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

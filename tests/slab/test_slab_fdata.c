@@ -55,7 +55,8 @@ static void chunk_fill(uint8_t *b, uint32_t len, uint32_t id, uint64_t idx, uint
 
 static uint32_t chunk_len(uint64_t idx, uint32_t ver)
 {
-	return (idx + ver) % 3 == 0 ? SLAB_FDATA_MAX : 8 + (uint32_t)((idx * 97 + ver) % 4000);
+	return (idx + ver) % 3 == 0 ? SLAB_FDATA_MAX
+	                            : 8 + (uint32_t)((idx * 97 + ver) % 4000);
 }
 
 static slab_handle_t new_file(struct slab_store *st, uint32_t epoch)
@@ -88,8 +89,8 @@ static void write_chunk(struct slab_store *st, slab_handle_t h, uint32_t id, uin
 	assert_int_equal(slab_fdata_write(st, h, idx, b, len), 0);
 }
 
-static void expect_chunk(struct slab_store *st, slab_handle_t h, uint32_t id, uint64_t idx,
-                         uint32_t ver)
+static void expect_chunk(struct slab_store *st, slab_handle_t h, uint32_t id,
+                         uint64_t idx, uint32_t ver)
 {
 	uint8_t got[SLAB_FDATA_MAX], want[SLAB_FDATA_MAX];
 	uint32_t len = chunk_len(idx, ver);
@@ -106,8 +107,8 @@ static void expect_hole(struct slab_store *st, slab_handle_t h, uint64_t idx)
 	assert_int_equal(slab_fdata_read(st, h, idx, got), 0);
 }
 
-static const uint64_t sparse[] = {0, 1, 2, 255, 256, 65535, 65536, 1u << 24,
-                                  (1ull << 32) - 1};
+static const uint64_t sparse[] = {
+    0, 1, 2, 255, 256, 65535, 65536, 1u << 24, (1ull << 32) - 1};
 #define NSPARSE (sizeof(sparse) / sizeof(sparse[0]))
 
 /* Sparse indices across every radix level, holes, punches, remounts. */
