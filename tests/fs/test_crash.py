@@ -12,7 +12,8 @@ that
   - every present file holds exactly one content that was written, whole
     (never torn), or is empty because the crash came between its create
     and its write (counted separately).
-Optional argument after TSLABFS MKFS: the number of kill points."""
+Optional argument after TSLABFS MKFS: the number of kill points.
+TSLAB_CRASH_SEED (default 1234) picks the writers' seeds and kill delays."""
 import json
 import os
 import random
@@ -177,7 +178,7 @@ def main(t):
     here = os.path.dirname(os.path.abspath(__file__))
     log = os.path.join(t.dir, "writer.log")
     open(log, "w").close()
-    rng = random.Random(1234)
+    rng = random.Random(int(os.environ.get("TSLAB_CRASH_SEED", "1234")))
     stats = dict(kill_points=0, files_checked=0, files_ok=0, empty_unsynced=0, torn=0,
                  fsync_checked=0, fsync_lost=0, unsynced_missing=0, applog_checked=0,
                  applog_bytes=0, extents_files=0)
