@@ -503,14 +503,13 @@ int slab_fdata_write_run(struct slab_store *st, slab_handle_t h, uint64_t idx0,
 			goto unlock;
 		slab_page_hdr_encode(pg, &ph);
 	}
-	ret = slab_zone_write_page(st, e, buf, n * SLAB_PAGE_SIZE, false, &zone, &zoff,
-	                           &zgen);
+	ret = slab_zone_write_page(st, e, buf, n * SLAB_PAGE_SIZE,
+	                           (uint64_t)n * SLAB_REC_MAX, false, &zone, &zoff, &zgen);
 	if (ret)
 		goto unlock;
 	for (uint32_t i = 0; i < n; i++) {
 		struct slab_loc loc = {zone, zoff + i * SLAB_PAGE_SIZE + SLAB_PAGE_HDR};
 
-		slab_zone_live_add(st, zone, SLAB_REC_MAX);
 		slab_ezone_add(e, zone, zgen, SLAB_REC_MAX);
 		fent_replace(st, e, fe[i], loc, SLAB_REC_MAX);
 	}

@@ -107,9 +107,14 @@ static void rec_peek(const uint8_t *p, struct slab_rec *r)
 	r->len = slab_rec_len_at(p);
 }
 
-/* After the page landed at (ZONE, ZOFF): relocate live records' locations. */
-static void page_commit(struct slab_store *st, struct slab_epoch *e, uint32_t zone,
-                        uint32_t zoff, uint32_t zgen)
+/*
+ * The records of E's open page that a slot (chunk, drop entry) still names;
+ * with ZONE not SLAB_LOC_NONE, their locations move to (ZONE, ZOFF + offset).
+ * Returns their bytes. The epoch lock is held from the count before the
+ * page write to the move after it, so both see the same records.
+ */
+static uint64_t page_live(struct slab_store *st, struct slab_epoch *e, uint32_t zone,
+                          uint32_t zoff)
 {
 	const uint8_t *b = e->page.buf;
 	uint64_t live = 0;
@@ -122,16 +127,15 @@ static void page_commit(struct slab_store *st, struct slab_epoch *e, uint32_t zo
 		struct slab_loc *l = slab_rec_owner(st, e, &r, &lenp);
 
 		if (l && l->zone == SLAB_LOC_OPEN && l->off == off) {
-			l->zone = zone;
-			l->off = zoff + off;
+			if (zone != SLAB_LOC_NONE) {
+				l->zone = zone;
+				l->off = zoff + off;
+			}
 			live += r.len;
 		}
 		off += r.len;
 	}
-	if (live) {
-		slab_zone_live_add(st, zone, live);
-		slab_ezone_add(e, zone, zgen, (int64_t)live);
-	}
+	return live;
 }
 
 int slab_page_write(struct slab_store *st, struct slab_epoch *e, bool gc)
@@ -140,6 +144,7 @@ int slab_page_write(struct slab_store *st, struct slab_epoch *e, bool gc)
 	uint32_t lba = st->geo.lba_size;
 	uint32_t len = (pg->used + lba - 1) / lba * lba;
 	uint32_t zone, zoff, zgen;
+	uint64_t live;
 	int ret;
 
 	tslab_mutex_assert_held(&e->lock);
@@ -154,10 +159,13 @@ int slab_page_write(struct slab_store *st, struct slab_epoch *e, bool gc)
 	                          .def_gid = pg->def_gid};
 
 	slab_page_hdr_encode(pg->buf, &h);
-	ret = slab_zone_write_page(st, e, pg->buf, len, gc, &zone, &zoff, &zgen);
+	live = page_live(st, e, SLAB_LOC_NONE, 0);
+	ret = slab_zone_write_page(st, e, pg->buf, len, live, gc, &zone, &zoff, &zgen);
 	if (ret)
 		return ret;
-	page_commit(st, e, zone, zoff, zgen);
+	page_live(st, e, zone, zoff);
+	if (live)
+		slab_ezone_add(e, zone, zgen, (int64_t)live);
 	e->pages++;
 	e->wrote = true;
 	atomic_fetch_add(&st->c_pages, 1);
@@ -220,12 +228,11 @@ static int page_write_alone(struct slab_store *st, struct slab_epoch *e,
 	                          .def_gid = dgid};
 
 	slab_page_hdr_encode(buf, &h);
-	ret = slab_zone_write_page(st, e, buf, (h.used + lba - 1) / lba * lba, gc, &zone,
-	                           &zoff, &zgen);
+	ret = slab_zone_write_page(st, e, buf, (h.used + lba - 1) / lba * lba, r->len, gc,
+	                           &zone, &zoff, &zgen);
 	if (ret)
 		goto out_free;
 	*loc = (struct slab_loc){zone, zoff + SLAB_PAGE_HDR};
-	slab_zone_live_add(st, zone, r->len);
 	slab_ezone_add(e, zone, zgen, (int64_t)r->len);
 	e->pages++;
 	e->wrote = true;

@@ -668,10 +668,13 @@ int slab_page_append(struct slab_store *st, struct slab_epoch *e, struct slab_re
 
 /* zone.c */
 /* Write a page of LEN bytes for epoch E to its zone (choosing one when
- * needed); returns where it landed. Epoch lock held. */
+ * needed); returns where it landed. LIVE bytes of it are live records: they
+ * count in the zone's live bytes from the moment its space is taken, before
+ * the write can close the zone, so that no sync sees the zone FULL with
+ * zero live bytes and resets it under the page. Epoch lock held. */
 int slab_zone_write_page(struct slab_store *st, struct slab_epoch *e, const uint8_t *buf,
-                         uint32_t len, bool gc, uint32_t *zone, uint32_t *zoff,
-                         uint32_t *zgen);
+                         uint32_t len, uint64_t live, bool gc, uint32_t *zone,
+                         uint32_t *zoff, uint32_t *zgen);
 /* Epoch E stops writing to its current zone (epoch lock held). */
 void slab_zone_detach(struct slab_store *st, struct slab_epoch *e);
 void slab_zone_release(struct slab_store *st, struct slab_epoch *e);

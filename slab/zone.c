@@ -297,8 +297,8 @@ static void zone_failed(struct slab_store *st, uint32_t z)
 }
 
 int slab_zone_write_page(struct slab_store *st, struct slab_epoch *e, const uint8_t *buf,
-                         uint32_t len, bool gc, uint32_t *zone, uint32_t *zoff,
-                         uint32_t *zgen)
+                         uint32_t len, uint64_t live, bool gc, uint32_t *zone,
+                         uint32_t *zoff, uint32_t *zgen)
 {
 	int errors = 0, ret;
 
@@ -320,6 +320,7 @@ int slab_zone_write_page(struct slab_store *st, struct slab_epoch *e, const uint
 		uint64_t off = zn->wp;
 		uint32_t gen = zn->gen;
 
+		slab_zone_live_add(st, z, live);
 		pthread_mutex_unlock(&st->zlock);
 		ssize_t w = slab_dev_write(st, z, off, buf, len);
 
@@ -341,6 +342,7 @@ int slab_zone_write_page(struct slab_store *st, struct slab_epoch *e, const uint
 			*zgen = gen;
 			return 0;
 		}
+		slab_zone_live_sub(st, z, live);
 		zone_failed(st, z);
 		pthread_mutex_unlock(&zn->wlock);
 		if (++errors >= 3) {
