@@ -503,8 +503,9 @@ int slab_fdata_write_run(struct slab_store *st, slab_handle_t h, uint64_t idx0,
 			goto unlock;
 		slab_page_hdr_encode(pg, &ph);
 	}
-	ret = slab_zone_write_page(st, e, buf, n * SLAB_PAGE_SIZE,
-	                           (uint64_t)n * SLAB_REC_MAX, false, &zone, &zoff, &zgen);
+	ret =
+	    slab_zone_write_page(st, e, buf, n * SLAB_PAGE_SIZE,
+	                         (uint64_t)n * SLAB_REC_MAX, false, &zone, &zoff, &zgen);
 	if (ret)
 		goto unlock;
 	for (uint32_t i = 0; i < n; i++) {
