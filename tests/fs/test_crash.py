@@ -129,6 +129,22 @@ def verify_applog(name, data, asynced, stats):
     stats["applog_checked"] += 1
 
 
+def missing_detail(m, name, intents, present):
+    """What else is known about a missing name, for the failure message."""
+    p = os.path.join(m.path, name)
+    try:
+        st = os.lstat(p)
+        look = "lookup finds it (ino %#x, %d bytes) but the listing does not" % (
+            st.st_ino, st.st_size)
+    except OSError as e:
+        look = "lookup: %s" % e.strerror
+    d = os.path.dirname(name)
+    near = sorted(n for n in present if n.startswith(name + ".tmp"))
+    listed = sum(1 for n in present if os.path.dirname(n) == d)
+    return "\n  %s; versions written: %s; tmp names present: %s; %d names listed in %s" % (
+        look, sorted(intents.get(name, {}).items()), near or "none", listed, d)
+
+
 def verify(m, intents, synced, stats, asynced):
     present = {}
     for root, dirs, files in os.walk(m.path):
@@ -160,7 +176,8 @@ def verify(m, intents, synced, stats, asynced):
     for name, ver in synced.items():
         if name not in present:
             stats["fsync_lost"] += 1
-            raise Fail("fsync'd file %s (version %d) missing after the crash" % (name, ver))
+            raise Fail("fsync'd file %s (version %d) missing after the crash%s" % (
+                name, ver, missing_detail(m, name, intents, present)))
         with open(present[name], "rb") as fh:
             data = fh.read()
         base = os.path.basename(name)
