@@ -994,6 +994,7 @@ int slab_store_alloc(struct zns_dev *dev, struct slab_store **out)
 	}
 	st->dev = dev;
 	st->geo = *zns_geometry(dev);
+	st->check_resets = getenv("TSLAB_CHECK_RESETS") != NULL;
 	pthread_mutex_init(&st->elock, NULL);
 	pthread_mutex_init(&st->zlock, NULL);
 	pthread_mutex_init(&st->dlock, NULL);

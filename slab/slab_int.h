@@ -601,7 +601,17 @@ struct slab_store {
 	bool damaged;    /* damage known: no checkpoint is written from this view */
 	bool check;      /* mounted by fsck (slab_mount_opts.check) */
 	bool mounted_ro; /* the mount asked for read-only: nothing is written */
+	/* TSLAB_CHECK_RESETS in the environment (tests): every zone reset is
+	 * first checked against every record location (resetcheck.c) */
+	bool check_resets;
 };
+
+/* resetcheck.c */
+/* Debug check before resetting data zone Z (no lock held): true, with a
+ * LOG_CRIT line, when a slot, chunk table, chunk map entry or drop entry
+ * still names a record in Z, i.e. its live bytes were miscounted and the
+ * reset would destroy a live record. The caller then leaves Z alone. */
+bool slab_zone_still_named(struct slab_store *st, uint32_t z);
 
 /* damage.c */
 /* Zone Z's scan stopped at STOP below END: *damage tells whether that is

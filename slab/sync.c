@@ -324,6 +324,8 @@ int slab_do_sync(struct slab_store *st, bool flush_pages)
 		return ret;
 	}
 	for (uint32_t i = 0; i < n; i++) {
+		if (st->check_resets && slab_zone_still_named(st, cand[i]))
+			continue;
 		int r = slab_zone_reset(st, cand[i]);
 
 		if (r && r != -EBUSY && !ret)

@@ -42,8 +42,11 @@ class Env:
     # ---- mounts ------------------------------------------------------------
     def _start(self, img, opts, errf):
         args = [self.tslabfs, "-f"] + (["-o", opts] if opts else []) + [img, self.mnt]
+        # every zone reset checked against every record location; a
+        # miscount is logged as "BUG:" (slab/resetcheck.c), see bug_in()
         self.daemon = subprocess.Popen(args, stdin=subprocess.DEVNULL,
-                                       stdout=subprocess.DEVNULL, stderr=errf)
+                                       stdout=subprocess.DEVNULL, stderr=errf,
+                                       env=dict(os.environ, TSLAB_CHECK_RESETS="1"))
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.daemon.poll() is not None:
@@ -113,6 +116,8 @@ class Env:
             mk.close()
         if rec.errors:
             raise RuntimeError("%s: workload error: %s" % (name, rec.errors))
+        if bug_in(d + "/daemon.err"):
+            raise RuntimeError("%s: recording daemon: %s" % (name, bug_in(d + "/daemon.err")))
         if err:
             raise RuntimeError("%s: recording unmount: %s" % (name, err))
         self.stats["run_s"] += time.monotonic() - t
@@ -328,7 +333,15 @@ def check_state(env, tr, fk, R, img):
     v = pre + oracle.check(tr, fk, R, tree)
     if err:
         v.append("unmount: %s" % err)
+    if bug_in(errp):
+        v.append("daemon: %s" % bug_in(errp))
     return v
+
+
+def bug_in(path):
+    """The daemon's first "BUG:" line in the log at PATH, or None."""
+    with open(path, errors="replace") as f:
+        return next((ln.strip() for ln in f if "BUG:" in ln), None)
 
 
 def _picks_str(tr, picks):
