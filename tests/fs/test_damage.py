@@ -322,14 +322,34 @@ class Daemon:
         with open(self.log, errors="replace") as f:
             return f.read()
 
+    def note_stacks(self):
+        """Before a hung daemon is killed: where each of its threads waits
+        (kernel stacks), appended to its log for the failure report."""
+        lines = ["--- hung: umount returned %s; mounted now: %s; thread stacks ---" % (
+            getattr(self, "umount_rc", None), is_mounted(self.path))]
+        task = "/proc/%d/task" % self.proc.pid
+        for tid in sorted(os.listdir(task)) if os.path.isdir(task) else []:
+            try:
+                with open("%s/%s/comm" % (task, tid)) as f:
+                    comm = f.read().strip()
+                with open("%s/%s/stack" % (task, tid)) as f:
+                    top = [ln.split()[-1] for ln in f.read().splitlines()[:6]]
+            except OSError as e:
+                comm, top = "?", [str(e)]
+            lines.append("%s %s: %s" % (tid, comm, " < ".join(top)))
+        with open(self.log, "a") as f:
+            f.write("\n".join(lines) + "\n")
+
     def umount(self):
         """0 clean exit, 'crash', or 'hang'."""
+        self.umount_rc = None
         if is_mounted(self.path):
-            subprocess.run(["umount", self.path], check=False,
-                           stderr=subprocess.DEVNULL)
+            self.umount_rc = subprocess.run(["umount", self.path], check=False,
+                                            stderr=subprocess.DEVNULL).returncode
         try:
             rc = self.proc.wait(HANG_S)
         except subprocess.TimeoutExpired:
+            self.note_stacks()
             self.proc.kill()
             self.proc.wait()
             rc = "hang"
