@@ -25,6 +25,7 @@
 #include <linux/falloc.h>
 
 #include "fs/fs_int.h"
+#include "fs/transport.h"
 
 void tslab_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -287,6 +288,7 @@ void tslab_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size
 	struct tslab_fs *fs = tslab_fs_of(req);
 	struct tslab_epoch *ep;
 	struct tslab_inode *ip;
+	bool kill = tslab_transport_kill_suidgid();
 	int err = tslab_is_ro(fs) ? -EROFS : 0;
 
 	if (err)
@@ -297,6 +299,11 @@ void tslab_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size
 	if (!err) {
 		tslab_io_wait(ep, ip);
 		err = write_locked(fs, ep, ip, buf, size, off);
+		/* FUSE_WRITE_KILL_SUIDGID: an unprivileged writer (the
+		 * kernel leaves this to us with killpriv_v2, and on direct
+		 * I/O); write_locked dirtied IP, which puts the mode too */
+		if (!err && kill)
+			tslab_kill_suidgid(ip);
 		if (!err)
 			tslab_flush_if_full(fs, ep);
 		pthread_mutex_unlock(&ep->lock);
@@ -478,6 +485,11 @@ static int setattr_locked(struct tslab_fs *fs, struct tslab_epoch *ep,
 		ip->uid = a->st_uid;
 	if (to_set & FUSE_SET_ATTR_GID)
 		ip->gid = a->st_gid;
+	/* FUSE_SET_ATTR_KILL_SUID is the kernel's FATTR_KILL_SUIDGID
+	 * (killpriv_v2: an unprivileged truncate); a chown clears them
+	 * always, as Linux does, whether or not the kernel said so. */
+	if (to_set & (FUSE_SET_ATTR_KILL_SUID | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
+		tslab_kill_suidgid(ip);
 	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
 		ip->atime = now;
 	else if (to_set & FUSE_SET_ATTR_ATIME)

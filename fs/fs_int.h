@@ -384,6 +384,18 @@ int tslab_flush_all(struct tslab_fs *fs, unsigned flags);
 int tslab_sync_all(struct tslab_fs *fs);
 int tslab_orphan_release(struct tslab_fs *fs, struct tslab_epoch *ep,
                          struct tslab_inode *ip);
+/* Clear the privileges of a non-directory as Linux does when an
+ * unprivileged write or truncate, or a chown, changes it: setuid always,
+ * setgid only with group execute (setgid without it marks mandatory
+ * locking, not privilege). Caller holds IP's epoch lock and dirties IP. */
+static inline void tslab_kill_suidgid(struct tslab_inode *ip)
+{
+	if (S_ISDIR(ip->mode))
+		return;
+	ip->mode &= ~(uint32_t)S_ISUID;
+	if (ip->mode & S_IXGRP)
+		ip->mode &= ~(uint32_t)S_ISGID;
+}
 /* Nanoseconds of CLOCK_REALTIME, or of the test clock (policy.c). */
 int64_t tslab_now(void);
 extern int tslab_clock_fd; /* TSLAB_TEST_CLOCK_FILE opened, or -1 */

@@ -17,6 +17,7 @@
 #define TSLAB_FS_TRANSPORT_H
 
 #include <fuse_lowlevel.h>
+#include <stdbool.h>
 
 enum tslab_transport_mode {
 	TSLAB_TRANSPORT_AUTO,  /* io_uring when the kernel offers it and we are root */
@@ -32,5 +33,11 @@ int tslab_transport_start(struct fuse_session *se, enum tslab_transport_mode mod
 
 /* Stop the backend's threads and release its resources. */
 void tslab_transport_stop(void);
+
+/* For the handler of the request being decoded on this thread: whether the
+ * kernel asked to clear setuid/setgid with it (FUSE_WRITE_KILL_SUIDGID of a
+ * WRITE), which libfuse 3.14 does not pass on. Read it before the handler returns
+ * (fs/rawreq.c). */
+bool tslab_transport_kill_suidgid(void);
 
 #endif

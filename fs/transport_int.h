@@ -8,6 +8,7 @@
 #ifndef TSLAB_FS_TRANSPORT_INT_H
 #define TSLAB_FS_TRANSPORT_INT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,18 @@ struct tslab_transport_ops {
 
 extern const struct tslab_transport_ops tslab_transport_dev_ops;
 extern const struct tslab_transport_ops tslab_transport_uring_ops;
+
+/* rawreq.c, for both backends (see there): call tslab_rawreq_note() with
+ * every request before libfuse decodes it, on the thread that decodes it;
+ * a reply whose unique tslab_rawreq_is_init_reply() goes through
+ * tslab_rawreq_init_reply() before it is written, with its fuse_init_out,
+ * or NULL for an error reply. tslab_rawreq_offered(): the flags of the
+ * kernel's INIT. */
+struct fuse_init_out;
+void tslab_rawreq_note(const void *buf, size_t len);
+bool tslab_rawreq_is_init_reply(uint64_t unique);
+void tslab_rawreq_init_reply(struct fuse_init_out *io);
+uint64_t tslab_rawreq_offered(void);
 
 /* INIT flag (bit 41, i.e. bit 9 of flags2) */
 #define TSLAB_FUSE_OVER_IO_URING (1ull << 41)

@@ -4,9 +4,11 @@
  *
  * libfuse 3.14 knows nothing of it, so this sits between libfuse and the
  * kernel through fuse_session_custom_io():
- *  - read:   plain read(2) of /dev/fuse; notes the INIT request (its unique
- *            and whether the kernel offers FUSE_OVER_IO_URING);
- *  - writev: the INIT reply gets FUSE_OVER_IO_URING added, and once the
+ *  - read:   plain read(2) of /dev/fuse; notes each request (fs/rawreq.c:
+ *            INIT, and the kill flags libfuse does not decode) and whether
+ *            the kernel offers FUSE_OVER_IO_URING;
+ *  - writev: the INIT reply gets FUSE_OVER_IO_URING (and, as on /dev/fuse,
+ *            fs/rawreq.c's flags) added, and once the
  *            kernel took it the ring threads start and register; a reply
  *            whose unique belongs to a request fetched through a ring entry
  *            is copied into that entry and committed (COMMIT_AND_FETCH);
@@ -73,8 +75,7 @@ static struct {
 	struct fuse_session *se;
 	enum tslab_transport_mode mode;
 	int fd;
-	/* INIT seen by read(): its unique, what the kernel offers */
-	uint64_t init_unique;
+	/* whether the kernel's INIT (fs/rawreq.c) offers FUSE over io_uring */
 	bool offered;
 	struct uring_ent *ents;
 	/* entries visible to ent_of(): published once initialized, cleared
@@ -230,6 +231,7 @@ static void ent_serve(struct uring_ent *e)
 		pthread_mutex_unlock(&e->mu);
 		return;
 	}
+	tslab_rawreq_note(e->req, len);
 	fuse_session_process_buf(U.se, &buf);
 }
 
@@ -459,17 +461,12 @@ free_ents:
 static ssize_t uring_read(int fd, void *buf, size_t len, void *userdata)
 {
 	ssize_t r = read(fd, buf, len);
-	const struct fuse_in_header *in = buf;
 
-	if (r >= (ssize_t)(sizeof(*in) + sizeof(struct fuse_init_in)) &&
-	    in->opcode == FUSE_INIT) {
-		const struct fuse_init_in *ii = (const void *)(in + 1);
-		uint64_t flags = ii->flags;
-
-		if (flags & TSLAB_FUSE_INIT_EXT)
-			flags |= (uint64_t)ii->flags2 << 32;
-		U.init_unique = in->unique;
-		U.offered = flags & TSLAB_FUSE_OVER_IO_URING;
+	if (r > 0) {
+		tslab_rawreq_note(buf, (size_t)r);
+		if ((size_t)r >= sizeof(struct fuse_in_header) &&
+		    ((const struct fuse_in_header *)buf)->opcode == FUSE_INIT)
+			U.offered = tslab_rawreq_offered() & TSLAB_FUSE_OVER_IO_URING;
 	}
 	return r;
 }
@@ -483,7 +480,7 @@ static ssize_t init_reply(int fd, struct iovec *iov, int count)
 	ssize_t r;
 	int err;
 
-	U.init_unique = 0;
+	tslab_rawreq_init_reply(io && !oh->error ? io : NULL);
 	if (want) {
 		io->flags |= TSLAB_FUSE_INIT_EXT;
 		io->flags2 |= (uint32_t)(TSLAB_FUSE_OVER_IO_URING >> 32);
@@ -517,7 +514,7 @@ static ssize_t uring_writev(int fd, struct iovec *iov, int count, void *userdata
 
 	if (count < 1 || iov[0].iov_len < sizeof(*oh) || !oh->unique)
 		return writev(fd, iov, count); /* a notification */
-	if (U.init_unique && oh->unique == U.init_unique)
+	if (tslab_rawreq_is_init_reply(oh->unique))
 		return init_reply(fd, iov, count);
 	if (!(e = ent_of(oh->unique)))
 		return writev(fd, iov, count); /* a request read from /dev/fuse */

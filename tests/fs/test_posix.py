@@ -290,6 +290,131 @@ def attrs(m):
     check(os.waitpid(pid, 0)[1] == 0, "permissions enforced for another user")
 
 
+def as_nobody(fn):
+    """Run fn() in a child that dropped root (uid/gid 65534, so without
+    CAP_FSETID); its exceptions become a failed check."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            fn()
+            code = 0
+        except BaseException as e:  # noqa: B036 -- report anything
+            print("as uid 65534:", repr(e), flush=True)
+        os._exit(code)
+    return os.waitpid(pid, 0)[1] == 0
+
+
+def privileges(t):
+    """setuid/setgid are cleared as on Linux filesystems, through a real
+    mount: an unprivileged write (through the page cache, and through the
+    direct I/O of a write-only created file), truncate and O_TRUNC clear
+    setuid, and setgid when group-executable; root's writes keep them; a
+    chown clears them even by root; and the cleared modes persist. With
+    killpriv_v2 (fs/rawreq.c) the daemon does this, not the kernel."""
+    img = t.mkfs("img-priv", size="256M", zone="8M")
+    os.chmod(t.dir, 0o711)  # uid 65534 walks to the mountpoint
+    m = t.mount(img, path=t.mountpoint("mnt-priv"), opts="allow_other")
+    os.mkdir(m.p("e"))
+    os.chmod(m.p("e"), 0o777)
+
+    def mode(name):
+        return stat.S_IMODE(os.stat(m.p("e", name)).st_mode)
+
+    def made(name, perm, data=b"0123456789"):
+        write(m.p("e", name), data)
+        os.chmod(m.p("e", name), perm)
+        check(mode(name) == perm, "%s made with %o" % (name, perm))
+
+    # write(2) through a descriptor root opened, by a process without root
+    made("w-suid", 0o4777)
+    made("w-sgid-x", 0o2777)
+    made("w-sgid-nox", 0o2767)
+    for name in ("w-suid", "w-sgid-x", "w-sgid-nox"):
+        fd = os.open(m.p("e", name), os.O_WRONLY)
+        check(as_nobody(lambda: os.pwrite(fd, b"x", 3)), "unprivileged write of " + name)
+        os.close(fd)
+    check(mode("w-suid") == 0o777, "unprivileged write clears setuid: %o" % mode("w-suid"))
+    check(mode("w-sgid-x") == 0o777,
+          "unprivileged write clears group-executable setgid: %o" % mode("w-sgid-x"))
+    check(mode("w-sgid-nox") == 0o2767,
+          "setgid without group execute stays: %o" % mode("w-sgid-nox"))
+    check(read(m.p("e", "w-suid")) == b"012x456789", "the write landed")
+
+    # a second unprivileged write to a file whose bits were set again
+    os.chmod(m.p("e", "w-suid"), 0o6777)
+    fd = os.open(m.p("e", "w-suid"), os.O_WRONLY | os.O_APPEND)
+    check(as_nobody(lambda: [os.write(fd, b"a") for _ in range(3)]), "appends")
+    os.close(fd)
+    check(mode("w-suid") == 0o777, "setuid cleared again after chmod: %o" % mode("w-suid"))
+
+    # root keeps them (CAP_FSETID)
+    made("root", 0o6777)
+    write(m.p("e", "root"), b"by root", "r+b")
+    os.truncate(m.p("e", "root"), 2)
+    check(mode("root") == 0o6777, "root's write and truncate keep the bits: %o" % mode("root"))
+
+    # truncate(2), ftruncate(2) and open(O_TRUNC) by uid 65534
+    made("t-path", 0o6777)
+    made("t-fd", 0o4777)
+    made("t-open", 0o6777)
+    check(as_nobody(lambda: os.truncate(m.p("e", "t-path"), 4)), "truncate")
+    fd = os.open(m.p("e", "t-fd"), os.O_WRONLY)
+    check(as_nobody(lambda: os.ftruncate(fd, 1)), "ftruncate")
+    os.close(fd)
+
+    def open_trunc():
+        fd = os.open(m.p("e", "t-open"), os.O_WRONLY | os.O_TRUNC)
+        os.write(fd, b"new")
+        os.close(fd)
+
+    check(as_nobody(open_trunc), "open(O_TRUNC) + write")
+    for name, size in (("t-path", 4), ("t-fd", 1), ("t-open", 3)):
+        st = os.stat(m.p("e", name))
+        check(stat.S_IMODE(st.st_mode) == 0o777 and st.st_size == size,
+              "unprivileged truncate of %s clears the bits: %o, %d bytes" %
+              (name, stat.S_IMODE(st.st_mode), st.st_size))
+
+    # a file created write-only (written with direct I/O), made setuid by
+    # its owner through the open descriptor, then written
+    def own_file():
+        fd = os.open(m.p("e", "own"), os.O_CREAT | os.O_WRONLY, 0o755)
+        os.write(fd, b"first")
+        os.fchmod(fd, 0o4755)
+        if stat.S_IMODE(os.fstat(fd).st_mode) != 0o4755:
+            raise Fail("fchmod 4755")
+        os.write(fd, b"second")
+        os.close(fd)
+
+    check(as_nobody(own_file), "own file")
+    check(mode("own") == 0o755, "direct I/O write clears setuid: %o" % mode("own"))
+    check(read(m.p("e", "own")) == b"firstsecond", "own file content")
+
+    # chown clears them even when root does it (setgid: if group-executable)
+    made("c-x", 0o6755)
+    made("c-nox", 0o6745)
+    os.chown(m.p("e", "c-x"), 65534, 65534)
+    os.chown(m.p("e", "c-nox"), 65534, -1)
+    check(mode("c-x") == 0o755, "chown clears setuid and setgid: %o" % mode("c-x"))
+    check(mode("c-nox") == 0o2745, "chown keeps setgid without group execute: %o" %
+          mode("c-nox"))
+    os.mkdir(m.p("e", "d"))
+    os.chmod(m.p("e", "d"), 0o2775)
+    os.chown(m.p("e", "d"), 65534, 65534)
+    check(stat.S_IMODE(os.stat(m.p("e", "d")).st_mode) == 0o2775,
+          "chown of a directory keeps its setgid")
+
+    want = {n: mode(n) for n in os.listdir(m.p("e"))}
+    m.umount()
+    m = t.mount(img, path=t.mountpoint("mnt-priv"))
+    got = {n: stat.S_IMODE(os.stat(m.p("e", n)).st_mode) for n in os.listdir(m.p("e"))}
+    check(got == want, "modes persist: %r != %r" % (got, want))
+    m.umount()
+
+
 def xattrs(m):
     p = m.p("e1", "a")
     os.setxattr(p, "user.color", b"blue")
@@ -478,6 +603,7 @@ def main(t):
     cli(t, img)
     helper(t, img)
     unlink_durable(t)
+    privileges(t)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,19 @@ right after the first CREATE of a mount (the no_open probe). Then:
   stat of a cached file     no request
   open + read + close of    no request at all
   a cached file
-  open(O_TRUNC) + write +   SETATTR + WRITE (+ GETXATTR); no OPEN,
-  close of a file           RELEASE, FLUSH
+  open(O_TRUNC) + write +   SETATTR + WRITE + 2 GETXATTR (security.capability,
+  close of a file last      before the truncate and before the write); no
+  stat'ed                   OPEN, RELEASE, FLUSH
+  the same, of a file last  SETATTR + GETXATTR + WRITE: with killpriv_v2
+  written                   (fs/rawreq.c) the kernel remembers "nothing to
+                            clear" (S_NOSEC) from the last write until the
+                            SETATTR's reply refreshes the attributes
+  10 write()s through an    10 WRITEs, no GETXATTR (the kernel asked once,
+  open descriptor           before the first write after a refresh)
   unlink of a cached file   UNLINK
+Without killpriv_v2 (a kernel that does not offer it: the daemon logs
+"killpriv_v2:" when taken) every cached write and truncate costs a GETXATTR,
+as before.
 The counts are the same on both transports (suites integration and
 integration-uring): FUSE over io_uring changes how requests travel, not
 which ones the kernel sends."""
@@ -125,10 +135,33 @@ def main(t):
             os.write(fd, b"%d" % i)
             os.close(fd)
 
+    with open(m.log, errors="replace") as f:
+        killpriv = any("tslabfs: killpriv_v2:" in ln for ln in f)
+    print("killpriv_v2 taken:", killpriv)
     c = requests_of(m, overwrite)
-    print("10 x open(O_TRUNC)+write+close:", dict(c))
+    print("10 x open(O_TRUNC)+write+close (last stat'ed):", dict(c))
     for op in ("OPEN", "FLUSH", "RELEASE"):
         check(c[op] == 0, "no %s on overwrite (%d)" % (op, c[op]))
+    check(c["SETATTR"] == 10 and c["WRITE"] == 10 and c["GETXATTR"] == 20,
+          "overwrite: SETATTR + 2 GETXATTR + WRITE per file: %s" % dict(c))
+    c = requests_cached(m, overwrite)
+    print("10 x open(O_TRUNC)+write+close again (last written):", dict(c))
+    gx = 10 if killpriv else 20
+    check(c["SETATTR"] == 10 and c["WRITE"] == 10 and c["GETXATTR"] == gx,
+          "rewrite: SETATTR + %d GETXATTR + WRITE per file: %s" % (gx // 10, dict(c)))
+    check(set(c) <= {"SETATTR", "GETXATTR", "WRITE"}, "nothing else: %s" % dict(c))
+
+    def appends():
+        fd = os.open(m.p("e", "f0"), os.O_WRONLY | os.O_APPEND)
+        for _ in range(10):
+            os.write(fd, b"a")
+        os.close(fd)
+
+    c = requests_cached(m, appends)
+    print("open + 10 x write() + close of a file last written:", dict(c))
+    gx = 0 if killpriv else 10
+    check(c["WRITE"] == 10 and c["GETXATTR"] == gx and set(c) <= {"WRITE", "GETXATTR"},
+          "10 WRITEs and %d GETXATTR: %s" % (gx, dict(c)))
 
     c = requests_of(m, lambda: os.listdir(m.p("e")), False)
     print("listdir of 10 files:", dict(c))
