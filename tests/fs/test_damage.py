@@ -337,6 +337,13 @@ class Daemon:
             except OSError as e:
                 comm, top = "?", [str(e)]
             lines.append("%s %s: %s" % (tid, comm, " < ".join(top)))
+        if shutil.which("gdb"):  # user-space stacks, when gdb is there
+            r = subprocess.run(["gdb", "-p", str(self.proc.pid), "-batch", "-nx",
+                                "-ex", "thread apply all bt 12"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, timeout=120, check=False)
+            lines += [ln for ln in r.stdout.splitlines()
+                      if ln.startswith(("Thread ", "#"))]
         with open(self.log, "a") as f:
             f.write("\n".join(lines) + "\n")
 
