@@ -593,11 +593,16 @@ static const struct tslab_dchunk *rs_find(const struct tslab_dchunk *dc, uint32_
 	return NULL;
 }
 
+/* A READ is at most max_pages (TSLAB_MAX_WRITE / 4096, libfuse derives it
+ * from max_write) pages: its chunks, at any offset, are one run. */
+_Static_assert(SLAB_FDATA_RDRUN >= (TSLAB_MAX_WRITE + TSLAB_CH - 1) / TSLAB_CH + 1,
+               "a READ's chunks fit one slab_fdata_read_run");
+
 ssize_t tslab_chunks_read_end(struct tslab_fs *fs, struct tslab_rsnap *rs, size_t size,
                               off_t off, uint8_t *buf)
 {
 	uint64_t pos = (uint64_t)off, end = pos + size;
-	uint32_t lens[SLAB_FDATA_RUN];
+	uint32_t lens[SLAB_FDATA_RDRUN], most;
 	uint8_t *tmp;
 	ssize_t ret;
 
@@ -607,15 +612,18 @@ ssize_t tslab_chunks_read_end(struct tslab_fs *fs, struct tslab_rsnap *rs, size_
 		ret = 0;
 		goto out;
 	}
-	tmp = malloc((size_t)SLAB_FDATA_RUN * TSLAB_CH);
+	/* the whole READ (up to 1 MiB) in one slab_fdata_read_run */
+	most = (end - 1) / TSLAB_CH - pos / TSLAB_CH + 1 < SLAB_FDATA_RDRUN
+	           ? (uint32_t)((end - 1) / TSLAB_CH - pos / TSLAB_CH + 1)
+	           : SLAB_FDATA_RDRUN;
+	tmp = malloc((size_t)most * TSLAB_CH);
 	if (!tmp) {
 		ret = -ENOMEM;
 		goto out;
 	}
 	while (pos < end) {
 		uint64_t idx = pos / TSLAB_CH, last = (end - 1) / TSLAB_CH;
-		uint32_t n = last - idx + 1 < SLAB_FDATA_RUN ? (uint32_t)(last - idx + 1)
-		                                             : SLAB_FDATA_RUN;
+		uint32_t n = last - idx + 1 < most ? (uint32_t)(last - idx + 1) : most;
 		int err = slab_fdata_read_run(fs->st, rs->ino, idx, n, tmp, lens);
 
 		if (err) {
