@@ -338,9 +338,9 @@ void tslab_chunks_window_close(struct tslab_inode *ip)
 	x->old_ticks = 0;
 }
 
-bool tslab_chunks_shrunk(const struct tslab_inode *ip, const struct tslab_rsnap *rs)
+bool tslab_chunks_shrunk(const struct tslab_epoch *ep, const struct tslab_rsnap *rs)
 {
-	return !ip->ext || ip->ext->shrinks != rs->shrinks;
+	return ep->shrinks != rs->shrinks;
 }
 
 /*
@@ -541,15 +541,15 @@ int tslab_chunks_write(struct tslab_fs *fs, struct tslab_epoch *ep,
 	return err ? err : dc_settle(fs, ip, false);
 }
 
-int tslab_chunks_read_begin(struct tslab_inode *ip, size_t size, off_t off,
-                            struct tslab_rsnap *rs)
+int tslab_chunks_read_begin(const struct tslab_epoch *ep, struct tslab_inode *ip,
+                            size_t size, off_t off, struct tslab_rsnap *rs)
 {
 	struct tslab_ext *x = ip->ext;
 	uint64_t pos = (uint64_t)off, end = pos + size;
 
 	memset(rs, 0, sizeof(*rs));
 	rs->ino = ip->ino;
-	rs->shrinks = x ? x->shrinks : 0;
+	rs->shrinks = ep ? ep->shrinks : 0;
 	rs->cur = ip->size;
 	rs->size = x && x->old_end > ip->size ? x->old_end : ip->size;
 	if (x && x->notail && rs->size > ip->size && end > ip->size) {
@@ -677,7 +677,7 @@ ssize_t tslab_chunks_read(struct tslab_fs *fs, struct tslab_inode *ip, size_t si
                           off_t off, uint8_t *buf)
 {
 	struct tslab_rsnap rs;
-	int err = tslab_chunks_read_begin(ip, size, off, &rs);
+	int err = tslab_chunks_read_begin(NULL, ip, size, off, &rs);
 
 	return err ? err : tslab_chunks_read_end(fs, &rs, size, off, buf);
 }
@@ -705,7 +705,7 @@ int tslab_chunks_truncate(struct tslab_fs *fs, struct tslab_epoch *ep,
 	if (ip->size > x->old_end)
 		x->old_end = ip->size;
 	x->old_ticks = 0;
-	x->shrinks++;
+	ep->shrinks++;
 	dc_drop(fs, x, keep, UINT64_MAX);
 	if (size % TSLAB_CH) {
 		struct tslab_dchunk *c = dc_find(x, size / TSLAB_CH);
