@@ -319,6 +319,7 @@ struct tslab_fs {
 	struct tslab_policy pol; /* policy.c */
 	/* prune.c: -o idle_prune=SECONDS (0: off). */
 	unsigned prune_s;
+	unsigned read_ahead_kb; /* -o read_ahead_kb (readahead.c) */
 	pthread_t prune_thread;
 	bool prune_started;
 	bool prune_stop; /* under prune_mu */
@@ -331,6 +332,13 @@ struct tslab_fs {
 /* INFO: also informational messages (on stderr before daemonizing: not). */
 void tslab_log_init(bool to_stderr, bool info);
 void tslab_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* readahead.c: once the mount at MNT (absolute; NULL: nothing) answers,
+ * set its bdi's read_ahead_kb to KB (0: leave the kernel's default); a
+ * failure is logged. _stop joins the thread (after the unmount). */
+#define TSLAB_READ_AHEAD_KB 4096u
+void tslab_readahead_start(const char *mnt, unsigned kb);
+void tslab_readahead_stop(void);
 /* Flush everything, unmount the store and close the device, once. */
 int tslab_close_device(struct tslab_fs *fs);
 
