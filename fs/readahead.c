@@ -15,10 +15,14 @@
  * lower it again). A thread stat()s the mountpoint: the GETATTR that needs
  * waits for INIT, and the result names the bdi (st_dev). Failure (not
  * root, no sysfs, unmounted meanwhile) is logged and changes nothing else.
- * The thread owns nothing shared; tslab_readahead_stop joins it after the
- * session is unmounted (a stat still waiting then fails).
+ * The thread owns nothing shared (it has its own copy of the path).
+ * tslab_readahead_stop joins it after the unmount, but waits at most
+ * RA_JOIN_S: a stat sent before INIT completed can wait until the session's
+ * /dev/fuse fd is closed, later; such a thread is detached and ends with
+ * the connection or the process.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,13 +30,16 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <syslog.h>
+#include <time.h>
 
 #include "fs/fs_int.h"
+
+#define RA_JOIN_S 2
 
 static struct {
 	pthread_t tid;
 	bool started;
-	const char *mnt;
+	char mnt[PATH_MAX];
 	unsigned kb;
 } R;
 
@@ -84,9 +91,9 @@ void tslab_readahead_start(const char *mnt, unsigned kb)
 {
 	sigset_t all, old;
 
-	if (!kb || !mnt || R.started)
+	if (!kb || !mnt || R.started || strlen(mnt) >= sizeof(R.mnt))
 		return;
-	R.mnt = mnt;
+	strcpy(R.mnt, mnt);
 	R.kb = kb;
 	/* Signals are for the main and signal threads. */
 	sigfillset(&all);
@@ -99,7 +106,13 @@ void tslab_readahead_start(const char *mnt, unsigned kb)
 
 void tslab_readahead_stop(void)
 {
-	if (R.started)
-		pthread_join(R.tid, NULL);
+	struct timespec until;
+
+	if (!R.started)
+		return;
 	R.started = false;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += RA_JOIN_S;
+	if (pthread_timedjoin_np(R.tid, NULL, &until))
+		pthread_detach(R.tid);
 }
