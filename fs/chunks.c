@@ -338,9 +338,9 @@ void tslab_chunks_window_close(struct tslab_inode *ip)
 	x->old_ticks = 0;
 }
 
-bool tslab_chunks_shrunk(const struct tslab_inode *ip, const struct tslab_rsnap *rs)
+bool tslab_chunks_shrunk(const struct tslab_epoch *ep, const struct tslab_rsnap *rs)
 {
-	return !ip->ext || ip->ext->shrinks != rs->shrinks;
+	return ep->shrinks != rs->shrinks;
 }
 
 /*
@@ -541,15 +541,15 @@ int tslab_chunks_write(struct tslab_fs *fs, struct tslab_epoch *ep,
 	return err ? err : dc_settle(fs, ip, false);
 }
 
-int tslab_chunks_read_begin(struct tslab_inode *ip, size_t size, off_t off,
-                            struct tslab_rsnap *rs)
+int tslab_chunks_read_begin(const struct tslab_epoch *ep, struct tslab_inode *ip,
+                            size_t size, off_t off, struct tslab_rsnap *rs)
 {
 	struct tslab_ext *x = ip->ext;
 	uint64_t pos = (uint64_t)off, end = pos + size;
 
 	memset(rs, 0, sizeof(*rs));
 	rs->ino = ip->ino;
-	rs->shrinks = x ? x->shrinks : 0;
+	rs->shrinks = ep ? ep->shrinks : 0;
 	rs->cur = ip->size;
 	rs->size = x && x->old_end > ip->size ? x->old_end : ip->size;
 	if (x && x->notail && rs->size > ip->size && end > ip->size) {
@@ -593,11 +593,16 @@ static const struct tslab_dchunk *rs_find(const struct tslab_dchunk *dc, uint32_
 	return NULL;
 }
 
+/* A READ is at most max_pages (TSLAB_MAX_WRITE / 4096, libfuse derives it
+ * from max_write) pages: its chunks, at any offset, are one run. */
+_Static_assert(SLAB_FDATA_RDRUN >= (TSLAB_MAX_WRITE + TSLAB_CH - 1) / TSLAB_CH + 1,
+               "a READ's chunks fit one slab_fdata_read_run");
+
 ssize_t tslab_chunks_read_end(struct tslab_fs *fs, struct tslab_rsnap *rs, size_t size,
                               off_t off, uint8_t *buf)
 {
 	uint64_t pos = (uint64_t)off, end = pos + size;
-	uint32_t lens[SLAB_FDATA_RUN];
+	uint32_t lens[SLAB_FDATA_RDRUN], most;
 	uint8_t *tmp;
 	ssize_t ret;
 
@@ -607,15 +612,18 @@ ssize_t tslab_chunks_read_end(struct tslab_fs *fs, struct tslab_rsnap *rs, size_
 		ret = 0;
 		goto out;
 	}
-	tmp = malloc((size_t)SLAB_FDATA_RUN * TSLAB_CH);
+	/* the whole READ (up to 1 MiB) in one slab_fdata_read_run */
+	most = (end - 1) / TSLAB_CH - pos / TSLAB_CH + 1 < SLAB_FDATA_RDRUN
+	           ? (uint32_t)((end - 1) / TSLAB_CH - pos / TSLAB_CH + 1)
+	           : SLAB_FDATA_RDRUN;
+	tmp = malloc((size_t)most * TSLAB_CH);
 	if (!tmp) {
 		ret = -ENOMEM;
 		goto out;
 	}
 	while (pos < end) {
 		uint64_t idx = pos / TSLAB_CH, last = (end - 1) / TSLAB_CH;
-		uint32_t n = last - idx + 1 < SLAB_FDATA_RUN ? (uint32_t)(last - idx + 1)
-		                                             : SLAB_FDATA_RUN;
+		uint32_t n = last - idx + 1 < most ? (uint32_t)(last - idx + 1) : most;
 		int err = slab_fdata_read_run(fs->st, rs->ino, idx, n, tmp, lens);
 
 		if (err) {
@@ -669,7 +677,7 @@ ssize_t tslab_chunks_read(struct tslab_fs *fs, struct tslab_inode *ip, size_t si
                           off_t off, uint8_t *buf)
 {
 	struct tslab_rsnap rs;
-	int err = tslab_chunks_read_begin(ip, size, off, &rs);
+	int err = tslab_chunks_read_begin(NULL, ip, size, off, &rs);
 
 	return err ? err : tslab_chunks_read_end(fs, &rs, size, off, buf);
 }
@@ -697,7 +705,7 @@ int tslab_chunks_truncate(struct tslab_fs *fs, struct tslab_epoch *ep,
 	if (ip->size > x->old_end)
 		x->old_end = ip->size;
 	x->old_ticks = 0;
-	x->shrinks++;
+	ep->shrinks++;
 	dc_drop(fs, x, keep, UINT64_MAX);
 	if (size % TSLAB_CH) {
 		struct tslab_dchunk *c = dc_find(x, size / TSLAB_CH);

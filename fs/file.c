@@ -193,7 +193,7 @@ void tslab_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		n = ip->size - (uint64_t)off < size ? (size_t)(ip->size - (uint64_t)off)
 		                                    : size;
 		buf = malloc(n);
-		err = buf ? tslab_chunks_read_begin(ip, n, off, &rs) : -ENOMEM;
+		err = buf ? tslab_chunks_read_begin(ep, ip, n, off, &rs) : -ENOMEM;
 		pthread_mutex_unlock(&ep->lock);
 		if (!err) {
 			ssize_t r = tslab_chunks_read_end(fs, &rs, n, off, buf);
@@ -204,7 +204,7 @@ void tslab_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		/* A shrink meanwhile may have put holes where this read looked:
 		 * read again under the lock (its old bytes are kept). */
 		if (!err && !tslab_get_locked(fs, ino, &ep, &ip)) {
-			bool again = tslab_chunks_shrunk(ip, &rs);
+			bool again = tslab_chunks_shrunk(ep, &rs);
 
 			pthread_mutex_unlock(&ep->lock);
 			if (again)

@@ -195,7 +195,6 @@ struct tslab_ext {
 	 * (tslab_chunks_window_close). */
 	struct tslab_dchunk *otail;
 	uint32_t notail;
-	uint32_t shrinks; /* extents files: shrinks so far (reads check it) */
 	/* Space reserved (slab_space_reserve) for the inode's next put (its
 	 * head for an extents file); given back when it is put, freed or its
 	 * epoch dropped. */
@@ -248,6 +247,11 @@ struct tslab_epoch {
 	 * newest change. Written under the epoch lock, read without. */
 	_Atomic int64_t created, last_write;
 	bool sealed; /* under lock; set once, after the epoch was flushed */
+	/* Shrinks of extents files of the epoch so far, under lock: a READ
+	 * served without the lock is done again under it when this moved
+	 * (tslab_chunks_shrunk). Per epoch, not per file: a file's ext may be
+	 * trimmed and made again meanwhile, the epoch stays. */
+	uint32_t shrinks;
 	/* Idle pruning (prune.c): the coarse monotonic second of the last
 	 * request that locked the epoch (tslab_get_locked); 0 when none came
 	 * since the mount or since the prune thread last invalidated it. */
@@ -315,6 +319,7 @@ struct tslab_fs {
 	struct tslab_policy pol; /* policy.c */
 	/* prune.c: -o idle_prune=SECONDS (0: off). */
 	unsigned prune_s;
+	unsigned read_ahead_kb; /* -o read_ahead_kb (readahead.c) */
 	pthread_t prune_thread;
 	bool prune_started;
 	bool prune_stop; /* under prune_mu */
@@ -327,6 +332,13 @@ struct tslab_fs {
 /* INFO: also informational messages (on stderr before daemonizing: not). */
 void tslab_log_init(bool to_stderr, bool info);
 void tslab_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* readahead.c: once the mount at MNT (absolute; NULL: nothing) answers,
+ * set its bdi's read_ahead_kb to KB (0: leave the kernel's default); a
+ * failure is logged. _stop joins the thread (after the unmount). */
+#define TSLAB_READ_AHEAD_KB 4096u
+void tslab_readahead_start(const char *mnt, unsigned kb);
+void tslab_readahead_stop(void);
 /* Flush everything, unmount the store and close the device, once. */
 int tslab_close_device(struct tslab_fs *fs);
 
@@ -475,13 +487,13 @@ ssize_t tslab_chunks_read(struct tslab_fs *fs, struct tslab_inode *ip, size_t si
  * no longer an extents file; read again under the lock. */
 struct tslab_rsnap {
 	uint64_t ino, size; /* size: readable end (read_end) */
-	uint32_t shrinks;   /* x->shrinks when taken */
+	uint32_t shrinks;   /* ep->shrinks when taken (0 without EP) */
 	uint64_t cur;       /* the file's size; old bytes from there on */
 	uint32_t n, cap, nt;
 	struct tslab_dchunk *dc, *ot; /* copies of dirty chunks, old tails */
 };
-int tslab_chunks_read_begin(struct tslab_inode *ip, size_t size, off_t off,
-                            struct tslab_rsnap *rs);
+int tslab_chunks_read_begin(const struct tslab_epoch *ep, struct tslab_inode *ip,
+                            size_t size, off_t off, struct tslab_rsnap *rs);
 ssize_t tslab_chunks_read_end(struct tslab_fs *fs, struct tslab_rsnap *rs, size_t size,
                               off_t off, uint8_t *buf);
 int tslab_chunks_truncate(struct tslab_fs *fs, struct tslab_epoch *ep,
@@ -499,8 +511,8 @@ int tslab_chunks_admit(struct tslab_fs *fs, struct tslab_ext *x, uint64_t n);
 void tslab_chunks_unpool(struct tslab_fs *fs, struct tslab_ext *x);
 /* End the window in which the old bytes of a shrink stay readable. */
 void tslab_chunks_window_close(struct tslab_inode *ip);
-/* Did IP shrink since RS was taken (epoch lock held)? */
-bool tslab_chunks_shrunk(const struct tslab_inode *ip, const struct tslab_rsnap *rs);
+/* Did a file of EP shrink since RS was taken (epoch lock held)? */
+bool tslab_chunks_shrunk(const struct tslab_epoch *ep, const struct tslab_rsnap *rs);
 
 /* ---- recover.c --------------------------------------------------------- */
 int tslab_mount_store(struct tslab_fs *fs);

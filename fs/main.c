@@ -28,6 +28,7 @@ struct tslab_opts {
 	unsigned epoch_depth;
 	unsigned commit;
 	unsigned idle_prune;
+	unsigned read_ahead_kb;
 	char *epoch_depth_s, *commit_s; /* as given, parsed by check_opts() */
 	int ro;
 	int allow_other;
@@ -53,6 +54,7 @@ static const struct fuse_opt tslab_opt_spec[] = {
     {"keep=%u", offsetof(struct tslab_opts, keep), 0},
     {"seal_idle=%s", offsetof(struct tslab_opts, seal_idle), 0},
     {"idle_prune=%u", offsetof(struct tslab_opts, idle_prune), 0},
+    {"read_ahead_kb=%u", offsetof(struct tslab_opts, read_ahead_kb), 0},
     {"errors=%s", offsetof(struct tslab_opts, errors), 0},
     FUSE_OPT_KEY("ro", KEY_RO),
     FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
@@ -115,6 +117,8 @@ static void usage(const char *prog)
 	    "    -o seal_idle=DURATION  seal epochs not written for DURATION\n"
 	    "    -o idle_prune=SECONDS  drop the kernel's cache of an epoch nobody\n"
 	    "                           used for that long (default 0 = never)\n"
+	    "    -o read_ahead_kb=KIB   the kernel's readahead window for the mount\n"
+	    "                           (default 4096; 0 = the kernel's 128)\n"
 	    "    -o ro                  mount read-only\n"
 	    "    -o errors=POLICY       on damage or a device error: remount-ro\n"
 	    "                           (default: serve what is intact read-only),\n"
@@ -592,6 +596,12 @@ static int check_opts(struct tslab_opts *o, const struct fuse_cmdline_opts *cmd,
 	fs->epoch_depth = o->epoch_depth;
 	fs->commit_s = o->commit;
 	fs->prune_s = o->idle_prune;
+	if (o->read_ahead_kb > 1u << 20) {
+		fprintf(stderr, "tslabfs: read_ahead_kb=%u: must be 0..1048576 KiB\n",
+		        o->read_ahead_kb);
+		return -1;
+	}
+	fs->read_ahead_kb = o->read_ahead_kb;
 	return 0;
 }
 
@@ -635,12 +645,14 @@ static int mount_and_serve(struct tslab_fs *fs, struct fuse_cmdline_opts *cmd,
 	          tslab_errors_name(fs->errors), fs->read_only ? ", ro" : "");
 	daemon_ready(status_fd, 0);
 	status_fd = -1;
+	tslab_readahead_start(fs->mountpoint, fs->read_ahead_kb);
 	ret = run_loop(fs, cmd) ? 1 : 0;
 unmount:
 	tslab_transport_stop();
 	/* Before stopping the threads: unmounting fails whatever request the
 	 * notify thread's probe may still wait for. */
 	fuse_session_unmount(fs->se);
+	tslab_readahead_stop();
 	tslab_threads_stop(fs);
 close_dev:
 	if (tslab_close_device(fs))
@@ -654,7 +666,10 @@ fail:
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct tslab_opts o = {.epoch_depth = 1, .commit = 5, .keep = 1};
+	struct tslab_opts o = {.epoch_depth = 1,
+	                       .commit = 5,
+	                       .keep = 1,
+	                       .read_ahead_kb = TSLAB_READ_AHEAD_KB};
 	struct fuse_cmdline_opts cmd = {0};
 	struct tslab_fs *fs = NULL;
 	int ret = 1;

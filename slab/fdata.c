@@ -549,14 +549,15 @@ static int run_where(struct slab_store *st, slab_handle_t h, uint64_t idx0, uint
 	return fm ? 0 : -EINVAL;
 }
 
-/* Full chunks in consecutive pages of one zone, from I on: how many. */
+/* Full chunks in consecutive pages of one zone, from I on: how many (0:
+ * chunk I is no full record on the device, read on its own). */
 static uint32_t run_len(const struct slab_fent *f, uint32_t i, uint32_t n)
 {
 	uint32_t k = 1;
 
 	if (f[i].loc.zone == SLAB_LOC_NONE || f[i].loc.zone == SLAB_LOC_OPEN ||
 	    f[i].len != SLAB_REC_MAX)
-		return 1;
+		return 0;
 	while (i + k < n && f[i + k].loc.zone == f[i].loc.zone &&
 	       f[i + k].len == SLAB_REC_MAX &&
 	       f[i + k].loc.off == f[i].loc.off + k * SLAB_PAGE_SIZE)
@@ -567,11 +568,11 @@ static uint32_t run_len(const struct slab_fent *f, uint32_t i, uint32_t n)
 int slab_fdata_read_run(struct slab_store *st, slab_handle_t h, uint64_t idx0, uint32_t n,
                         uint8_t *out, uint32_t *lens)
 {
-	struct slab_fent f[SLAB_FDATA_RUN], again[SLAB_FDATA_RUN];
+	struct slab_fent f[SLAB_FDATA_RDRUN], again[SLAB_FDATA_RDRUN];
 	uint8_t *buf;
 	int ret;
 
-	if (!st || !n || n > SLAB_FDATA_RUN)
+	if (!st || !n || n > SLAB_FDATA_RDRUN)
 		return -EINVAL;
 	ret = run_where(st, h, idx0, n, f);
 	if (ret)
@@ -581,7 +582,8 @@ int slab_fdata_read_run(struct slab_store *st, slab_handle_t h, uint64_t idx0, u
 		return -ENOMEM;
 	for (uint32_t i = 0, k; i < n && !ret; i += k) {
 		k = run_len(f, i, n);
-		if (k == 1) {
+		if (!k) {
+			k = 1;
 			lens[i] = 0;
 			if (f[i].loc.zone != SLAB_LOC_NONE) {
 				ssize_t got = slab_fdata_read(
@@ -595,7 +597,8 @@ int slab_fdata_read_run(struct slab_store *st, slab_handle_t h, uint64_t idx0, u
 			f[i].loc.zone = SLAB_LOC_NONE; /* checked already */
 			continue;
 		}
-		/* one device read for the pages of K consecutive chunks */
+		/* one device read for the pages of K consecutive chunks (a
+		 * single full chunk too: one page, not its two blocks) */
 		ssize_t r = slab_dev_read(st, f[i].loc.zone, f[i].loc.off - SLAB_PAGE_HDR,
 		                          buf, (size_t)k * SLAB_PAGE_SIZE);
 

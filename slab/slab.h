@@ -271,9 +271,12 @@ int slab_fdata_write_run(struct slab_store *st, slab_handle_t h, uint64_t idx0,
 /* Read chunk IDX of H into BUF (SLAB_FDATA_MAX bytes): the bytes stored
  * (0 for a hole or a chunk never written; the rest reads as zeros). */
 ssize_t slab_fdata_read(struct slab_store *st, slab_handle_t h, uint64_t idx, void *buf);
-/* Chunks IDX0 .. IDX0+N-1 (N <= SLAB_FDATA_RUN) into OUT (N *
+/* Chunks IDX0 .. IDX0+N-1 (N <= SLAB_FDATA_RDRUN) into OUT (N *
  * SLAB_FDATA_MAX bytes), the bytes stored of each in LENS[i]; chunks in
- * consecutive pages are read with one device read. */
+ * consecutive pages are read with one device read. SLAB_FDATA_RDRUN covers
+ * the chunks of a 1 MiB READ at any offset (262), so that a large READ of a
+ * sequentially written file is one or a few device reads. */
+#define SLAB_FDATA_RDRUN 264u
 int slab_fdata_read_run(struct slab_store *st, slab_handle_t h, uint64_t idx0, uint32_t n,
                         uint8_t *out, uint32_t *lens);
 /* Hole records for every chunk holding data with index in [FROM, TO). */

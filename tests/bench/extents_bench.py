@@ -20,6 +20,10 @@ workload: /proc/PID/io of the daemon (tslabfs, O_DIRECT) and
 /sys/block/loopN/stat (ext4).
 
   sudo tests/bench/run-extents-bench.sh [--build DIR] [--scratch DIR] [--scale F]
+                                         [--only NAME,...]
+--only runs the named workloads (seqwrite, seqread, randwrite, append,
+stress, rss) in their usual order; seqread reads the file seqwrite wrote,
+so selecting seqread runs seqwrite too (its row is printed as well).
 """
 import argparse
 import ctypes
@@ -265,7 +269,15 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--scratch", default="/var/tmp/extents-bench")
     ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--only", default="",
+                    help="comma-separated workloads: seqwrite,seqread,randwrite,append,stress,rss")
     a = ap.parse_args()
+    names = ("seqwrite", "seqread", "randwrite", "append", "stress", "rss")
+    only = set(x for x in a.only.split(",") if x)
+    if only - set(names):
+        ap.error("--only: unknown workload(s) %s" % ",".join(sorted(only - set(names))))
+    if "seqread" in only:
+        only.add("seqwrite")
     os.makedirs(a.scratch, exist_ok=True)
     s = a.scale
     seq = int(1024 * s) * MiB
@@ -274,6 +286,8 @@ def main():
             ("randwrite 4K+fsync ops/s", randwrite, (int(256 * s) * MiB, int(2000 * s))),
             ("append 4K x N s", append, (int(10000 * s),)),
             ("stress s", stress, (4, int(1500 * s)))]
+    if only:
+        work = [w for w in work if w[0].split()[0] in only]
     res = {}
     for mk in (lambda: Ext4(a.scratch, 12 << 30), lambda: Tslab(a.scratch, 12 << 30, a.build)):
         fs = mk()
@@ -281,7 +295,7 @@ def main():
             for name, fn, args in work:
                 res[(fs.name, name)] = measure(fs, fn, *args)
                 print(fs.name, name, "%.3f" % res[(fs.name, name)][0], flush=True)
-            if fs.name == "tslabfs":
+            if fs.name == "tslabfs" and (not only or "rss" in only):
                 fs.remount()
                 res[(fs.name, "rss")] = measure(fs, rss_4g, int(4096 * s) * MiB)
         finally:
@@ -298,6 +312,8 @@ def main():
                 "%.0f MB / %.0f MB" % (x[2] / 1e6, x[3] / 1e6)
         print("| %s | %.3f | %.3f | %.2f | %s | %s |" % (name, e[0], t[0], t[0] / e[0],
                                                        per(e), per(t)))
+    if ("tslabfs", "rss") not in res:
+        return
     r = res[("tslabfs", "rss")]
     print("| daemon RSS growth writing %d MiB | - | %.1f MiB | - | - | %s |"
           % (int(4096 * s), r[0], "%.2f / %.2f" % (r[2] / r[1], r[3] / r[1])))
