@@ -59,10 +59,10 @@ static void zhdr_encode(uint8_t *blk, uint64_t seq, uint32_t index, uint32_t nzo
 {
 	memset(blk, 0, SLAB_PAGE_SIZE);
 	memcpy(blk + offsetof(struct slab_ckpt_zhdr, magic), CKZ_MAGIC, 8);
-	slab_put64(blk + offsetof(struct slab_ckpt_zhdr, seq), seq);
-	slab_put32(blk + offsetof(struct slab_ckpt_zhdr, index), index);
-	slab_put32(blk + offsetof(struct slab_ckpt_zhdr, nzones), nzones);
-	slab_put64(blk + offsetof(struct slab_ckpt_zhdr, hash),
+	tslab_put64(blk + offsetof(struct slab_ckpt_zhdr, seq), seq);
+	tslab_put32(blk + offsetof(struct slab_ckpt_zhdr, index), index);
+	tslab_put32(blk + offsetof(struct slab_ckpt_zhdr, nzones), nzones);
+	tslab_put64(blk + offsetof(struct slab_ckpt_zhdr, hash),
 	           slab_hash64(blk, offsetof(struct slab_ckpt_zhdr, hash)));
 }
 
@@ -71,9 +71,9 @@ static void zhdr_encode(uint8_t *blk, uint64_t seq, uint32_t index, uint32_t nzo
 static int zhdr_check(const uint8_t *blk, uint64_t seq, uint32_t index, uint32_t nzones)
 {
 	if (!slab_ckpt_zone_hdr_ok(blk) ||
-	    slab_get64(blk + offsetof(struct slab_ckpt_zhdr, seq)) != seq ||
-	    slab_get32(blk + offsetof(struct slab_ckpt_zhdr, index)) != index ||
-	    slab_get32(blk + offsetof(struct slab_ckpt_zhdr, nzones)) != nzones)
+	    tslab_get64(blk + offsetof(struct slab_ckpt_zhdr, seq)) != seq ||
+	    tslab_get32(blk + offsetof(struct slab_ckpt_zhdr, index)) != index ||
+	    tslab_get32(blk + offsetof(struct slab_ckpt_zhdr, nzones)) != nzones)
 		return -EUCLEAN;
 	for (size_t i = sizeof(struct slab_ckpt_zhdr); i < SLAB_PAGE_SIZE; i++)
 		if (blk[i])
@@ -88,22 +88,22 @@ void slab_ckpt_zone_get(const struct slab_ckpt_img *img, uint32_t z,
 {
 	const uint8_t *p = img->zt + (size_t)(z - img->first_data) * CK_ZT;
 
-	out->wp = slab_get64(p);
-	out->first_pseq = slab_get64(p + 8);
+	out->wp = tslab_get64(p);
+	out->first_pseq = tslab_get64(p + 8);
 }
 
 static void ent_obj_decode(const uint8_t *p, struct slab_ckpt_ent *e)
 {
-	e->parent = slab_get64(p);
-	e->uid = slab_get32(p + 8);
-	e->gid = slab_get32(p + 12);
-	e->nlink = slab_get32(p + 16);
-	e->rdev = slab_get32(p + 20);
-	e->size = slab_get64(p + 24);
-	e->atime_ns = (int64_t)slab_get64(p + 32);
-	e->mtime_ns = (int64_t)slab_get64(p + 40);
-	e->ctime_ns = (int64_t)slab_get64(p + 48);
-	e->data_len = slab_get64(p + 56);
+	e->parent = tslab_get64(p);
+	e->uid = tslab_get32(p + 8);
+	e->gid = tslab_get32(p + 12);
+	e->nlink = tslab_get32(p + 16);
+	e->rdev = tslab_get32(p + 20);
+	e->size = tslab_get64(p + 24);
+	e->atime_ns = (int64_t)tslab_get64(p + 32);
+	e->mtime_ns = (int64_t)tslab_get64(p + 40);
+	e->ctime_ns = (int64_t)tslab_get64(p + 48);
+	e->data_len = tslab_get64(p + 56);
 }
 
 int slab_ckpt_next(const struct slab_ckpt_img *img, size_t *pos, struct slab_ckpt_ent *e)
@@ -120,13 +120,13 @@ int slab_ckpt_next(const struct slab_ckpt_img *img, size_t *pos, struct slab_ckp
 	e->kind = p[1];
 	e->name_len = p[2];
 	e->inl = p[3];
-	e->mode = slab_get16(p + 4);
-	e->len = slab_get16(p + 6);
-	e->zone = slab_get32(p + 8);
-	e->off = slab_get32(p + 12);
-	e->handle = slab_get64(p + 16);
-	e->seq = slab_get64(p + 24);
-	e->aux = slab_get64(p + 32);
+	e->mode = tslab_get16(p + 4);
+	e->len = tslab_get16(p + 6);
+	e->zone = tslab_get32(p + 8);
+	e->off = tslab_get32(p + 12);
+	e->handle = tslab_get64(p + 16);
+	e->seq = tslab_get64(p + 24);
+	e->aux = tslab_get64(p + 32);
 	at += CK_ENT;
 	if (e->rtype < SLAB_REC_OBJ || e->rtype > SLAB_REC_FDATA ||
 	    e->zone < img->first_data || e->zone >= img->nzones ||
@@ -160,7 +160,7 @@ int slab_ckpt_next(const struct slab_ckpt_img *img, size_t *pos, struct slab_ckp
 	} else if (e->rtype == SLAB_REC_DROP || e->rtype == SLAB_REC_EPOCH) {
 		if (e->name_len || e->inl || img->len - at < 4)
 			return -EUCLEAN;
-		e->nz = slab_get32(img->buf + at);
+		e->nz = tslab_get32(img->buf + at);
 		at += 4;
 		if (e->nz > img->nzones || img->len - at < (size_t)e->nz * 4)
 			return -EUCLEAN;
@@ -188,14 +188,14 @@ static int img_parse(struct slab_store *st, struct slab_ckpt_img *img)
 	uint64_t n = 0;
 	int r;
 
-	if (img->len < CK_HDR || memcmp(h, CK_MAGIC, 8) || slab_get32(h + 8) != 1)
+	if (img->len < CK_HDR || memcmp(h, CK_MAGIC, 8) || tslab_get32(h + 8) != 1)
 		return -EUCLEAN;
-	img->nzones = slab_get32(h + 12);
-	img->first_data = slab_get32(h + 16);
-	img->neslots = slab_get32(h + 20);
-	img->seq = slab_get64(h + 24);
-	img->page_seq = slab_get64(h + 32);
-	img->nent = slab_get64(h + 40);
+	img->nzones = tslab_get32(h + 12);
+	img->first_data = tslab_get32(h + 16);
+	img->neslots = tslab_get32(h + 20);
+	img->seq = tslab_get64(h + 24);
+	img->page_seq = tslab_get64(h + 32);
+	img->nent = tslab_get64(h + 40);
 	if (img->nzones != st->nzones || img->first_data != st->first_data ||
 	    img->neslots > SLAB_EPOCH_SLOTS)
 		return -EUCLEAN;
@@ -237,7 +237,7 @@ bool slab_ckpt_zone_hdr_ok(const uint8_t *b)
 	const size_t hash_off = offsetof(struct slab_ckpt_zhdr, hash);
 
 	return !memcmp(b, CKZ_MAGIC, 8) &&
-	       slab_get64(b + hash_off) == slab_hash64(b, hash_off);
+	       tslab_get64(b + hash_off) == slab_hash64(b, hash_off);
 }
 
 /* Payload bytes one checkpoint zone holds after its header block. */
@@ -641,33 +641,33 @@ static int put_entry(const struct snap *w, const struct went *x, const struct sl
 	p[1] = r->kind;
 	p[2] = obj ? r->name_len : 0;
 	p[3] = xhead ? SLAB_CKPT_XHEAD : inl;
-	slab_put16(p + 4, r->mode);
-	slab_put16(p + 6, (uint16_t)r->len);
-	slab_put32(p + 8, x->zone);
-	slab_put32(p + 12, x->off);
-	slab_put64(p + 16, r->handle);
-	slab_put64(p + 24, r->seq);
-	slab_put64(p + 32, obj ? (chunked ? r->total : xhead ? r->dbase : 0) : r->parent);
+	tslab_put16(p + 4, r->mode);
+	tslab_put16(p + 6, (uint16_t)r->len);
+	tslab_put32(p + 8, x->zone);
+	tslab_put32(p + 12, x->off);
+	tslab_put64(p + 16, r->handle);
+	tslab_put64(p + 24, r->seq);
+	tslab_put64(p + 32, obj ? (chunked ? r->total : xhead ? r->dbase : 0) : r->parent);
 	p += CK_ENT;
 	if (obj) {
-		slab_put64(p, r->parent);
-		slab_put32(p + 8, r->uid);
-		slab_put32(p + 12, r->gid);
-		slab_put32(p + 16, r->nlink);
-		slab_put32(p + 20, r->rdev);
-		slab_put64(p + 24, r->size);
-		slab_put64(p + 32, (uint64_t)r->atime_ns);
-		slab_put64(p + 40, (uint64_t)r->mtime_ns);
-		slab_put64(p + 48, (uint64_t)r->ctime_ns);
-		slab_put64(p + 56, chunked ? r->total : r->data_len);
+		tslab_put64(p, r->parent);
+		tslab_put32(p + 8, r->uid);
+		tslab_put32(p + 12, r->gid);
+		tslab_put32(p + 16, r->nlink);
+		tslab_put32(p + 20, r->rdev);
+		tslab_put64(p + 24, r->size);
+		tslab_put64(p + 32, (uint64_t)r->atime_ns);
+		tslab_put64(p + 40, (uint64_t)r->mtime_ns);
+		tslab_put64(p + 48, (uint64_t)r->ctime_ns);
+		tslab_put64(p + 56, chunked ? r->total : r->data_len);
 		memcpy(p + CK_OBJ, r->name, r->name_len);
 		if (inl)
 			memcpy(p + CK_OBJ + r->name_len, r->data, inl);
 	}
 	if (zl) {
-		slab_put32(p, x->nz);
+		tslab_put32(p, x->nz);
 		for (uint32_t i = 0; i < x->nz; i++)
-			slab_put32(p + 4 + 4 * i, w->pool[x->zl + i]);
+			tslab_put32(p + 4 + 4 * i, w->pool[x->zl + i]);
 	}
 	return 0;
 }
@@ -741,20 +741,20 @@ static void put_tables(struct slab_store *st, const struct snap *w, struct ckbuf
 
 	memset(h, 0, CK_HDR);
 	memcpy(h, CK_MAGIC, 8);
-	slab_put32(h + 8, 1);
-	slab_put32(h + 12, st->nzones);
-	slab_put32(h + 16, st->first_data);
-	slab_put32(h + 20, w->neslots);
-	slab_put64(h + 24, w->seq);
-	slab_put64(h + 32, w->page_seq);
-	slab_put64(h + 40, nent);
-	slab_put64(h + 48, ckseq);
+	tslab_put32(h + 8, 1);
+	tslab_put32(h + 12, st->nzones);
+	tslab_put32(h + 16, st->first_data);
+	tslab_put32(h + 20, w->neslots);
+	tslab_put64(h + 24, w->seq);
+	tslab_put64(h + 32, w->page_seq);
+	tslab_put64(h + 40, nent);
+	tslab_put64(h + 48, ckseq);
 	for (uint32_t z = st->first_data; z < st->nzones; z++) {
 		uint8_t *p = h + CK_HDR + (size_t)(z - st->first_data) * CK_ZT;
 
 		/* a zone reset since the start is described as unknown */
-		slab_put64(p, zone_reset_since(st, w, z) ? 0 : w->wp[z]);
-		slab_put64(p + 8, w->pseq[z]);
+		tslab_put64(p, zone_reset_since(st, w, z) ? 0 : w->wp[z]);
+		tslab_put64(p + 8, w->pseq[z]);
 	}
 	memcpy(h + CK_HDR + (size_t)ndata * CK_ZT, w->egen, w->neslots);
 }

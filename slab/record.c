@@ -22,27 +22,27 @@ uint64_t slab_hash64(const void *p, size_t len)
 void slab_page_hdr_encode(uint8_t *p, const struct slab_page_hdr *h)
 {
 	memcpy(p, SLAB_PAGE_MAGIC, 4);
-	slab_put32(p + 8, h->epoch);
-	slab_put16(p + 12, h->used);
-	slab_put16(p + 14, h->nrec);
-	slab_put64(p + 16, h->seq);
-	slab_put32(p + 24, h->def_uid);
-	slab_put32(p + 28, h->def_gid);
-	slab_put32(p + 4, slab_hash32(p + 8, SLAB_PAGE_HDR - 8));
+	tslab_put32(p + 8, h->epoch);
+	tslab_put16(p + 12, h->used);
+	tslab_put16(p + 14, h->nrec);
+	tslab_put64(p + 16, h->seq);
+	tslab_put32(p + 24, h->def_uid);
+	tslab_put32(p + 28, h->def_gid);
+	tslab_put32(p + 4, slab_hash32(p + 8, SLAB_PAGE_HDR - 8));
 }
 
 int slab_page_hdr_decode(const uint8_t *p, struct slab_page_hdr *h)
 {
 	if (memcmp(p, SLAB_PAGE_MAGIC, 4) != 0)
 		return -EUCLEAN;
-	if (slab_get32(p + 4) != slab_hash32(p + 8, SLAB_PAGE_HDR - 8))
+	if (tslab_get32(p + 4) != slab_hash32(p + 8, SLAB_PAGE_HDR - 8))
 		return -EUCLEAN;
-	h->epoch = slab_get32(p + 8);
-	h->used = slab_get16(p + 12);
-	h->nrec = slab_get16(p + 14);
-	h->seq = slab_get64(p + 16);
-	h->def_uid = slab_get32(p + 24);
-	h->def_gid = slab_get32(p + 28);
+	h->epoch = tslab_get32(p + 8);
+	h->used = tslab_get16(p + 12);
+	h->nrec = tslab_get16(p + 14);
+	h->seq = tslab_get64(p + 16);
+	h->def_uid = tslab_get32(p + 24);
+	h->def_gid = tslab_get32(p + 28);
 	if (h->used < SLAB_PAGE_HDR || h->used > SLAB_PAGE_SIZE)
 		return -EUCLEAN;
 	return 0;
@@ -92,7 +92,7 @@ static uint32_t ext_len(uint8_t f)
 
 uint32_t slab_rec_len_at(const uint8_t *p)
 {
-	return SLAB_REC_HDR + ext_len(p[7]) + p[6] + slab_get16(p + 10);
+	return SLAB_REC_HDR + ext_len(p[7]) + p[6] + tslab_get16(p + 10);
 }
 
 uint32_t slab_rec_size(const struct slab_rec *r, uint32_t duid, uint32_t dgid)
@@ -114,43 +114,43 @@ int slab_rec_encode(uint8_t *p, size_t cap, const struct slab_rec *r, uint32_t d
 	p[5] = r->kind;
 	p[6] = r->name_len;
 	p[7] = f;
-	slab_put16(p + 8, r->mode);
-	slab_put16(p + 10, r->data_len);
-	slab_put64(p + 12, r->handle);
-	slab_put64(p + 20, r->parent);
-	slab_put64(p + 28, r->seq);
-	slab_put64(p + 36, (uint64_t)r->mtime_ns);
+	tslab_put16(p + 8, r->mode);
+	tslab_put16(p + 10, r->data_len);
+	tslab_put64(p + 12, r->handle);
+	tslab_put64(p + 20, r->parent);
+	tslab_put64(p + 28, r->seq);
+	tslab_put64(p + 36, (uint64_t)r->mtime_ns);
 	if (f & SLAB_RF_UIDGID) {
-		slab_put32(q, r->uid);
-		slab_put32(q + 4, r->gid);
+		tslab_put32(q, r->uid);
+		tslab_put32(q + 4, r->gid);
 		q += 8;
 	}
 	if (f & SLAB_RF_CTIME) {
-		slab_put64(q, (uint64_t)r->ctime_ns);
+		tslab_put64(q, (uint64_t)r->ctime_ns);
 		q += 8;
 	}
 	if (f & SLAB_RF_ATIME) {
-		slab_put64(q, (uint64_t)r->atime_ns);
+		tslab_put64(q, (uint64_t)r->atime_ns);
 		q += 8;
 	}
 	if (f & SLAB_RF_SIZE) {
-		slab_put64(q, r->size);
+		tslab_put64(q, r->size);
 		q += 8;
 	}
 	if (f & SLAB_RF_NLINK) {
-		slab_put32(q, r->nlink);
+		tslab_put32(q, r->nlink);
 		q += 4;
 	}
 	if (f & SLAB_RF_RDEV) {
-		slab_put32(q, r->rdev);
+		tslab_put32(q, r->rdev);
 		q += 4;
 	}
 	if (f & SLAB_RF_CHUNKED) {
-		slab_put64(q, r->total);
+		tslab_put64(q, r->total);
 		q += 8;
 	}
 	if (f & SLAB_RF_EXTENTS) {
-		slab_put64(q, r->dbase);
+		tslab_put64(q, r->dbase);
 		q += 8;
 	}
 	if (r->name_len)
@@ -158,7 +158,7 @@ int slab_rec_encode(uint8_t *p, size_t cap, const struct slab_rec *r, uint32_t d
 	q += r->name_len;
 	if (r->data_len)
 		memcpy(q, r->data, r->data_len);
-	slab_put32(p, slab_hash32(p + 4, len - 4));
+	tslab_put32(p, slab_hash32(p + 4, len - 4));
 	return (int)len;
 }
 
@@ -207,42 +207,42 @@ static const uint8_t *rec_decode_ext(const uint8_t *q, struct slab_rec *r, uint3
 	r->uid = duid;
 	r->gid = dgid;
 	if (f & SLAB_RF_UIDGID) {
-		r->uid = slab_get32(q);
-		r->gid = slab_get32(q + 4);
+		r->uid = tslab_get32(q);
+		r->gid = tslab_get32(q + 4);
 		q += 8;
 	}
 	r->ctime_ns = r->atime_ns = r->mtime_ns;
 	if (f & SLAB_RF_CTIME) {
-		r->ctime_ns = (int64_t)slab_get64(q);
+		r->ctime_ns = (int64_t)tslab_get64(q);
 		q += 8;
 	}
 	if (f & SLAB_RF_ATIME) {
-		r->atime_ns = (int64_t)slab_get64(q);
+		r->atime_ns = (int64_t)tslab_get64(q);
 		q += 8;
 	}
 	r->size = r->data_len;
 	if (f & SLAB_RF_SIZE) {
-		r->size = slab_get64(q);
+		r->size = tslab_get64(q);
 		q += 8;
 	}
 	r->nlink = 1;
 	if (f & SLAB_RF_NLINK) {
-		r->nlink = slab_get32(q);
+		r->nlink = tslab_get32(q);
 		q += 4;
 	}
 	r->rdev = 0;
 	if (f & SLAB_RF_RDEV) {
-		r->rdev = slab_get32(q);
+		r->rdev = tslab_get32(q);
 		q += 4;
 	}
 	r->total = r->data_len;
 	if (f & SLAB_RF_CHUNKED) {
-		r->total = slab_get64(q);
+		r->total = tslab_get64(q);
 		q += 8;
 	}
 	r->dbase = 0;
 	if (f & SLAB_RF_EXTENTS) {
-		r->dbase = slab_get64(q);
+		r->dbase = tslab_get64(q);
 		q += 8;
 	}
 	return q;
@@ -259,19 +259,19 @@ int slab_rec_decode(const uint8_t *p, size_t avail, uint32_t duid, uint32_t dgid
 	r->flags = p[7];
 	if (r->flags & ~SLAB_RF_KNOWN)
 		return -EUCLEAN;
-	r->mode = slab_get16(p + 8);
-	r->data_len = slab_get16(p + 10);
+	r->mode = tslab_get16(p + 8);
+	r->data_len = tslab_get16(p + 10);
 	uint32_t len = SLAB_REC_HDR + ext_len(r->flags) + r->name_len + r->data_len;
 
 	if (len > avail || len > SLAB_REC_MAX)
 		return -EUCLEAN;
-	if (slab_get32(p) != slab_hash32(p + 4, len - 4))
+	if (tslab_get32(p) != slab_hash32(p + 4, len - 4))
 		return -EUCLEAN;
 	r->len = len;
-	r->handle = slab_get64(p + 12);
-	r->parent = slab_get64(p + 20);
-	r->seq = slab_get64(p + 28);
-	r->mtime_ns = (int64_t)slab_get64(p + 36);
+	r->handle = tslab_get64(p + 12);
+	r->parent = tslab_get64(p + 20);
+	r->seq = tslab_get64(p + 28);
+	r->mtime_ns = (int64_t)tslab_get64(p + 36);
 	const uint8_t *q = rec_decode_ext(p + SLAB_REC_HDR, r, duid, dgid);
 
 	r->name = (const char *)q;
@@ -300,8 +300,8 @@ int slab_rec_copy(uint8_t *dst, size_t cap, const uint8_t *src, uint32_t len,
 	memmove(dst + SLAB_REC_HDR + 8, src + SLAB_REC_HDR, len - SLAB_REC_HDR);
 	memmove(dst, src, SLAB_REC_HDR);
 	dst[7] = f | SLAB_RF_UIDGID;
-	slab_put32(dst + SLAB_REC_HDR, suid);
-	slab_put32(dst + SLAB_REC_HDR + 4, sgid);
-	slab_put32(dst, slab_hash32(dst + 4, len + 8 - 4));
+	tslab_put32(dst + SLAB_REC_HDR, suid);
+	tslab_put32(dst + SLAB_REC_HDR + 4, sgid);
+	tslab_put32(dst, slab_hash32(dst + 4, len + 8 - 4));
 	return (int)(len + 8);
 }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "common/tslab_le.h"
 #include "common/tslab_lock.h"
 #include "slab/slab.h"
 
@@ -50,42 +51,6 @@
  * Device I/O: st->zlock is store-wide and is never held across a device
  * call; a zone's wlock (per zone) and an epoch's lock (per epoch) may be.
  */
-
-/* ---- little-endian helpers ------------------------------------------- */
-
-static inline void slab_put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-static inline void slab_put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline void slab_put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline uint16_t slab_get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | (p[1] << 8));
-}
-static inline uint32_t slab_get32(const uint8_t *p)
-{
-	uint32_t v = 0;
-	for (int i = 3; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-static inline uint64_t slab_get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
 
 uint64_t slab_hash64(const void *p, size_t len);
 static inline uint32_t slab_hash32(const void *p, size_t len)

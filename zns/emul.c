@@ -87,6 +87,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "common/tslab_le.h"
 #include "zns/zns_int.h"
 
 #define EMUL_MAGIC         "TSLABZNS"
@@ -140,38 +141,6 @@ struct emul {
 	bool is_blk;
 };
 
-/* ---- little-endian helpers -------------------------------------------- */
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-	uint32_t v = 0;
-
-	for (int i = 0; i < 4; i++)
-		v |= (uint32_t)p[i] << (8 * i);
-	return v;
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
 static uint64_t round_up(uint64_t v, uint64_t a)
 {
 	return (v + a - 1) / a * a;
@@ -183,19 +152,19 @@ static void hdr_encode(const struct emul_hdr *h, uint8_t *b)
 {
 	memset(b, 0, EMUL_HDR_REGION);
 	memcpy(b, EMUL_MAGIC, 8);
-	put_le32(b + 8, h->version);
-	put_le32(b + 12, EMUL_HDR_BYTES);
-	put_le32(b + 16, h->lba_size);
-	put_le32(b + 20, h->nr_zones);
-	put_le64(b + 24, h->zone_size);
-	put_le64(b + 32, h->zone_capacity);
-	put_le32(b + 40, h->max_open);
-	put_le32(b + 44, h->max_active);
-	put_le64(b + 48, h->table_off);
-	put_le64(b + 56, h->table_len);
-	put_le64(b + 64, h->first_zone_off);
-	put_le64(b + 72, h->total);
-	put_le64(b + EMUL_HDR_CSUM_OFF, XXH3_64bits(b, EMUL_HDR_CSUM_OFF));
+	tslab_put32(b + 8, h->version);
+	tslab_put32(b + 12, EMUL_HDR_BYTES);
+	tslab_put32(b + 16, h->lba_size);
+	tslab_put32(b + 20, h->nr_zones);
+	tslab_put64(b + 24, h->zone_size);
+	tslab_put64(b + 32, h->zone_capacity);
+	tslab_put32(b + 40, h->max_open);
+	tslab_put32(b + 44, h->max_active);
+	tslab_put64(b + 48, h->table_off);
+	tslab_put64(b + 56, h->table_len);
+	tslab_put64(b + 64, h->first_zone_off);
+	tslab_put64(b + 72, h->total);
+	tslab_put64(b + EMUL_HDR_CSUM_OFF, XXH3_64bits(b, EMUL_HDR_CSUM_OFF));
 }
 
 /* -EMEDIUMTYPE without the magic; -EUCLEAN when the magic is there but the
@@ -204,21 +173,21 @@ static int hdr_decode(const uint8_t *b, struct emul_hdr *h)
 {
 	if (memcmp(b, EMUL_MAGIC, 8) != 0)
 		return -EMEDIUMTYPE;
-	if (get_le64(b + EMUL_HDR_CSUM_OFF) != XXH3_64bits(b, EMUL_HDR_CSUM_OFF))
+	if (tslab_get64(b + EMUL_HDR_CSUM_OFF) != XXH3_64bits(b, EMUL_HDR_CSUM_OFF))
 		return -EUCLEAN;
-	h->version = get_le32(b + 8);
-	if (h->version != EMUL_VERSION || get_le32(b + 12) != EMUL_HDR_BYTES)
+	h->version = tslab_get32(b + 8);
+	if (h->version != EMUL_VERSION || tslab_get32(b + 12) != EMUL_HDR_BYTES)
 		return -EUCLEAN;
-	h->lba_size = get_le32(b + 16);
-	h->nr_zones = get_le32(b + 20);
-	h->zone_size = get_le64(b + 24);
-	h->zone_capacity = get_le64(b + 32);
-	h->max_open = get_le32(b + 40);
-	h->max_active = get_le32(b + 44);
-	h->table_off = get_le64(b + 48);
-	h->table_len = get_le64(b + 56);
-	h->first_zone_off = get_le64(b + 64);
-	h->total = get_le64(b + 72);
+	h->lba_size = tslab_get32(b + 16);
+	h->nr_zones = tslab_get32(b + 20);
+	h->zone_size = tslab_get64(b + 24);
+	h->zone_capacity = tslab_get64(b + 32);
+	h->max_open = tslab_get32(b + 40);
+	h->max_active = tslab_get32(b + 44);
+	h->table_off = tslab_get64(b + 48);
+	h->table_len = tslab_get64(b + 56);
+	h->first_zone_off = tslab_get64(b + 64);
+	h->total = tslab_get64(b + 72);
 	if ((h->lba_size != 512 && h->lba_size != 4096) || h->nr_zones == 0 ||
 	    h->zone_size == 0 || h->zone_size % h->lba_size || h->zone_capacity == 0 ||
 	    h->zone_capacity > h->zone_size || h->zone_capacity % h->lba_size ||
@@ -243,7 +212,7 @@ static uint64_t entry_encode(uint32_t z, uint64_t wp_lbas, enum zns_cond cond)
 	             ((uint64_t)(cond & 0xff) << EMUL_WP_BITS);
 	uint8_t le[8];
 
-	put_le64(le, v);
+	tslab_put64(le, v);
 	return v | ((XXH3_64bits_withSeed(le, 8, z) & 0xffff) << 48);
 }
 
@@ -274,7 +243,7 @@ static void zone_persist(struct emul *e, uint32_t z)
 	uint64_t v = entry_encode(z, pos / e->h.lba_size, ez->cond);
 	uint8_t le[8];
 
-	put_le64(le, v);
+	tslab_put64(le, v);
 	memcpy(&v, le, 8);
 	__atomic_store_n(entry_ptr(e, z), v, __ATOMIC_RELEASE);
 }
@@ -803,7 +772,7 @@ static int load_table(struct zns_dev *dev, struct emul *e)
 		return -ENOMEM;
 	for (uint32_t z = 0; z < e->h.nr_zones; z++) {
 		struct emul_zone *ez = &e->zones[z];
-		uint64_t v = get_le64((const uint8_t *)entry_ptr(e, z)), wp;
+		uint64_t v = tslab_get64((const uint8_t *)entry_ptr(e, z)), wp;
 
 		if (entry_decode(z, v, &wp, &ez->cond) < 0)
 			return -EUCLEAN;
@@ -922,7 +891,7 @@ static int write_meta(int fd, const struct emul_hdr *h)
 		return -ENOMEM;
 	hdr_encode(h, b);
 	for (uint32_t z = 0; z < h->nr_zones; z++)
-		put_le64(b + h->table_off + (uint64_t)z * EMUL_ENTRY_BYTES,
+		tslab_put64(b + h->table_off + (uint64_t)z * EMUL_ENTRY_BYTES,
 		         entry_encode(z, 0, ZNS_COND_EMPTY));
 	for (size_t done = 0; done < len && ret == 0;) {
 		ssize_t w = pwrite(fd, b + done, len - done, (off_t)done);
