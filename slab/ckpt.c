@@ -270,6 +270,8 @@ static int img_parse(struct slab_store *st, struct slab_ckpt_img *img)
 	img->seq = tslab_get64(h + CKH(next_seq));
 	img->page_seq = tslab_get64(h + CKH(next_page_seq));
 	img->nent = tslab_get64(h + CKH(nent));
+	if (tslab_get64(h + CKH(zero))) /* reserved, zero */
+		return -EUCLEAN;
 	if (img->nzones != st->nzones || img->first_data != st->first_data ||
 	    img->neslots > SLAB_EPOCH_SLOTS)
 		return -EUCLEAN;

@@ -30,7 +30,8 @@ static void ckpt_ref_encode(uint8_t *p, const struct slab_ckpt_ref *ref)
 		tslab_put32(p + SLAB_CR_OFF(zones) + 4 * i, ref->zones[i]);
 }
 
-/* 0, or -EUCLEAN when the reference is malformed for geometry G. */
+/* 0, or -EUCLEAN when the reference is malformed for geometry G or a byte
+ * of the superblock block after its zone list is not zero. */
 static int ckpt_ref_decode(const uint8_t *p, const struct slab_sb_info *sb,
                            const struct slab_sb_geom *g, struct slab_ckpt_ref *ref)
 {
@@ -50,6 +51,10 @@ static int ckpt_ref_decode(const uint8_t *p, const struct slab_sb_info *sb,
 			if (ref->zones[k] == ref->zones[i])
 				return -EUCLEAN;
 	}
+	for (size_t i = SLAB_CKPT_REF_OFF + SLAB_CR_OFF(zones) + 4 * (size_t)ref->nzones;
+	     i < SLAB_SB_BLOCK; i++)
+		if (p[i - SLAB_CKPT_REF_OFF]) /* unlisted bytes are zero */
+			return -EUCLEAN;
 	return 0;
 }
 

@@ -197,9 +197,11 @@ static void hdr_encode(const struct emul_hdr *h, uint8_t *b)
 	tslab_put64(b + EH(csum), XXH3_64bits(b, EH(csum)));
 }
 
-/* -EMEDIUMTYPE without the magic; -EUCLEAN when the magic is there but the
- * header is damaged or inconsistent. */
-static int hdr_decode(const uint8_t *b, struct emul_hdr *h)
+/* B holds the first LEN bytes of the header region (EMUL_HDR_BYTES <= LEN <=
+ * EMUL_HDR_REGION). -EMEDIUMTYPE without the magic; -EUCLEAN when the magic
+ * is there but the header is damaged or inconsistent, or a reserved byte is
+ * not zero. */
+static int hdr_decode(const uint8_t *b, size_t len, struct emul_hdr *h)
 {
 	if (memcmp(b + EH(magic), EMUL_MAGIC, 8) != 0)
 		return -EMEDIUMTYPE;
@@ -229,8 +231,11 @@ static int hdr_decode(const uint8_t *b, struct emul_hdr *h)
 	    h->total != h->first_zone_off + (uint64_t)h->nr_zones * h->zone_size ||
 	    (h->max_active && h->max_open > h->max_active))
 		return -EUCLEAN;
-	for (unsigned i = 80; i < EMUL_HDR_CSUM_OFF; i++)
+	for (size_t i = EH(reserved); i < EH(csum); i++)
 		if (b[i]) /* reserved, zero */
+			return -EUCLEAN;
+	for (size_t i = EMUL_HDR_BYTES; i < len; i++)
+		if (b[i]) /* the rest of the header region is zero */
 			return -EUCLEAN;
 	return 0;
 }
@@ -765,7 +770,8 @@ static int open_backing(struct zns_dev *dev, struct emul *e)
 		ret = -errno;
 		goto out_free;
 	}
-	ret = r < (ssize_t)EMUL_HDR_BYTES ? -EMEDIUMTYPE : hdr_decode(buf, &e->h);
+	ret = r < (ssize_t)EMUL_HDR_BYTES ? -EMEDIUMTYPE
+	                                  : hdr_decode(buf, (size_t)r, &e->h);
 	if (ret < 0)
 		goto out_free;
 	ret = backing_size(dev->fd, e->is_blk, &size);
