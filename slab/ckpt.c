@@ -37,10 +37,6 @@
 
 #define CK_MAGIC  "TSCKPT\0\0"
 #define CKZ_MAGIC "TSCKZONE"
-#define CK_HDR    64u /* image header */
-#define CK_ENT    40u /* fixed part of an entry */
-#define CK_OBJ    64u /* OBJ extension */
-#define CK_ZT     16u /* zone table entry */
 #define CK_IO     (1024u * 1024u)
 
 /* Header block of each checkpoint zone (little-endian; bytes 32..4095 are
@@ -55,15 +51,92 @@ struct slab_ckpt_zhdr {
 _Static_assert(sizeof(struct slab_ckpt_zhdr) == 32, "checkpoint zone header");
 _Static_assert(offsetof(struct slab_ckpt_zhdr, hash) == 24, "ckpt zone hash");
 
+/* Image header (little-endian, at image offset 0). put_tables() and
+ * img_parse() access the bytes at these offsets. */
+struct slab_ckpt_hdr {
+	uint8_t magic[8];       /*  0 CK_MAGIC */
+	uint32_t version;       /*  8 image version, 1 */
+	uint32_t nr_zones;      /* 12 must match the device */
+	uint32_t first_data;    /* 16 must match the superblock */
+	uint32_t neslots;       /* 20 epoch slots in the epoch table */
+	uint64_t next_seq;      /* 24 next record sequence number */
+	uint64_t next_page_seq; /* 32 next page sequence number */
+	uint64_t nent;          /* 40 entries */
+	uint64_t ckseq;         /* 48 checkpoint number */
+	uint64_t zero;          /* 56 reserved, zero */
+};
+#define CKH(f) offsetof(struct slab_ckpt_hdr, f)
+#define CK_HDR sizeof(struct slab_ckpt_hdr)
+_Static_assert(sizeof(struct slab_ckpt_hdr) == 64, "checkpoint image header");
+_Static_assert(CKH(version) == 8 && CKH(nr_zones) == 12 && CKH(first_data) == 16 &&
+                   CKH(neslots) == 20 && CKH(next_seq) == 24 &&
+                   CKH(next_page_seq) == 32 && CKH(nent) == 40 && CKH(ckseq) == 48 &&
+                   CKH(zero) == 56,
+               "checkpoint image header fields");
+
+/* Zone table entry, one per data zone after the header. */
+struct slab_ckpt_zt {
+	uint64_t wp;         /* 0 write pointer then; 0: not described */
+	uint64_t first_pseq; /* 8 sequence number of the page at offset 0 */
+};
+#define CKZT(f) offsetof(struct slab_ckpt_zt, f)
+#define CK_ZT   sizeof(struct slab_ckpt_zt)
+_Static_assert(sizeof(struct slab_ckpt_zt) == 16 && CKZT(first_pseq) == 8,
+               "zone table entry");
+
+/* Fixed part of an entry. */
+struct slab_ckpt_ent_disk {
+	uint8_t rtype;    /*  0 enum slab_rtype */
+	uint8_t kind;     /*  1 */
+	uint8_t name_len; /*  2 OBJ; else 0 */
+	uint8_t inl;      /*  3 inline payload bytes, SLAB_CKPT_XHEAD, else 0 */
+	uint16_t mode;    /*  4 */
+	uint16_t len;     /*  6 encoded record length */
+	uint32_t zone;    /*  8 */
+	uint32_t off;     /* 12 offset in the zone */
+	uint64_t handle;  /* 16 */
+	uint64_t seq;     /* 24 */
+	uint64_t aux;     /* 32 total / data base / chunk index / dropped epoch */
+};
+#define CKE(f) offsetof(struct slab_ckpt_ent_disk, f)
+#define CK_ENT sizeof(struct slab_ckpt_ent_disk)
+_Static_assert(sizeof(struct slab_ckpt_ent_disk) == 40, "checkpoint entry");
+_Static_assert(CKE(kind) == 1 && CKE(name_len) == 2 && CKE(inl) == 3 && CKE(mode) == 4 &&
+                   CKE(len) == 6 && CKE(zone) == 8 && CKE(off) == 12 &&
+                   CKE(handle) == 16 && CKE(seq) == 24 && CKE(aux) == 32,
+               "checkpoint entry fields");
+
+/* OBJ extension, after the fixed part of an OBJ entry; name and inline
+ * payload follow. */
+struct slab_ckpt_obj_disk {
+	uint64_t parent;   /*  0 */
+	uint32_t uid;      /*  8 */
+	uint32_t gid;      /* 12 */
+	uint32_t nlink;    /* 16 */
+	uint32_t rdev;     /* 20 */
+	uint64_t size;     /* 24 */
+	int64_t atime_ns;  /* 32 */
+	int64_t mtime_ns;  /* 40 */
+	int64_t ctime_ns;  /* 48 */
+	uint64_t data_len; /* 56 payload length */
+};
+#define CKO(f) offsetof(struct slab_ckpt_obj_disk, f)
+#define CK_OBJ sizeof(struct slab_ckpt_obj_disk)
+_Static_assert(sizeof(struct slab_ckpt_obj_disk) == 64, "checkpoint OBJ extension");
+_Static_assert(CKO(uid) == 8 && CKO(gid) == 12 && CKO(nlink) == 16 && CKO(rdev) == 20 &&
+                   CKO(size) == 24 && CKO(atime_ns) == 32 && CKO(mtime_ns) == 40 &&
+                   CKO(ctime_ns) == 48 && CKO(data_len) == 56,
+               "checkpoint OBJ extension fields");
+
 static void zhdr_encode(uint8_t *blk, uint64_t seq, uint32_t index, uint32_t nzones)
 {
 	memset(blk, 0, SLAB_PAGE_SIZE);
 	memcpy(blk + offsetof(struct slab_ckpt_zhdr, magic), CKZ_MAGIC, 8);
-	slab_put64(blk + offsetof(struct slab_ckpt_zhdr, seq), seq);
-	slab_put32(blk + offsetof(struct slab_ckpt_zhdr, index), index);
-	slab_put32(blk + offsetof(struct slab_ckpt_zhdr, nzones), nzones);
-	slab_put64(blk + offsetof(struct slab_ckpt_zhdr, hash),
-	           slab_hash64(blk, offsetof(struct slab_ckpt_zhdr, hash)));
+	tslab_put64(blk + offsetof(struct slab_ckpt_zhdr, seq), seq);
+	tslab_put32(blk + offsetof(struct slab_ckpt_zhdr, index), index);
+	tslab_put32(blk + offsetof(struct slab_ckpt_zhdr, nzones), nzones);
+	tslab_put64(blk + offsetof(struct slab_ckpt_zhdr, hash),
+	            slab_hash64(blk, offsetof(struct slab_ckpt_zhdr, hash)));
 }
 
 /* 0 if BLK is the header of zone INDEX of checkpoint SEQ of NZONES zones:
@@ -71,9 +144,9 @@ static void zhdr_encode(uint8_t *blk, uint64_t seq, uint32_t index, uint32_t nzo
 static int zhdr_check(const uint8_t *blk, uint64_t seq, uint32_t index, uint32_t nzones)
 {
 	if (!slab_ckpt_zone_hdr_ok(blk) ||
-	    slab_get64(blk + offsetof(struct slab_ckpt_zhdr, seq)) != seq ||
-	    slab_get32(blk + offsetof(struct slab_ckpt_zhdr, index)) != index ||
-	    slab_get32(blk + offsetof(struct slab_ckpt_zhdr, nzones)) != nzones)
+	    tslab_get64(blk + offsetof(struct slab_ckpt_zhdr, seq)) != seq ||
+	    tslab_get32(blk + offsetof(struct slab_ckpt_zhdr, index)) != index ||
+	    tslab_get32(blk + offsetof(struct slab_ckpt_zhdr, nzones)) != nzones)
 		return -EUCLEAN;
 	for (size_t i = sizeof(struct slab_ckpt_zhdr); i < SLAB_PAGE_SIZE; i++)
 		if (blk[i])
@@ -88,22 +161,22 @@ void slab_ckpt_zone_get(const struct slab_ckpt_img *img, uint32_t z,
 {
 	const uint8_t *p = img->zt + (size_t)(z - img->first_data) * CK_ZT;
 
-	out->wp = slab_get64(p);
-	out->first_pseq = slab_get64(p + 8);
+	out->wp = tslab_get64(p + CKZT(wp));
+	out->first_pseq = tslab_get64(p + CKZT(first_pseq));
 }
 
 static void ent_obj_decode(const uint8_t *p, struct slab_ckpt_ent *e)
 {
-	e->parent = slab_get64(p);
-	e->uid = slab_get32(p + 8);
-	e->gid = slab_get32(p + 12);
-	e->nlink = slab_get32(p + 16);
-	e->rdev = slab_get32(p + 20);
-	e->size = slab_get64(p + 24);
-	e->atime_ns = (int64_t)slab_get64(p + 32);
-	e->mtime_ns = (int64_t)slab_get64(p + 40);
-	e->ctime_ns = (int64_t)slab_get64(p + 48);
-	e->data_len = slab_get64(p + 56);
+	e->parent = tslab_get64(p + CKO(parent));
+	e->uid = tslab_get32(p + CKO(uid));
+	e->gid = tslab_get32(p + CKO(gid));
+	e->nlink = tslab_get32(p + CKO(nlink));
+	e->rdev = tslab_get32(p + CKO(rdev));
+	e->size = tslab_get64(p + CKO(size));
+	e->atime_ns = (int64_t)tslab_get64(p + CKO(atime_ns));
+	e->mtime_ns = (int64_t)tslab_get64(p + CKO(mtime_ns));
+	e->ctime_ns = (int64_t)tslab_get64(p + CKO(ctime_ns));
+	e->data_len = tslab_get64(p + CKO(data_len));
 }
 
 int slab_ckpt_next(const struct slab_ckpt_img *img, size_t *pos, struct slab_ckpt_ent *e)
@@ -116,17 +189,17 @@ int slab_ckpt_next(const struct slab_ckpt_img *img, size_t *pos, struct slab_ckp
 	if (left < CK_ENT)
 		return -EUCLEAN;
 	memset(e, 0, sizeof(*e));
-	e->rtype = p[0];
-	e->kind = p[1];
-	e->name_len = p[2];
-	e->inl = p[3];
-	e->mode = slab_get16(p + 4);
-	e->len = slab_get16(p + 6);
-	e->zone = slab_get32(p + 8);
-	e->off = slab_get32(p + 12);
-	e->handle = slab_get64(p + 16);
-	e->seq = slab_get64(p + 24);
-	e->aux = slab_get64(p + 32);
+	e->rtype = p[CKE(rtype)];
+	e->kind = p[CKE(kind)];
+	e->name_len = p[CKE(name_len)];
+	e->inl = p[CKE(inl)];
+	e->mode = tslab_get16(p + CKE(mode));
+	e->len = tslab_get16(p + CKE(len));
+	e->zone = tslab_get32(p + CKE(zone));
+	e->off = tslab_get32(p + CKE(off));
+	e->handle = tslab_get64(p + CKE(handle));
+	e->seq = tslab_get64(p + CKE(seq));
+	e->aux = tslab_get64(p + CKE(aux));
 	at += CK_ENT;
 	if (e->rtype < SLAB_REC_OBJ || e->rtype > SLAB_REC_FDATA ||
 	    e->zone < img->first_data || e->zone >= img->nzones ||
@@ -160,7 +233,7 @@ int slab_ckpt_next(const struct slab_ckpt_img *img, size_t *pos, struct slab_ckp
 	} else if (e->rtype == SLAB_REC_DROP || e->rtype == SLAB_REC_EPOCH) {
 		if (e->name_len || e->inl || img->len - at < 4)
 			return -EUCLEAN;
-		e->nz = slab_get32(img->buf + at);
+		e->nz = tslab_get32(img->buf + at);
 		at += 4;
 		if (e->nz > img->nzones || img->len - at < (size_t)e->nz * 4)
 			return -EUCLEAN;
@@ -188,14 +261,17 @@ static int img_parse(struct slab_store *st, struct slab_ckpt_img *img)
 	uint64_t n = 0;
 	int r;
 
-	if (img->len < CK_HDR || memcmp(h, CK_MAGIC, 8) || slab_get32(h + 8) != 1)
+	if (img->len < CK_HDR || memcmp(h + CKH(magic), CK_MAGIC, 8) ||
+	    tslab_get32(h + CKH(version)) != 1)
 		return -EUCLEAN;
-	img->nzones = slab_get32(h + 12);
-	img->first_data = slab_get32(h + 16);
-	img->neslots = slab_get32(h + 20);
-	img->seq = slab_get64(h + 24);
-	img->page_seq = slab_get64(h + 32);
-	img->nent = slab_get64(h + 40);
+	img->nzones = tslab_get32(h + CKH(nr_zones));
+	img->first_data = tslab_get32(h + CKH(first_data));
+	img->neslots = tslab_get32(h + CKH(neslots));
+	img->seq = tslab_get64(h + CKH(next_seq));
+	img->page_seq = tslab_get64(h + CKH(next_page_seq));
+	img->nent = tslab_get64(h + CKH(nent));
+	if (tslab_get64(h + CKH(zero))) /* reserved, zero */
+		return -EUCLEAN;
 	if (img->nzones != st->nzones || img->first_data != st->first_data ||
 	    img->neslots > SLAB_EPOCH_SLOTS)
 		return -EUCLEAN;
@@ -237,7 +313,7 @@ bool slab_ckpt_zone_hdr_ok(const uint8_t *b)
 	const size_t hash_off = offsetof(struct slab_ckpt_zhdr, hash);
 
 	return !memcmp(b, CKZ_MAGIC, 8) &&
-	       slab_get64(b + hash_off) == slab_hash64(b, hash_off);
+	       tslab_get64(b + hash_off) == slab_hash64(b, hash_off);
 }
 
 /* Payload bytes one checkpoint zone holds after its header block. */
@@ -637,37 +713,40 @@ static int put_entry(const struct snap *w, const struct went *x, const struct sl
 
 	if (!p)
 		return -ENOMEM;
-	p[0] = r->rtype;
-	p[1] = r->kind;
-	p[2] = obj ? r->name_len : 0;
-	p[3] = xhead ? SLAB_CKPT_XHEAD : inl;
-	slab_put16(p + 4, r->mode);
-	slab_put16(p + 6, (uint16_t)r->len);
-	slab_put32(p + 8, x->zone);
-	slab_put32(p + 12, x->off);
-	slab_put64(p + 16, r->handle);
-	slab_put64(p + 24, r->seq);
-	slab_put64(p + 32, obj ? (chunked ? r->total : xhead ? r->dbase : 0) : r->parent);
+	p[CKE(rtype)] = r->rtype;
+	p[CKE(kind)] = r->kind;
+	p[CKE(name_len)] = obj ? r->name_len : 0;
+	p[CKE(inl)] = xhead ? SLAB_CKPT_XHEAD : inl;
+	tslab_put16(p + CKE(mode), r->mode);
+	tslab_put16(p + CKE(len), (uint16_t)r->len);
+	tslab_put32(p + CKE(zone), x->zone);
+	tslab_put32(p + CKE(off), x->off);
+	tslab_put64(p + CKE(handle), r->handle);
+	tslab_put64(p + CKE(seq), r->seq);
+	tslab_put64(p + CKE(aux), obj ? (chunked ? r->total
+	                                 : xhead ? r->dbase
+	                                         : 0)
+	                              : r->parent);
 	p += CK_ENT;
 	if (obj) {
-		slab_put64(p, r->parent);
-		slab_put32(p + 8, r->uid);
-		slab_put32(p + 12, r->gid);
-		slab_put32(p + 16, r->nlink);
-		slab_put32(p + 20, r->rdev);
-		slab_put64(p + 24, r->size);
-		slab_put64(p + 32, (uint64_t)r->atime_ns);
-		slab_put64(p + 40, (uint64_t)r->mtime_ns);
-		slab_put64(p + 48, (uint64_t)r->ctime_ns);
-		slab_put64(p + 56, chunked ? r->total : r->data_len);
+		tslab_put64(p + CKO(parent), r->parent);
+		tslab_put32(p + CKO(uid), r->uid);
+		tslab_put32(p + CKO(gid), r->gid);
+		tslab_put32(p + CKO(nlink), r->nlink);
+		tslab_put32(p + CKO(rdev), r->rdev);
+		tslab_put64(p + CKO(size), r->size);
+		tslab_put64(p + CKO(atime_ns), (uint64_t)r->atime_ns);
+		tslab_put64(p + CKO(mtime_ns), (uint64_t)r->mtime_ns);
+		tslab_put64(p + CKO(ctime_ns), (uint64_t)r->ctime_ns);
+		tslab_put64(p + CKO(data_len), chunked ? r->total : r->data_len);
 		memcpy(p + CK_OBJ, r->name, r->name_len);
 		if (inl)
 			memcpy(p + CK_OBJ + r->name_len, r->data, inl);
 	}
 	if (zl) {
-		slab_put32(p, x->nz);
+		tslab_put32(p, x->nz);
 		for (uint32_t i = 0; i < x->nz; i++)
-			slab_put32(p + 4 + 4 * i, w->pool[x->zl + i]);
+			tslab_put32(p + 4 + 4 * i, w->pool[x->zl + i]);
 	}
 	return 0;
 }
@@ -740,21 +819,21 @@ static void put_tables(struct slab_store *st, const struct snap *w, struct ckbuf
 	uint8_t *h = b->p;
 
 	memset(h, 0, CK_HDR);
-	memcpy(h, CK_MAGIC, 8);
-	slab_put32(h + 8, 1);
-	slab_put32(h + 12, st->nzones);
-	slab_put32(h + 16, st->first_data);
-	slab_put32(h + 20, w->neslots);
-	slab_put64(h + 24, w->seq);
-	slab_put64(h + 32, w->page_seq);
-	slab_put64(h + 40, nent);
-	slab_put64(h + 48, ckseq);
+	memcpy(h + CKH(magic), CK_MAGIC, 8);
+	tslab_put32(h + CKH(version), 1);
+	tslab_put32(h + CKH(nr_zones), st->nzones);
+	tslab_put32(h + CKH(first_data), st->first_data);
+	tslab_put32(h + CKH(neslots), w->neslots);
+	tslab_put64(h + CKH(next_seq), w->seq);
+	tslab_put64(h + CKH(next_page_seq), w->page_seq);
+	tslab_put64(h + CKH(nent), nent);
+	tslab_put64(h + CKH(ckseq), ckseq);
 	for (uint32_t z = st->first_data; z < st->nzones; z++) {
 		uint8_t *p = h + CK_HDR + (size_t)(z - st->first_data) * CK_ZT;
 
 		/* a zone reset since the start is described as unknown */
-		slab_put64(p, zone_reset_since(st, w, z) ? 0 : w->wp[z]);
-		slab_put64(p + 8, w->pseq[z]);
+		tslab_put64(p + CKZT(wp), zone_reset_since(st, w, z) ? 0 : w->wp[z]);
+		tslab_put64(p + CKZT(first_pseq), w->pseq[z]);
 	}
 	memcpy(h + CK_HDR + (size_t)ndata * CK_ZT, w->egen, w->neslots);
 }

@@ -1229,7 +1229,7 @@ static int ck_inject(struct recov *rc)
 		for (uint32_t i = 0; i < e.nz; i++) {
 			struct rent p = {.handle =
 			                     drop ? e.aux : slab_handle_epoch(e.handle),
-			                 .zone = slab_get32(e.zl + 4 * i)};
+			                 .zone = tslab_get32(e.zl + 4 * i)};
 
 			/* only zones unchanged since still hold those records */
 			if (p.zone < rc->st->nzones && rc->scan_start[p.zone] &&

@@ -101,9 +101,9 @@ static void rec_peek(const uint8_t *p, struct slab_rec *r)
 	r->rtype = p[4];
 	r->name_len = p[6];
 	r->flags = p[7];
-	r->data_len = slab_get16(p + 10);
-	r->handle = slab_get64(p + 12);
-	r->parent = slab_get64(p + 20);
+	r->data_len = tslab_get16(p + 10);
+	r->handle = tslab_get64(p + 12);
+	r->parent = tslab_get64(p + 20);
 	r->len = slab_rec_len_at(p);
 }
 
@@ -295,8 +295,8 @@ int slab_page_append_raw(struct slab_store *st, struct slab_epoch *e, const uint
 	if (pg->nrec == 0 && rec[4] == SLAB_REC_OBJ) {
 		/* Effective owner of the record becomes the page default. */
 		if (rec[7] & SLAB_RF_UIDGID) {
-			pg->def_uid = slab_get32(rec + SLAB_REC_HDR);
-			pg->def_gid = slab_get32(rec + SLAB_REC_HDR + 4);
+			pg->def_uid = tslab_get32(rec + SLAB_REC_HDR);
+			pg->def_gid = tslab_get32(rec + SLAB_REC_HDR + 4);
 		} else {
 			pg->def_uid = suid;
 			pg->def_gid = sgid;

@@ -14,41 +14,44 @@ uint64_t slab_hash64(const void *p, size_t len)
 	return XXH3_64bits(p, len);
 }
 
-/* ---- page header --------------------------------------------------------
- *  0 magic "TSPG"   4 csum (low 32 bits of XXH3-64 of bytes 8..31)
- *  8 epoch u32     12 used u16   14 nrec u16   16 page seq u64
- * 24 default uid   28 default gid
- */
+/* ---- page header (struct slab_page_hdr_disk) --------------------------- */
+
+#define PH_HASHED SLAB_PH_OFF(epoch) /* the checksum covers [8, 32) */
+
 void slab_page_hdr_encode(uint8_t *p, const struct slab_page_hdr *h)
 {
-	memcpy(p, SLAB_PAGE_MAGIC, 4);
-	slab_put32(p + 8, h->epoch);
-	slab_put16(p + 12, h->used);
-	slab_put16(p + 14, h->nrec);
-	slab_put64(p + 16, h->seq);
-	slab_put32(p + 24, h->def_uid);
-	slab_put32(p + 28, h->def_gid);
-	slab_put32(p + 4, slab_hash32(p + 8, SLAB_PAGE_HDR - 8));
+	memcpy(p + SLAB_PH_OFF(magic), SLAB_PAGE_MAGIC, 4);
+	tslab_put32(p + SLAB_PH_OFF(epoch), h->epoch);
+	tslab_put16(p + SLAB_PH_OFF(used), h->used);
+	tslab_put16(p + SLAB_PH_OFF(nrec), h->nrec);
+	tslab_put64(p + SLAB_PH_OFF(seq), h->seq);
+	tslab_put32(p + SLAB_PH_OFF(def_uid), h->def_uid);
+	tslab_put32(p + SLAB_PH_OFF(def_gid), h->def_gid);
+	tslab_put32(p + SLAB_PH_OFF(csum),
+	            slab_hash32(p + PH_HASHED, SLAB_PAGE_HDR - PH_HASHED));
 }
 
 int slab_page_hdr_decode(const uint8_t *p, struct slab_page_hdr *h)
 {
-	if (memcmp(p, SLAB_PAGE_MAGIC, 4) != 0)
+	if (memcmp(p + SLAB_PH_OFF(magic), SLAB_PAGE_MAGIC, 4) != 0)
 		return -EUCLEAN;
-	if (slab_get32(p + 4) != slab_hash32(p + 8, SLAB_PAGE_HDR - 8))
+	if (tslab_get32(p + SLAB_PH_OFF(csum)) !=
+	    slab_hash32(p + PH_HASHED, SLAB_PAGE_HDR - PH_HASHED))
 		return -EUCLEAN;
-	h->epoch = slab_get32(p + 8);
-	h->used = slab_get16(p + 12);
-	h->nrec = slab_get16(p + 14);
-	h->seq = slab_get64(p + 16);
-	h->def_uid = slab_get32(p + 24);
-	h->def_gid = slab_get32(p + 28);
+	h->epoch = tslab_get32(p + SLAB_PH_OFF(epoch));
+	h->used = tslab_get16(p + SLAB_PH_OFF(used));
+	h->nrec = tslab_get16(p + SLAB_PH_OFF(nrec));
+	h->seq = tslab_get64(p + SLAB_PH_OFF(seq));
+	h->def_uid = tslab_get32(p + SLAB_PH_OFF(def_uid));
+	h->def_gid = tslab_get32(p + SLAB_PH_OFF(def_gid));
 	if (h->used < SLAB_PAGE_HDR || h->used > SLAB_PAGE_SIZE)
 		return -EUCLEAN;
 	return 0;
 }
 
-/* ---- records ------------------------------------------------------------ */
+/* ---- records (struct slab_rec_disk) -------------------------------------- */
+
+#define RD_HASHED SLAB_RD_OFF(rtype) /* the checksum covers [4, len) */
 
 static uint8_t rec_flags(const struct slab_rec *r, uint32_t duid, uint32_t dgid)
 {
@@ -92,7 +95,8 @@ static uint32_t ext_len(uint8_t f)
 
 uint32_t slab_rec_len_at(const uint8_t *p)
 {
-	return SLAB_REC_HDR + ext_len(p[7]) + p[6] + slab_get16(p + 10);
+	return SLAB_REC_HDR + ext_len(p[SLAB_RD_OFF(flags)]) + p[SLAB_RD_OFF(name_len)] +
+	       tslab_get16(p + SLAB_RD_OFF(data_len));
 }
 
 uint32_t slab_rec_size(const struct slab_rec *r, uint32_t duid, uint32_t dgid)
@@ -110,47 +114,47 @@ int slab_rec_encode(uint8_t *p, size_t cap, const struct slab_rec *r, uint32_t d
 
 	if (len > cap)
 		return -ENOSPC;
-	p[4] = r->rtype;
-	p[5] = r->kind;
-	p[6] = r->name_len;
-	p[7] = f;
-	slab_put16(p + 8, r->mode);
-	slab_put16(p + 10, r->data_len);
-	slab_put64(p + 12, r->handle);
-	slab_put64(p + 20, r->parent);
-	slab_put64(p + 28, r->seq);
-	slab_put64(p + 36, (uint64_t)r->mtime_ns);
+	p[SLAB_RD_OFF(rtype)] = r->rtype;
+	p[SLAB_RD_OFF(kind)] = r->kind;
+	p[SLAB_RD_OFF(name_len)] = r->name_len;
+	p[SLAB_RD_OFF(flags)] = f;
+	tslab_put16(p + SLAB_RD_OFF(mode), r->mode);
+	tslab_put16(p + SLAB_RD_OFF(data_len), r->data_len);
+	tslab_put64(p + SLAB_RD_OFF(handle), r->handle);
+	tslab_put64(p + SLAB_RD_OFF(parent), r->parent);
+	tslab_put64(p + SLAB_RD_OFF(seq), r->seq);
+	tslab_put64(p + SLAB_RD_OFF(mtime_ns), (uint64_t)r->mtime_ns);
 	if (f & SLAB_RF_UIDGID) {
-		slab_put32(q, r->uid);
-		slab_put32(q + 4, r->gid);
+		tslab_put32(q, r->uid);
+		tslab_put32(q + 4, r->gid);
 		q += 8;
 	}
 	if (f & SLAB_RF_CTIME) {
-		slab_put64(q, (uint64_t)r->ctime_ns);
+		tslab_put64(q, (uint64_t)r->ctime_ns);
 		q += 8;
 	}
 	if (f & SLAB_RF_ATIME) {
-		slab_put64(q, (uint64_t)r->atime_ns);
+		tslab_put64(q, (uint64_t)r->atime_ns);
 		q += 8;
 	}
 	if (f & SLAB_RF_SIZE) {
-		slab_put64(q, r->size);
+		tslab_put64(q, r->size);
 		q += 8;
 	}
 	if (f & SLAB_RF_NLINK) {
-		slab_put32(q, r->nlink);
+		tslab_put32(q, r->nlink);
 		q += 4;
 	}
 	if (f & SLAB_RF_RDEV) {
-		slab_put32(q, r->rdev);
+		tslab_put32(q, r->rdev);
 		q += 4;
 	}
 	if (f & SLAB_RF_CHUNKED) {
-		slab_put64(q, r->total);
+		tslab_put64(q, r->total);
 		q += 8;
 	}
 	if (f & SLAB_RF_EXTENTS) {
-		slab_put64(q, r->dbase);
+		tslab_put64(q, r->dbase);
 		q += 8;
 	}
 	if (r->name_len)
@@ -158,7 +162,7 @@ int slab_rec_encode(uint8_t *p, size_t cap, const struct slab_rec *r, uint32_t d
 	q += r->name_len;
 	if (r->data_len)
 		memcpy(q, r->data, r->data_len);
-	slab_put32(p, slab_hash32(p + 4, len - 4));
+	tslab_put32(p + SLAB_RD_OFF(csum), slab_hash32(p + RD_HASHED, len - RD_HASHED));
 	return (int)len;
 }
 
@@ -207,42 +211,42 @@ static const uint8_t *rec_decode_ext(const uint8_t *q, struct slab_rec *r, uint3
 	r->uid = duid;
 	r->gid = dgid;
 	if (f & SLAB_RF_UIDGID) {
-		r->uid = slab_get32(q);
-		r->gid = slab_get32(q + 4);
+		r->uid = tslab_get32(q);
+		r->gid = tslab_get32(q + 4);
 		q += 8;
 	}
 	r->ctime_ns = r->atime_ns = r->mtime_ns;
 	if (f & SLAB_RF_CTIME) {
-		r->ctime_ns = (int64_t)slab_get64(q);
+		r->ctime_ns = (int64_t)tslab_get64(q);
 		q += 8;
 	}
 	if (f & SLAB_RF_ATIME) {
-		r->atime_ns = (int64_t)slab_get64(q);
+		r->atime_ns = (int64_t)tslab_get64(q);
 		q += 8;
 	}
 	r->size = r->data_len;
 	if (f & SLAB_RF_SIZE) {
-		r->size = slab_get64(q);
+		r->size = tslab_get64(q);
 		q += 8;
 	}
 	r->nlink = 1;
 	if (f & SLAB_RF_NLINK) {
-		r->nlink = slab_get32(q);
+		r->nlink = tslab_get32(q);
 		q += 4;
 	}
 	r->rdev = 0;
 	if (f & SLAB_RF_RDEV) {
-		r->rdev = slab_get32(q);
+		r->rdev = tslab_get32(q);
 		q += 4;
 	}
 	r->total = r->data_len;
 	if (f & SLAB_RF_CHUNKED) {
-		r->total = slab_get64(q);
+		r->total = tslab_get64(q);
 		q += 8;
 	}
 	r->dbase = 0;
 	if (f & SLAB_RF_EXTENTS) {
-		r->dbase = slab_get64(q);
+		r->dbase = tslab_get64(q);
 		q += 8;
 	}
 	return q;
@@ -253,25 +257,26 @@ int slab_rec_decode(const uint8_t *p, size_t avail, uint32_t duid, uint32_t dgid
 {
 	if (avail < SLAB_REC_HDR)
 		return -EUCLEAN;
-	r->rtype = p[4];
-	r->kind = p[5];
-	r->name_len = p[6];
-	r->flags = p[7];
+	r->rtype = p[SLAB_RD_OFF(rtype)];
+	r->kind = p[SLAB_RD_OFF(kind)];
+	r->name_len = p[SLAB_RD_OFF(name_len)];
+	r->flags = p[SLAB_RD_OFF(flags)];
 	if (r->flags & ~SLAB_RF_KNOWN)
 		return -EUCLEAN;
-	r->mode = slab_get16(p + 8);
-	r->data_len = slab_get16(p + 10);
+	r->mode = tslab_get16(p + SLAB_RD_OFF(mode));
+	r->data_len = tslab_get16(p + SLAB_RD_OFF(data_len));
 	uint32_t len = SLAB_REC_HDR + ext_len(r->flags) + r->name_len + r->data_len;
 
 	if (len > avail || len > SLAB_REC_MAX)
 		return -EUCLEAN;
-	if (slab_get32(p) != slab_hash32(p + 4, len - 4))
+	if (tslab_get32(p + SLAB_RD_OFF(csum)) !=
+	    slab_hash32(p + RD_HASHED, len - RD_HASHED))
 		return -EUCLEAN;
 	r->len = len;
-	r->handle = slab_get64(p + 12);
-	r->parent = slab_get64(p + 20);
-	r->seq = slab_get64(p + 28);
-	r->mtime_ns = (int64_t)slab_get64(p + 36);
+	r->handle = tslab_get64(p + SLAB_RD_OFF(handle));
+	r->parent = tslab_get64(p + SLAB_RD_OFF(parent));
+	r->seq = tslab_get64(p + SLAB_RD_OFF(seq));
+	r->mtime_ns = (int64_t)tslab_get64(p + SLAB_RD_OFF(mtime_ns));
 	const uint8_t *q = rec_decode_ext(p + SLAB_REC_HDR, r, duid, dgid);
 
 	r->name = (const char *)q;
@@ -285,9 +290,9 @@ int slab_rec_decode(const uint8_t *p, size_t avail, uint32_t duid, uint32_t dgid
 int slab_rec_copy(uint8_t *dst, size_t cap, const uint8_t *src, uint32_t len,
                   uint32_t suid, uint32_t sgid, uint32_t duid, uint32_t dgid)
 {
-	uint8_t f = src[7];
+	uint8_t f = src[SLAB_RD_OFF(flags)];
 
-	if (src[4] != SLAB_REC_OBJ || (f & SLAB_RF_UIDGID) ||
+	if (src[SLAB_RD_OFF(rtype)] != SLAB_REC_OBJ || (f & SLAB_RF_UIDGID) ||
 	    (suid == duid && sgid == dgid)) {
 		if (len > cap)
 			return -ENOSPC;
@@ -299,9 +304,10 @@ int slab_rec_copy(uint8_t *dst, size_t cap, const uint8_t *src, uint32_t len,
 		return -ENOSPC;
 	memmove(dst + SLAB_REC_HDR + 8, src + SLAB_REC_HDR, len - SLAB_REC_HDR);
 	memmove(dst, src, SLAB_REC_HDR);
-	dst[7] = f | SLAB_RF_UIDGID;
-	slab_put32(dst + SLAB_REC_HDR, suid);
-	slab_put32(dst + SLAB_REC_HDR + 4, sgid);
-	slab_put32(dst, slab_hash32(dst + 4, len + 8 - 4));
+	dst[SLAB_RD_OFF(flags)] = f | SLAB_RF_UIDGID;
+	tslab_put32(dst + SLAB_REC_HDR, suid);
+	tslab_put32(dst + SLAB_REC_HDR + 4, sgid);
+	tslab_put32(dst + SLAB_RD_OFF(csum),
+	            slab_hash32(dst + RD_HASHED, len + 8 - RD_HASHED));
 	return (int)(len + 8);
 }

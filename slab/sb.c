@@ -21,35 +21,40 @@ void slab_sb_encode(uint8_t *blk, const struct slab_sb_info *sb,
 
 static void ckpt_ref_encode(uint8_t *p, const struct slab_ckpt_ref *ref)
 {
-	slab_put32(p, ref->version);
-	slab_put32(p + 4, ref->nzones);
-	slab_put64(p + 8, ref->seq);
-	slab_put64(p + 16, ref->bytes);
-	slab_put64(p + 24, ref->csum);
+	tslab_put32(p + SLAB_CR_OFF(version), ref->version);
+	tslab_put32(p + SLAB_CR_OFF(nzones), ref->nzones);
+	tslab_put64(p + SLAB_CR_OFF(seq), ref->seq);
+	tslab_put64(p + SLAB_CR_OFF(bytes), ref->bytes);
+	tslab_put64(p + SLAB_CR_OFF(csum), ref->csum);
 	for (uint32_t i = 0; i < ref->nzones && i < SLAB_CKPT_MAXZ; i++)
-		slab_put32(p + 32 + 4 * i, ref->zones[i]);
+		tslab_put32(p + SLAB_CR_OFF(zones) + 4 * i, ref->zones[i]);
 }
 
-/* 0, or -EUCLEAN when the reference is malformed for geometry G. */
+/* 0, or -EUCLEAN when the reference is malformed for geometry G or a byte
+ * of the superblock block after its zone list is not zero. */
 static int ckpt_ref_decode(const uint8_t *p, const struct slab_sb_info *sb,
                            const struct slab_sb_geom *g, struct slab_ckpt_ref *ref)
 {
-	ref->version = slab_get32(p);
-	ref->nzones = slab_get32(p + 4);
-	ref->seq = slab_get64(p + 8);
-	ref->bytes = slab_get64(p + 16);
-	ref->csum = slab_get64(p + 24);
+	ref->version = tslab_get32(p + SLAB_CR_OFF(version));
+	ref->nzones = tslab_get32(p + SLAB_CR_OFF(nzones));
+	ref->seq = tslab_get64(p + SLAB_CR_OFF(seq));
+	ref->bytes = tslab_get64(p + SLAB_CR_OFF(bytes));
+	ref->csum = tslab_get64(p + SLAB_CR_OFF(csum));
 	if (ref->version != SLAB_CKPT_VERSION || ref->nzones == 0 ||
 	    ref->nzones > SLAB_CKPT_MAXZ)
 		return -EUCLEAN;
 	for (uint32_t i = 0; i < ref->nzones; i++) {
-		ref->zones[i] = slab_get32(p + 32 + 4 * i);
+		ref->zones[i] = tslab_get32(p + SLAB_CR_OFF(zones) + 4 * i);
 		if (ref->zones[i] < sb->first_data_zone || ref->zones[i] >= g->nr_zones)
 			return -EUCLEAN;
 		for (uint32_t k = 0; k < i; k++)
 			if (ref->zones[k] == ref->zones[i])
 				return -EUCLEAN;
 	}
+	for (size_t i = SLAB_CKPT_REF_OFF + SLAB_CR_OFF(zones) + 4 * (size_t)ref->nzones;
+	     i < SLAB_SB_BLOCK; i++)
+		if (p[i - SLAB_CKPT_REF_OFF]) /* unlisted bytes are zero */
+			return -EUCLEAN;
 	return 0;
 }
 
@@ -59,74 +64,76 @@ void slab_sb_encode_ckpt(uint8_t *blk, const struct slab_sb_info *sb,
 	uint64_t compat = sb->features_compat & ~SLAB_FEAT_COMPAT_CKPT;
 
 	memset(blk, 0, SLAB_SB_BLOCK);
-	memcpy(blk, SLAB_SB_MAGIC, 8);
-	slab_put32(blk + 8, sb->version);
-	slab_put32(blk + 12, SLAB_SB_BLOCK);
+	memcpy(blk + SLAB_SB_OFF(magic), SLAB_SB_MAGIC, 8);
+	tslab_put32(blk + SLAB_SB_OFF(version), sb->version);
+	tslab_put32(blk + SLAB_SB_OFF(block_size), SLAB_SB_BLOCK);
 	if (ref) {
 		compat |= SLAB_FEAT_COMPAT_CKPT;
 		ckpt_ref_encode(blk + SLAB_CKPT_REF_OFF, ref);
 	}
-	slab_put64(blk + 16, compat);
-	slab_put64(blk + 24, sb->features_incompat);
-	slab_put64(blk + 32, sb->features_ro_compat);
-	memcpy(blk + 40, sb->uuid, 16);
-	memcpy(blk + 56, sb->label, 31);
-	slab_put32(blk + 88, g->lba_size);
-	slab_put32(blk + 92, g->nr_zones);
-	slab_put64(blk + 96, g->zone_size);
-	slab_put64(blk + 104, g->zone_capacity);
-	slab_put32(blk + 112, sb->sb_zones[0]);
-	slab_put32(blk + 116, sb->sb_zones[1]);
-	slab_put32(blk + 120, SLAB_JOURNAL_FIRST);
-	slab_put32(blk + 124, sb->journal_zones);
-	slab_put32(blk + 128, sb->first_data_zone);
-	slab_put32(blk + 132, sb->reserve_zones);
-	slab_put64(blk + 136, sb->created_ns);
-	slab_put64(blk + 144, sb->sequence);
-	slab_put64(blk + SLAB_SB_CSUM_OFF, slab_hash64(blk, SLAB_SB_BLOCK));
+	tslab_put64(blk + SLAB_SB_OFF(features_compat), compat);
+	tslab_put64(blk + SLAB_SB_OFF(features_incompat), sb->features_incompat);
+	tslab_put64(blk + SLAB_SB_OFF(features_ro_compat), sb->features_ro_compat);
+	memcpy(blk + SLAB_SB_OFF(uuid), sb->uuid, 16);
+	memcpy(blk + SLAB_SB_OFF(label), sb->label, 31);
+	tslab_put32(blk + SLAB_SB_OFF(lba_size), g->lba_size);
+	tslab_put32(blk + SLAB_SB_OFF(nr_zones), g->nr_zones);
+	tslab_put64(blk + SLAB_SB_OFF(zone_size), g->zone_size);
+	tslab_put64(blk + SLAB_SB_OFF(zone_capacity), g->zone_capacity);
+	tslab_put32(blk + SLAB_SB_OFF(sb_zone), sb->sb_zones[0]);
+	tslab_put32(blk + SLAB_SB_OFF(sb_zone) + 4, sb->sb_zones[1]);
+	tslab_put32(blk + SLAB_SB_OFF(journal_first), SLAB_JOURNAL_FIRST);
+	tslab_put32(blk + SLAB_SB_OFF(journal_zones), sb->journal_zones);
+	tslab_put32(blk + SLAB_SB_OFF(first_data_zone), sb->first_data_zone);
+	tslab_put32(blk + SLAB_SB_OFF(reserve_zones), sb->reserve_zones);
+	tslab_put64(blk + SLAB_SB_OFF(created_ns), sb->created_ns);
+	tslab_put64(blk + SLAB_SB_OFF(sequence), sb->sequence);
+	tslab_put64(blk + SLAB_SB_CSUM_OFF, slab_hash64(blk, SLAB_SB_BLOCK));
 }
 
 int slab_sb_decode(const uint8_t *blk, struct slab_sb_info *sb, struct slab_sb_geom *g)
 {
 	uint8_t tmp[SLAB_SB_BLOCK];
 
-	if (memcmp(blk, SLAB_SB_MAGIC, 8) != 0)
+	if (memcmp(blk + SLAB_SB_OFF(magic), SLAB_SB_MAGIC, 8) != 0)
 		return -ENODATA;
 	memcpy(tmp, blk, SLAB_SB_BLOCK);
 	memset(tmp + SLAB_SB_CSUM_OFF, 0, 8);
-	if (slab_get64(blk + SLAB_SB_CSUM_OFF) != slab_hash64(tmp, SLAB_SB_BLOCK))
+	if (tslab_get64(blk + SLAB_SB_CSUM_OFF) != slab_hash64(tmp, SLAB_SB_BLOCK))
 		return -EUCLEAN;
 	memset(sb, 0, sizeof(*sb));
-	sb->version = slab_get32(blk + 8);
-	sb->features_compat = slab_get64(blk + 16);
-	sb->features_incompat = slab_get64(blk + 24);
-	sb->features_ro_compat = slab_get64(blk + 32);
-	memcpy(sb->uuid, blk + 40, 16);
-	memcpy(sb->label, blk + 56, 31);
-	g->lba_size = slab_get32(blk + 88);
-	g->nr_zones = slab_get32(blk + 92);
-	g->zone_size = slab_get64(blk + 96);
-	g->zone_capacity = slab_get64(blk + 104);
-	sb->sb_zones[0] = slab_get32(blk + 112);
-	sb->sb_zones[1] = slab_get32(blk + 116);
-	sb->journal_zones = slab_get32(blk + 124);
-	sb->first_data_zone = slab_get32(blk + 128);
-	sb->reserve_zones = slab_get32(blk + 132);
-	sb->created_ns = slab_get64(blk + 136);
-	sb->sequence = slab_get64(blk + 144);
+	sb->version = tslab_get32(blk + SLAB_SB_OFF(version));
+	sb->features_compat = tslab_get64(blk + SLAB_SB_OFF(features_compat));
+	sb->features_incompat = tslab_get64(blk + SLAB_SB_OFF(features_incompat));
+	sb->features_ro_compat = tslab_get64(blk + SLAB_SB_OFF(features_ro_compat));
+	memcpy(sb->uuid, blk + SLAB_SB_OFF(uuid), 16);
+	memcpy(sb->label, blk + SLAB_SB_OFF(label), 31);
+	g->lba_size = tslab_get32(blk + SLAB_SB_OFF(lba_size));
+	g->nr_zones = tslab_get32(blk + SLAB_SB_OFF(nr_zones));
+	g->zone_size = tslab_get64(blk + SLAB_SB_OFF(zone_size));
+	g->zone_capacity = tslab_get64(blk + SLAB_SB_OFF(zone_capacity));
+	sb->sb_zones[0] = tslab_get32(blk + SLAB_SB_OFF(sb_zone));
+	sb->sb_zones[1] = tslab_get32(blk + SLAB_SB_OFF(sb_zone) + 4);
+	sb->journal_zones = tslab_get32(blk + SLAB_SB_OFF(journal_zones));
+	sb->first_data_zone = tslab_get32(blk + SLAB_SB_OFF(first_data_zone));
+	sb->reserve_zones = tslab_get32(blk + SLAB_SB_OFF(reserve_zones));
+	sb->created_ns = tslab_get64(blk + SLAB_SB_OFF(created_ns));
+	sb->sequence = tslab_get64(blk + SLAB_SB_OFF(sequence));
 	if (sb->version > SLAB_SB_VERSION)
 		return -EOPNOTSUPP;
 	if (sb->features_incompat & ~SLAB_FEAT_INCOMPAT_KNOWN)
 		return -EOPNOTSUPP;
-	if (slab_get32(blk + 12) != SLAB_SB_BLOCK || sb->version == 0 ||
-	    slab_get32(blk + 120) != SLAB_JOURNAL_FIRST || sb->sb_zones[0] != 0 ||
-	    sb->sb_zones[1] != 1 || sb->journal_zones == 0 || sb->journal_zones > 8 ||
+	if (tslab_get32(blk + SLAB_SB_OFF(block_size)) != SLAB_SB_BLOCK ||
+	    sb->version == 0 ||
+	    tslab_get32(blk + SLAB_SB_OFF(journal_first)) != SLAB_JOURNAL_FIRST ||
+	    sb->sb_zones[0] != 0 || sb->sb_zones[1] != 1 || sb->journal_zones == 0 ||
+	    sb->journal_zones > 8 ||
 	    sb->first_data_zone != SLAB_JOURNAL_FIRST + sb->journal_zones ||
 	    sb->first_data_zone >= g->nr_zones)
 		return -EUCLEAN;
 	/* reserved bytes are zero: the label's last byte, and everything after
 	 * the fixed fields when no checkpoint reference is carried */
-	if (blk[87])
+	if (blk[SLAB_SB_OFF(label) + 31])
 		return -EUCLEAN;
 	for (uint32_t i = SLAB_CKPT_REF_OFF;
 	     !(sb->features_compat & SLAB_FEAT_COMPAT_CKPT) && i < SLAB_SB_BLOCK; i++)

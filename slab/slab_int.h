@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "common/tslab_le.h"
 #include "common/tslab_lock.h"
 #include "slab/slab.h"
 
@@ -50,42 +51,6 @@
  * Device I/O: st->zlock is store-wide and is never held across a device
  * call; a zone's wlock (per zone) and an epoch's lock (per epoch) may be.
  */
-
-/* ---- little-endian helpers ------------------------------------------- */
-
-static inline void slab_put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-static inline void slab_put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline void slab_put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline uint16_t slab_get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | (p[1] << 8));
-}
-static inline uint32_t slab_get32(const uint8_t *p)
-{
-	uint32_t v = 0;
-	for (int i = 3; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-static inline uint64_t slab_get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
 
 uint64_t slab_hash64(const void *p, size_t len);
 static inline uint32_t slab_hash32(const void *p, size_t len)
@@ -142,9 +107,25 @@ struct slab_sb_disk {
 	uint64_t csum;               /* 152 XXH3-64 of the block, this field 0 */
 };
 #define SLAB_SB_CSUM_OFF 152u
+#define SLAB_SB_OFF(f)   offsetof(struct slab_sb_disk, f)
 _Static_assert(sizeof(struct slab_sb_disk) == 160, "superblock layout");
-_Static_assert(offsetof(struct slab_sb_disk, csum) == SLAB_SB_CSUM_OFF, "sb csum");
-_Static_assert(offsetof(struct slab_sb_disk, lba_size) == 88, "sb geometry");
+_Static_assert(SLAB_SB_OFF(version) == 8 && SLAB_SB_OFF(block_size) == 12, "sb version");
+_Static_assert(SLAB_SB_OFF(features_compat) == 16 &&
+                   SLAB_SB_OFF(features_incompat) == 24 &&
+                   SLAB_SB_OFF(features_ro_compat) == 32,
+               "sb features");
+_Static_assert(SLAB_SB_OFF(uuid) == 40 && SLAB_SB_OFF(label) == 56, "sb uuid, label");
+_Static_assert(SLAB_SB_OFF(lba_size) == 88 && SLAB_SB_OFF(nr_zones) == 92 &&
+                   SLAB_SB_OFF(zone_size) == 96 && SLAB_SB_OFF(zone_capacity) == 104,
+               "sb geometry");
+_Static_assert(SLAB_SB_OFF(sb_zone) == 112 && SLAB_SB_OFF(journal_first) == 120 &&
+                   SLAB_SB_OFF(journal_zones) == 124 &&
+                   SLAB_SB_OFF(first_data_zone) == 128 &&
+                   SLAB_SB_OFF(reserve_zones) == 132,
+               "sb zones");
+_Static_assert(SLAB_SB_OFF(created_ns) == 136 && SLAB_SB_OFF(sequence) == 144,
+               "sb times");
+_Static_assert(SLAB_SB_OFF(csum) == SLAB_SB_CSUM_OFF, "sb csum");
 
 /* Geometry as recorded in the superblock. */
 struct slab_sb_geom {
@@ -175,7 +156,27 @@ struct slab_ckpt_ref {
 	uint64_t seq, bytes, csum;
 	uint32_t zones[SLAB_CKPT_MAXZ];
 };
-_Static_assert(SLAB_CKPT_REF_OFF + 32 + 4 * SLAB_CKPT_MAXZ <= SLAB_SB_BLOCK, "ckpt ref");
+/* On-device checkpoint reference, at SLAB_CKPT_REF_OFF in the superblock
+ * block (little-endian; ckpt_ref_encode/decode in sb.c use these offsets). */
+struct slab_ckpt_ref_disk {
+	uint32_t version; /*  0 SLAB_CKPT_VERSION */
+	uint32_t nzones;  /*  4 1..SLAB_CKPT_MAXZ */
+	uint64_t seq;     /*  8 checkpoint number */
+	uint64_t bytes;   /* 16 image bytes */
+	uint64_t csum;    /* 24 XXH3-64 of the image */
+	uint32_t zones[]; /* 32 zone numbers, in image order */
+};
+#define SLAB_CR_OFF(f) offsetof(struct slab_ckpt_ref_disk, f)
+_Static_assert(sizeof(struct slab_ckpt_ref_disk) == 32, "ckpt ref fixed part");
+_Static_assert(SLAB_CR_OFF(nzones) == 4 && SLAB_CR_OFF(seq) == 8 &&
+                   SLAB_CR_OFF(bytes) == 16 && SLAB_CR_OFF(csum) == 24 &&
+                   SLAB_CR_OFF(zones) == 32,
+               "ckpt ref fields");
+_Static_assert(SLAB_CKPT_REF_OFF == sizeof(struct slab_sb_disk),
+               "ckpt ref follows the sb");
+_Static_assert(SLAB_CKPT_REF_OFF + SLAB_CR_OFF(zones) + 4 * SLAB_CKPT_MAXZ <=
+                   SLAB_SB_BLOCK,
+               "ckpt ref fits the superblock block");
 /* Encode with a checkpoint reference (REF NULL: none, feature bit cleared). */
 void slab_sb_encode_ckpt(uint8_t *blk, const struct slab_sb_info *sb,
                          const struct slab_sb_geom *g, const struct slab_ckpt_ref *ref);
@@ -193,6 +194,27 @@ int slab_sb_write_ckpt(struct zns_dev *dev, const struct slab_sb_info *sb,
 #define SLAB_PAGE_MAGIC    "TSPG"
 #define SLAB_EPOCH_JOURNAL 0xffffffffu /* epoch field of journal pages */
 
+/* On-device page header (little-endian; docs/format.md "Slab pages").
+ * Bytes are produced by slab_page_hdr_encode() at these offsets. */
+struct slab_page_hdr_disk {
+	uint8_t magic[4]; /*  0 "TSPG" */
+	uint32_t csum;    /*  4 low 32 bits of XXH3-64 of bytes 8..31 */
+	uint32_t epoch;   /*  8 epoch id, SLAB_EPOCH_JOURNAL for the journal */
+	uint16_t used;    /* 12 bytes incl. header, 32..4096 */
+	uint16_t nrec;    /* 14 records */
+	uint64_t seq;     /* 16 page sequence number */
+	uint32_t def_uid; /* 24 default uid of the page's records */
+	uint32_t def_gid; /* 28 default gid */
+};
+#define SLAB_PH_OFF(f) offsetof(struct slab_page_hdr_disk, f)
+_Static_assert(sizeof(struct slab_page_hdr_disk) == SLAB_PAGE_HDR, "page header");
+_Static_assert(SLAB_PH_OFF(csum) == 4 && SLAB_PH_OFF(epoch) == 8 &&
+                   SLAB_PH_OFF(used) == 12 && SLAB_PH_OFF(nrec) == 14 &&
+                   SLAB_PH_OFF(seq) == 16 && SLAB_PH_OFF(def_uid) == 24 &&
+                   SLAB_PH_OFF(def_gid) == 28,
+               "page header fields");
+
+/* A decoded page header (host order). */
 struct slab_page_hdr {
 	uint32_t epoch;
 	uint16_t used; /* bytes incl. header */
@@ -230,14 +252,31 @@ enum slab_rtype {
 /* Largest record that fits a page. */
 #define SLAB_REC_MAX (SLAB_PAGE_SIZE - SLAB_PAGE_HDR)
 
-/* Byte layout of the fixed record header (documentation + asserts). */
+/* On-device fixed record header (little-endian, unaligned: the u64 fields
+ * are byte arrays so that the struct has no padding). slab_rec_encode() and
+ * slab_rec_decode() access the bytes at these offsets. */
 struct slab_rec_disk {
-	uint32_t csum;
-	uint8_t rtype, kind, name_len, flags;
-	uint16_t mode, data_len;
-	uint8_t handle[8], parent[8], seq[8], mtime_ns[8];
+	uint32_t csum;       /*  0 low 32 bits of XXH3-64 of bytes [4, len) */
+	uint8_t rtype;       /*  4 enum slab_rtype */
+	uint8_t kind;        /*  5 fs-defined */
+	uint8_t name_len;    /*  6 */
+	uint8_t flags;       /*  7 SLAB_RF_* */
+	uint16_t mode;       /*  8 */
+	uint16_t data_len;   /* 10 payload bytes in this record */
+	uint8_t handle[8];   /* 12 */
+	uint8_t parent[8];   /* 20 */
+	uint8_t seq[8];      /* 28 */
+	uint8_t mtime_ns[8]; /* 36 */
 };
+#define SLAB_RD_OFF(f) offsetof(struct slab_rec_disk, f)
 _Static_assert(sizeof(struct slab_rec_disk) == SLAB_REC_HDR, "record header");
+_Static_assert(SLAB_RD_OFF(rtype) == 4 && SLAB_RD_OFF(kind) == 5 &&
+                   SLAB_RD_OFF(name_len) == 6 && SLAB_RD_OFF(flags) == 7 &&
+                   SLAB_RD_OFF(mode) == 8 && SLAB_RD_OFF(data_len) == 10,
+               "record header bytes");
+_Static_assert(SLAB_RD_OFF(handle) == 12 && SLAB_RD_OFF(parent) == 20 &&
+                   SLAB_RD_OFF(seq) == 28 && SLAB_RD_OFF(mtime_ns) == 36,
+               "record header u64 fields");
 
 /* A decoded record (host order). name/data point into the encoded bytes. */
 struct slab_rec {

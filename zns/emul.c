@@ -78,6 +78,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "common/tslab_le.h"
 #include "zns/zns_int.h"
 
 #define EMUL_MAGIC         "TSLABZNS"
@@ -101,6 +103,35 @@
 #define EMUL_DEF_ZONE_SIZE (64ull << 20)
 #define EMUL_DEF_MAX_OPEN  14u
 
+/* On-disk header (little-endian; the layout comment above). hdr_encode()
+ * and hdr_decode() access the bytes at these offsets. */
+struct emul_hdr_disk {
+	uint8_t magic[8];        /*   0 EMUL_MAGIC */
+	uint32_t version;        /*   8 EMUL_VERSION */
+	uint32_t hdr_bytes;      /*  12 EMUL_HDR_BYTES */
+	uint32_t lba_size;       /*  16 */
+	uint32_t nr_zones;       /*  20 */
+	uint64_t zone_size;      /*  24 */
+	uint64_t zone_capacity;  /*  32 */
+	uint32_t max_open;       /*  40 */
+	uint32_t max_active;     /*  44 */
+	uint64_t table_off;      /*  48 */
+	uint64_t table_len;      /*  56 */
+	uint64_t first_zone_off; /*  64 */
+	uint64_t total;          /*  72 */
+	uint8_t reserved[40];    /*  80 zero */
+	uint64_t csum;           /* 120 XXH3-64 of bytes [0, 120) */
+};
+#define EH(f) offsetof(struct emul_hdr_disk, f)
+_Static_assert(sizeof(struct emul_hdr_disk) == EMUL_HDR_BYTES, "emulation header");
+_Static_assert(EH(version) == 8 && EH(hdr_bytes) == 12 && EH(lba_size) == 16 &&
+                   EH(nr_zones) == 20 && EH(zone_size) == 24 && EH(zone_capacity) == 32,
+               "emulation header geometry");
+_Static_assert(EH(max_open) == 40 && EH(max_active) == 44 && EH(table_off) == 48 &&
+                   EH(table_len) == 56 && EH(first_zone_off) == 64 && EH(total) == 72,
+               "emulation header layout fields");
+_Static_assert(EH(reserved) == 80 && EH(csum) == EMUL_HDR_CSUM_OFF,
+               "emulation header tail");
 _Static_assert(EMUL_HDR_CSUM_OFF + 8 == EMUL_HDR_BYTES,
                "header checksum is its last field");
 _Static_assert(EMUL_HDR_BYTES <= EMUL_HDR_REGION, "header fits its region");
@@ -140,38 +171,6 @@ struct emul {
 	bool is_blk;
 };
 
-/* ---- little-endian helpers -------------------------------------------- */
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-	uint32_t v = 0;
-
-	for (int i = 0; i < 4; i++)
-		v |= (uint32_t)p[i] << (8 * i);
-	return v;
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
 static uint64_t round_up(uint64_t v, uint64_t a)
 {
 	return (v + a - 1) / a * a;
@@ -182,43 +181,46 @@ static uint64_t round_up(uint64_t v, uint64_t a)
 static void hdr_encode(const struct emul_hdr *h, uint8_t *b)
 {
 	memset(b, 0, EMUL_HDR_REGION);
-	memcpy(b, EMUL_MAGIC, 8);
-	put_le32(b + 8, h->version);
-	put_le32(b + 12, EMUL_HDR_BYTES);
-	put_le32(b + 16, h->lba_size);
-	put_le32(b + 20, h->nr_zones);
-	put_le64(b + 24, h->zone_size);
-	put_le64(b + 32, h->zone_capacity);
-	put_le32(b + 40, h->max_open);
-	put_le32(b + 44, h->max_active);
-	put_le64(b + 48, h->table_off);
-	put_le64(b + 56, h->table_len);
-	put_le64(b + 64, h->first_zone_off);
-	put_le64(b + 72, h->total);
-	put_le64(b + EMUL_HDR_CSUM_OFF, XXH3_64bits(b, EMUL_HDR_CSUM_OFF));
+	memcpy(b + EH(magic), EMUL_MAGIC, 8);
+	tslab_put32(b + EH(version), h->version);
+	tslab_put32(b + EH(hdr_bytes), EMUL_HDR_BYTES);
+	tslab_put32(b + EH(lba_size), h->lba_size);
+	tslab_put32(b + EH(nr_zones), h->nr_zones);
+	tslab_put64(b + EH(zone_size), h->zone_size);
+	tslab_put64(b + EH(zone_capacity), h->zone_capacity);
+	tslab_put32(b + EH(max_open), h->max_open);
+	tslab_put32(b + EH(max_active), h->max_active);
+	tslab_put64(b + EH(table_off), h->table_off);
+	tslab_put64(b + EH(table_len), h->table_len);
+	tslab_put64(b + EH(first_zone_off), h->first_zone_off);
+	tslab_put64(b + EH(total), h->total);
+	tslab_put64(b + EH(csum), XXH3_64bits(b, EH(csum)));
 }
 
-/* -EMEDIUMTYPE without the magic; -EUCLEAN when the magic is there but the
- * header is damaged or inconsistent. */
-static int hdr_decode(const uint8_t *b, struct emul_hdr *h)
+/* B holds the first LEN bytes of the header region (EMUL_HDR_BYTES <= LEN <=
+ * EMUL_HDR_REGION). -EMEDIUMTYPE without the magic; -EUCLEAN when the magic
+ * is there but the header is damaged or inconsistent, or a reserved byte is
+ * not zero. */
+static int hdr_decode(const uint8_t *b, size_t len, struct emul_hdr *h)
 {
-	if (memcmp(b, EMUL_MAGIC, 8) != 0)
+	if (memcmp(b + EH(magic), EMUL_MAGIC, 8) != 0)
 		return -EMEDIUMTYPE;
-	if (get_le64(b + EMUL_HDR_CSUM_OFF) != XXH3_64bits(b, EMUL_HDR_CSUM_OFF))
+	if (tslab_get64(b + EH(csum)) != XXH3_64bits(b, EH(csum)))
 		return -EUCLEAN;
-	h->version = get_le32(b + 8);
-	if (h->version != EMUL_VERSION || get_le32(b + 12) != EMUL_HDR_BYTES)
+	h->version = tslab_get32(b + EH(version));
+	if (h->version != EMUL_VERSION ||
+	    tslab_get32(b + EH(hdr_bytes)) != EMUL_HDR_BYTES)
 		return -EUCLEAN;
-	h->lba_size = get_le32(b + 16);
-	h->nr_zones = get_le32(b + 20);
-	h->zone_size = get_le64(b + 24);
-	h->zone_capacity = get_le64(b + 32);
-	h->max_open = get_le32(b + 40);
-	h->max_active = get_le32(b + 44);
-	h->table_off = get_le64(b + 48);
-	h->table_len = get_le64(b + 56);
-	h->first_zone_off = get_le64(b + 64);
-	h->total = get_le64(b + 72);
+	h->lba_size = tslab_get32(b + EH(lba_size));
+	h->nr_zones = tslab_get32(b + EH(nr_zones));
+	h->zone_size = tslab_get64(b + EH(zone_size));
+	h->zone_capacity = tslab_get64(b + EH(zone_capacity));
+	h->max_open = tslab_get32(b + EH(max_open));
+	h->max_active = tslab_get32(b + EH(max_active));
+	h->table_off = tslab_get64(b + EH(table_off));
+	h->table_len = tslab_get64(b + EH(table_len));
+	h->first_zone_off = tslab_get64(b + EH(first_zone_off));
+	h->total = tslab_get64(b + EH(total));
 	if ((h->lba_size != 512 && h->lba_size != 4096) || h->nr_zones == 0 ||
 	    h->zone_size == 0 || h->zone_size % h->lba_size || h->zone_capacity == 0 ||
 	    h->zone_capacity > h->zone_size || h->zone_capacity % h->lba_size ||
@@ -229,8 +231,11 @@ static int hdr_decode(const uint8_t *b, struct emul_hdr *h)
 	    h->total != h->first_zone_off + (uint64_t)h->nr_zones * h->zone_size ||
 	    (h->max_active && h->max_open > h->max_active))
 		return -EUCLEAN;
-	for (unsigned i = 80; i < EMUL_HDR_CSUM_OFF; i++)
+	for (size_t i = EH(reserved); i < EH(csum); i++)
 		if (b[i]) /* reserved, zero */
+			return -EUCLEAN;
+	for (size_t i = EMUL_HDR_BYTES; i < len; i++)
+		if (b[i]) /* the rest of the header region is zero */
 			return -EUCLEAN;
 	return 0;
 }
@@ -243,7 +248,7 @@ static uint64_t entry_encode(uint32_t z, uint64_t wp_lbas, enum zns_cond cond)
 	             ((uint64_t)(cond & 0xff) << EMUL_WP_BITS);
 	uint8_t le[8];
 
-	put_le64(le, v);
+	tslab_put64(le, v);
 	return v | ((XXH3_64bits_withSeed(le, 8, z) & 0xffff) << 48);
 }
 
@@ -274,7 +279,7 @@ static void zone_persist(struct emul *e, uint32_t z)
 	uint64_t v = entry_encode(z, pos / e->h.lba_size, ez->cond);
 	uint8_t le[8];
 
-	put_le64(le, v);
+	tslab_put64(le, v);
 	memcpy(&v, le, 8);
 	__atomic_store_n(entry_ptr(e, z), v, __ATOMIC_RELEASE);
 }
@@ -765,7 +770,8 @@ static int open_backing(struct zns_dev *dev, struct emul *e)
 		ret = -errno;
 		goto out_free;
 	}
-	ret = r < (ssize_t)EMUL_HDR_BYTES ? -EMEDIUMTYPE : hdr_decode(buf, &e->h);
+	ret = r < (ssize_t)EMUL_HDR_BYTES ? -EMEDIUMTYPE
+	                                  : hdr_decode(buf, (size_t)r, &e->h);
 	if (ret < 0)
 		goto out_free;
 	ret = backing_size(dev->fd, e->is_blk, &size);
@@ -803,7 +809,7 @@ static int load_table(struct zns_dev *dev, struct emul *e)
 		return -ENOMEM;
 	for (uint32_t z = 0; z < e->h.nr_zones; z++) {
 		struct emul_zone *ez = &e->zones[z];
-		uint64_t v = get_le64((const uint8_t *)entry_ptr(e, z)), wp;
+		uint64_t v = tslab_get64((const uint8_t *)entry_ptr(e, z)), wp;
 
 		if (entry_decode(z, v, &wp, &ez->cond) < 0)
 			return -EUCLEAN;
@@ -922,8 +928,8 @@ static int write_meta(int fd, const struct emul_hdr *h)
 		return -ENOMEM;
 	hdr_encode(h, b);
 	for (uint32_t z = 0; z < h->nr_zones; z++)
-		put_le64(b + h->table_off + (uint64_t)z * EMUL_ENTRY_BYTES,
-		         entry_encode(z, 0, ZNS_COND_EMPTY));
+		tslab_put64(b + h->table_off + (uint64_t)z * EMUL_ENTRY_BYTES,
+		            entry_encode(z, 0, ZNS_COND_EMPTY));
 	for (size_t done = 0; done < len && ret == 0;) {
 		ssize_t w = pwrite(fd, b + done, len - done, (off_t)done);
 

@@ -30,6 +30,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "common/tslab_le.h"
 #include "zns/zns_int.h"
 
 struct zns_wlog {
@@ -39,27 +40,15 @@ struct zns_wlog {
 	bool broken; /* an append failed: stop logging */
 };
 
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 /* Record header: "WREC", le32 type, le32 zone, le32 len, le64 off. */
 static void rec_encode(uint8_t *h, enum zns_wlog_type t, uint32_t zone, uint64_t off,
                        uint32_t len)
 {
 	memcpy(h, "WREC", 4);
-	put_le32(h + 4, (uint32_t)t);
-	put_le32(h + 8, zone);
-	put_le32(h + 12, len);
-	put_le64(h + 16, off);
+	tslab_put32(h + 4, (uint32_t)t);
+	tslab_put32(h + 8, zone);
+	tslab_put32(h + 12, len);
+	tslab_put64(h + 16, off);
 }
 
 static void wlog_append(struct zns_dev *dev, enum zns_wlog_type t, uint32_t zone,
@@ -201,10 +190,10 @@ static int write_header(int fd, const struct zns_geometry *g)
 	uint8_t h[ZNS_WLOG_HDR] = {0};
 
 	memcpy(h, "TSLABWLG", 8);
-	put_le32(h + 8, 1);
-	put_le32(h + 12, g->lba_size);
-	put_le32(h + 16, g->nr_zones);
-	put_le64(h + 24, g->zone_size);
+	tslab_put32(h + 8, 1);
+	tslab_put32(h + 12, g->lba_size);
+	tslab_put32(h + 16, g->nr_zones);
+	tslab_put64(h + 24, g->zone_size);
 	return write(fd, h, sizeof(h)) == (ssize_t)sizeof(h) ? 0 : -EIO;
 }
 

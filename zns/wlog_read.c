@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/tslab_le.h"
 #include "zns/zns_int.h"
 
 struct zns_wlog_reader {
@@ -27,17 +28,6 @@ struct zns_wlog_reader {
 	size_t bounce_len;
 };
 
-static uint32_t get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
-}
-
 static int index_records(struct zns_wlog_reader *r)
 {
 	size_t cap = 0;
@@ -45,7 +35,7 @@ static int index_records(struct zns_wlog_reader *r)
 
 	while (off + ZNS_WLOG_REC <= r->map_len) {
 		const uint8_t *h = r->map + off;
-		uint32_t t = get_le32(h + 4), len = get_le32(h + 12);
+		uint32_t t = tslab_get32(h + 4), len = tslab_get32(h + 12);
 
 		if (memcmp(h, "WREC", 4) || t < ZNS_WLOG_WRITE || t > ZNS_WLOG_MARK)
 			return -EUCLEAN;
@@ -96,11 +86,11 @@ int zns_wlog_reader_open(const char *path, struct zns_wlog_reader **out)
 	}
 	close(fd);
 	fd = -1;
-	if (memcmp(r->map, "TSLABWLG", 8) || get_le32(r->map + 8) != 1)
+	if (memcmp(r->map, "TSLABWLG", 8) || tslab_get32(r->map + 8) != 1)
 		goto close_r;
-	r->lba_size = get_le32(r->map + 12);
-	r->nr_zones = get_le32(r->map + 16);
-	r->zone_size = get_le64(r->map + 24);
+	r->lba_size = tslab_get32(r->map + 12);
+	r->nr_zones = tslab_get32(r->map + 16);
+	r->zone_size = tslab_get64(r->map + 24);
 	if (r->lba_size != 512 && r->lba_size != 4096)
 		goto close_r;
 	ret = index_records(r);
@@ -147,10 +137,10 @@ int zns_wlog_get(const struct zns_wlog_reader *r, size_t i, struct zns_wlog_rec 
 	if (i >= r->n)
 		return -ERANGE;
 	h = r->map + r->pos[i];
-	out->type = (enum zns_wlog_type)get_le32(h + 4);
-	out->zone = get_le32(h + 8);
-	out->len = get_le32(h + 12);
-	out->off = get_le64(h + 16);
+	out->type = (enum zns_wlog_type)tslab_get32(h + 4);
+	out->zone = tslab_get32(h + 8);
+	out->len = tslab_get32(h + 12);
+	out->off = tslab_get64(h + 16);
 	out->payload = h + ZNS_WLOG_REC;
 	return 0;
 }

@@ -566,6 +566,112 @@ static void test_corrupt_zone_header(void **state)
 	unlink(m.img);
 }
 
+/* Set byte OFF of the checkpoint image of IMG (referenced by REF0) to V,
+ * then make the image checksum match again: a new superblock copy (next
+ * sequence number) with REF0 and its csum recomputed, so that only the
+ * byte's value is wrong.
+ * With SB_AT != 0, byte SB_AT of that superblock block is set to SB_V as
+ * well (checksum fixed). */
+static void ck_poke(const char *img, const struct slab_ckpt_ref *ref0, uint64_t off,
+                    uint8_t v, size_t sb_at, uint8_t sb_v)
+{
+	struct slab_ckpt_ref *ref = malloc(sizeof(*ref));
+	uint8_t *blk = zns_buf_alloc(SLAB_SB_BLOCK), *ib;
+	struct zns_dev *dev;
+	struct slab_sb_info sb;
+	struct zns_zone z[2];
+
+	assert_non_null(ref);
+	assert_non_null(blk);
+	*ref = *ref0;
+	assert_int_equal(zns_open(img, 0, &dev), 0);
+	assert_int_equal(slab_sb_read(dev, &sb), 0);
+	const struct zns_geometry *g = zns_geometry(dev);
+	uint64_t piece = g->zone_capacity - SLAB_PAGE_SIZE;
+
+	/* the image, zone by zone after each zone's header block */
+	ib = malloc(ref->bytes);
+	assert_non_null(ib);
+	for (uint64_t at = 0; at < ref->bytes; at += piece) {
+		uint64_t n = ref->bytes - at < piece ? ref->bytes - at : piece;
+		uint32_t zone = ref->zones[at / piece];
+		off_t o = (off_t)(g->first_zone_off + (uint64_t)zone * g->zone_size +
+		                  SLAB_PAGE_SIZE);
+		int fd = open(img, O_RDONLY);
+
+		assert_int_equal(pread(fd, ib + at, n, o), (ssize_t)n);
+		close(fd);
+	}
+	ib[off] = v;
+	ref->csum = slab_hash64(ib, ref->bytes);
+	uint32_t zone = ref->zones[off / piece];
+	off_t o = (off_t)(g->first_zone_off + (uint64_t)zone * g->zone_size +
+	                  SLAB_PAGE_SIZE + off % piece);
+	int fd = open(img, O_RDWR);
+
+	assert_int_equal(pwrite(fd, &v, 1, o), 1);
+	close(fd);
+	/* a new superblock copy, appended where slab_sb_write would */
+	struct slab_sb_geom sg = {g->lba_size, g->nr_zones, g->zone_size,
+	                          g->zone_capacity};
+
+	sb.sequence++;
+	slab_sb_encode_ckpt(blk, &sb, &sg, ref);
+	if (sb_at) {
+		blk[sb_at] = sb_v;
+		memset(blk + SLAB_SB_CSUM_OFF, 0, 8);
+		tslab_put64(blk + SLAB_SB_CSUM_OFF, slab_hash64(blk, SLAB_SB_BLOCK));
+	}
+	assert_int_equal(zns_zone_report(dev, 0, 2, z), 2);
+	int sz = z[1].wp > 0 ? 1 : 0;
+
+	assert_true(z[sz].wp + SLAB_SB_BLOCK <= z[sz].capacity);
+	assert_int_equal(zns_zone_write(dev, (uint32_t)sz, z[sz].wp, blk, SLAB_SB_BLOCK),
+	                 SLAB_SB_BLOCK);
+	zns_close(dev);
+	zns_buf_free(blk);
+	free(ib);
+	free(ref);
+}
+
+/* docs/format.md: bytes 56..63 of the checkpoint image header are zero, and
+ * the superblock block's bytes after the reference's zone list are zero.
+ * A non-zero byte there (checksums matching) makes mount ignore the
+ * checkpoint (full scan); the same image with the byte zero loads it. */
+static void test_reserved_bytes(void **state)
+{
+	struct model m;
+	struct slab_ckpt_ref *ref = malloc(sizeof(*ref));
+
+	mstart(&m, 48, 1 << 20, 7);
+	for (int op = 0; op < 2000; op++)
+		mop(&m, 8u << 20);
+	mclose(&m, false);
+	ckpt_ref(m.img, ref);
+	size_t tail = SLAB_CKPT_REF_OFF + 32 + 4 * (size_t)ref->nzones;
+
+	assert_int_equal(ck_loaded(m.img), 1);
+	for (int i = 56; i < 64; i += 7) {
+		ck_poke(m.img, ref, (uint64_t)i, 0x01, 0, 0);
+		assert_int_equal(ck_loaded(m.img), 0);
+		ck_poke(m.img, ref, (uint64_t)i, 0, 0, 0);
+		assert_int_equal(ck_loaded(m.img), 1);
+	}
+	const size_t sb_offs[] = {tail, SLAB_SB_BLOCK - 1};
+
+	for (size_t i = 0; i < 2; i++) {
+		ck_poke(m.img, ref, 56, 0, sb_offs[i], 0x80);
+		assert_int_equal(ck_loaded(m.img), 0);
+		ck_poke(m.img, ref, 56, 0, 0, 0);
+		assert_int_equal(ck_loaded(m.img), 1);
+	}
+	mmount(&m);
+	mverify(&m, m.st);
+	mclose(&m, false);
+	free(ref);
+	unlink(m.img);
+}
+
 /* A corrupt checkpoint is ignored: full scan, nothing lost, then forgotten. */
 static void test_corrupt(void **state)
 {
@@ -882,6 +988,7 @@ int main(void)
 	    cmocka_unit_test(test_roll_forward),
 	    cmocka_unit_test(test_corrupt),
 	    cmocka_unit_test(test_corrupt_zone_header),
+	    cmocka_unit_test(test_reserved_bytes),
 	    cmocka_unit_test(test_bad_record_no_checkpoint),
 	    cmocka_unit_test(test_power_cut_during_checkpoint),
 	    cmocka_unit_test(test_concurrent),

@@ -21,6 +21,9 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <xxhash.h>
+
+#include "common/tslab_le.h"
 
 #include "zns/zns.h"
 
@@ -172,6 +175,49 @@ static void test_corrupt_zone_entry(void **state)
 	assert_int_equal(pwrite(fd, &b, 1, 4096 + 8), 1);
 	close(fd);
 	assert_int_equal(zns_open(img, 0, &dev), -EUCLEAN);
+	(void)state;
+}
+
+/* Set byte AT of the image's header region to V; with RESUM, recompute the
+ * header checksum (XXH3-64 of bytes 0..119, at 120) so that only the byte's
+ * value is wrong. */
+static void hdr_poke(size_t at, uint8_t v, bool resum)
+{
+	uint8_t h[4096];
+	int fd = open(img, O_RDWR);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, h, sizeof(h), 0), sizeof(h));
+	h[at] = v;
+	if (resum)
+		tslab_put64(h + 120, XXH3_64bits(h, 120));
+	assert_int_equal(pwrite(fd, h, sizeof(h), 0), sizeof(h));
+	close(fd);
+}
+
+/* docs/format.md: header bytes 80..119 are reserved (zero, under the
+ * checksum) and the rest of the 4096-byte header block is zero; a non-zero
+ * byte there makes open refuse the image (-EUCLEAN) even with a matching
+ * checksum, and the same image opens again once the byte is zero. */
+static void test_reserved_header_bytes(void **state)
+{
+	static const struct {
+		size_t at;
+		bool resum;
+	} pokes[] = {{80, true}, {100, true}, {119, true}, {128, false}, {4095, false}};
+	struct zns_dev *dev = make(4096, 1 << 20, 0, 4);
+
+	zns_close(dev);
+	for (size_t i = 0; i < sizeof(pokes) / sizeof(pokes[0]); i++) {
+		hdr_poke(pokes[i].at, 0x10, pokes[i].resum);
+		dev = NULL;
+		assert_int_equal(zns_open(img, 0, &dev), -EUCLEAN);
+		assert_null(dev);
+		hdr_poke(pokes[i].at, 0, pokes[i].resum);
+		assert_int_equal(zns_open(img, 0, &dev), 0);
+		assert_int_equal(zns_geometry(dev)->nr_zones, 4);
+		zns_close(dev);
+	}
 	(void)state;
 }
 
@@ -509,6 +555,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_create_validation),
 	    cmocka_unit_test(test_corrupt_zone_entry),
+	    cmocka_unit_test(test_reserved_header_bytes),
 	    cmocka_unit_test(test_lba_512),
 	    cmocka_unit_test(test_lba_4096),
 	    cmocka_unit_test(test_fail_write),
