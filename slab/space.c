@@ -5,8 +5,9 @@
  * stay under so that everything admitted can always be written.
  *
  * Cost of a record: its length rounded the way the page packer spends a
- * page on it. A record of more than half a page may take a page of its own
- * (page.c wants_own_page), so it costs a page; a smaller one costs its share
+ * page on it. A record of more than half a page shares its page with at
+ * most small records (and closes the open page it does not fit, page.c's
+ * ordering rule), so it costs a page; a smaller one costs its share
  * of the page when pages hold only records of its size:
  * SLAB_PAGE_SIZE / floor(SLAB_REC_MAX / len). Page tails left by mixed
  * sizes and partial pages written at journal cycles are dead bytes that GC

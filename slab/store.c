@@ -170,7 +170,7 @@ int slab_epoch_init_slot(struct slab_store *st, uint32_t eslot)
 		return -ENOMEM;
 	pthread_mutex_init(&e->lock, NULL);
 	e->eslot = eslot;
-	e->cur_zone = SLAB_LOC_NONE;
+	e->cur_zone = e->wzone = SLAB_LOC_NONE;
 	e->state = EPOCH_FREE;
 	st->etab[eslot] = e;
 	if (eslot >= st->neslots)
@@ -190,7 +190,7 @@ static int epoch_setup(struct slab_epoch *e)
 	}
 	e->free_head = e->free_tail = 0;
 	e->objects = e->pages = 0;
-	e->cur_zone = SLAB_LOC_NONE;
+	e->cur_zone = e->wzone = SLAB_LOC_NONE;
 	e->journaled = false;
 	e->sealed = false;
 	return 0;
