@@ -181,6 +181,78 @@ static void page_added(struct slab_store *st, struct slab_epoch *e, uint32_t len
 	slab_dirty_add(st, e);
 }
 
+/*
+ * The one exception to the ordering rule: a CHUNK record that does not fit
+ * the open page while that page still has room worth keeping goes to a
+ * page of its own, written at once, and the open page stays open for the
+ * small records that follow. A chunk is invisible until its head (same
+ * sequence number, put after its chunks) is on the device too: recovery
+ * skips a version whose head is missing (mount.c rc_decide), and the head
+ * is put after every record the chunk overtook. Without this a 4,000-byte
+ * file (a 4,044-byte chunk plus a small head record) would take two pages:
+ * every chunk would close a page holding one head record. For the same
+ * reason slab_obj_put() stores a version that would fit a page as a head
+ * plus one chunk when its record does not fit the open page
+ * (slab_page_spills): the chunk goes ahead, the small head follows the
+ * open page's records.
+ */
+static bool wants_own_page(const struct slab_dpage *pg, const struct slab_rec *r,
+                           uint32_t len)
+{
+	return r->rtype == SLAB_REC_CHUNK && pg->nrec > 0 && len > SLAB_PAGE_SIZE / 2 &&
+	       SLAB_PAGE_SIZE - pg->used >= SLAB_PAGE_SIZE / 8;
+}
+
+
+bool slab_page_spills(struct slab_epoch *e, uint32_t chunk_len)
+{
+	const struct slab_dpage *pg = &e->page;
+
+	tslab_mutex_assert_held(&e->lock);
+	return pg->used + chunk_len > SLAB_PAGE_SIZE && chunk_len > SLAB_PAGE_SIZE / 2 &&
+	       pg->nrec > 0 && SLAB_PAGE_SIZE - pg->used >= SLAB_PAGE_SIZE / 8;
+}
+
+/* Write chunk R alone in a page; counted live in its zone from here on. */
+static int page_write_alone(struct slab_store *st, struct slab_epoch *e,
+                            struct slab_rec *r, bool gc, struct slab_loc *loc)
+{
+	uint32_t duid = 0, dgid = 0;
+	uint32_t lba = st->geo.lba_size, zone, zoff, zgen;
+	uint8_t *buf = zns_buf_alloc(SLAB_PAGE_SIZE);
+	int ret;
+
+	if (!buf)
+		return -ENOMEM;
+	memset(buf, 0, SLAB_PAGE_SIZE);
+	ret = slab_rec_encode(buf + SLAB_PAGE_HDR, SLAB_PAGE_SIZE - SLAB_PAGE_HDR, r,
+	                      duid, dgid);
+	if (ret < 0)
+		goto out_free;
+	r->len = (uint32_t)ret;
+	struct slab_page_hdr h = {.epoch = slab_epoch_id(e->eslot, e->gen),
+	                          .used = (uint16_t)(SLAB_PAGE_HDR + r->len),
+	                          .nrec = 1,
+	                          .seq = atomic_fetch_add(&st->page_seq, 1),
+	                          .def_uid = duid,
+	                          .def_gid = dgid};
+
+	slab_page_hdr_encode(buf, &h);
+	ret = slab_zone_write_page(st, e, buf, (h.used + lba - 1) / lba * lba, gc, &zone,
+	                           &zoff, &zgen);
+	if (ret)
+		goto out_free;
+	*loc = (struct slab_loc){zone, zoff + SLAB_PAGE_HDR};
+	slab_zone_live_add(st, zone, r->len);
+	slab_ezone_add(e, zone, zgen, (int64_t)r->len);
+	e->pages++;
+	e->wrote = true;
+	atomic_fetch_add(&st->c_pages, 1);
+out_free:
+	zns_buf_free(buf);
+	return ret;
+}
+
 int slab_page_append(struct slab_store *st, struct slab_epoch *e, struct slab_rec *r,
                      bool gc, struct slab_loc *loc)
 {
@@ -196,6 +268,8 @@ int slab_page_append(struct slab_store *st, struct slab_epoch *e, struct slab_re
 	uint32_t len = slab_rec_size(r, pg->def_uid, pg->def_gid);
 
 	if (pg->used + len > SLAB_PAGE_SIZE) {
+		if (wants_own_page(pg, r, len))
+			return page_write_alone(st, e, r, gc, loc);
 		/* The open page goes first, whatever room it has left (the
 		 * ordering rule above): R is put after every record in it. */
 		ret = slab_page_write(st, e, gc);

@@ -675,6 +675,11 @@ int slab_page_append_raw(struct slab_store *st, struct slab_epoch *e, const uint
                          struct slab_loc *loc, uint32_t *newlen);
 int slab_page_append(struct slab_store *st, struct slab_epoch *e, struct slab_rec *r,
                      bool gc, struct slab_loc *loc);
+/* Whether a version whose single record does not fit E's open page is
+ * better put as a head plus a chunk of CHUNK_LEN bytes: the chunk alone in
+ * a page written at once (it may go ahead, page.c), the head in the open
+ * page, instead of closing the open page early. */
+bool slab_page_spills(struct slab_epoch *e, uint32_t chunk_len);
 
 /* zone.c */
 /* Write a page of LEN bytes for epoch E to its zone (choosing one when
