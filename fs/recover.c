@@ -30,8 +30,8 @@ struct vec {
 struct rec {
 	struct tslab_fs *fs;
 	struct vec inodes, links, xattrs;
-	struct vec xowners; /* owner handle of xattrs[i], as a uintptr */
-	struct vec pending; /* struct pend, filled by the slab_mount callback */
+	struct vec xowners;  /* owner handle of xattrs[i], as a uintptr */
+	struct vec pending;  /* struct pend, filled by the slab_mount callback */
 	struct vec nameless; /* non-directory inodes that lost their name */
 	uint64_t bad;
 	uint64_t freed;
@@ -359,10 +359,12 @@ static void promote(struct rec *r, struct tslab_epoch *ep, struct tslab_inode *i
 	ip->d.hash = l->d.hash;
 	l->d.name = NULL;
 	tslab_ns_insert(ep, dir->ext, &ip->d);
-	if (!r->ro && tslab_data_load(r->fs, ep, ip) == 0 && tslab_inode_put(r->fs, ip) == 0)
+	if (!r->ro && tslab_data_load(r->fs, ep, ip) == 0 &&
+	    tslab_inode_put(r->fs, ip) == 0)
 		rec_free(r, l->h);
 	slab_arena_free(ep->arena, l, sizeof(*l));
-	tslab_log(LOG_INFO, "%s: object %#llx lost its name in a crash; kept under its link",
+	tslab_log(LOG_INFO,
+	          "%s: object %#llx lost its name in a crash; kept under its link",
 	          r->fs->device, (unsigned long long)ip->ino);
 }
 

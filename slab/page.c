@@ -196,28 +196,22 @@ static void page_added(struct slab_store *st, struct slab_epoch *e, uint32_t len
  * (slab_page_spills): the chunk goes ahead, the small head follows the
  * open page's records.
  */
-static bool wants_own_page(const struct slab_dpage *pg, const struct slab_rec *r,
-                           uint32_t len)
+static bool wants_own_page(const struct slab_dpage *pg, uint32_t len)
 {
-	return r->rtype == SLAB_REC_CHUNK && pg->nrec > 0 && len > SLAB_PAGE_SIZE / 2 &&
-	       SLAB_PAGE_SIZE - pg->used >= SLAB_PAGE_SIZE / 8;
+	return pg->used + len > SLAB_PAGE_SIZE && len > SLAB_PAGE_SIZE / 2 &&
+	       pg->nrec > 0 && SLAB_PAGE_SIZE - pg->used >= SLAB_PAGE_SIZE / 8;
 }
-
 
 bool slab_page_spills(struct slab_epoch *e, uint32_t chunk_len)
 {
-	const struct slab_dpage *pg = &e->page;
-
 	tslab_mutex_assert_held(&e->lock);
-	return pg->used + chunk_len > SLAB_PAGE_SIZE && chunk_len > SLAB_PAGE_SIZE / 2 &&
-	       pg->nrec > 0 && SLAB_PAGE_SIZE - pg->used >= SLAB_PAGE_SIZE / 8;
+	return wants_own_page(&e->page, chunk_len);
 }
 
 /* Write chunk R alone in a page; counted live in its zone from here on. */
 static int page_write_alone(struct slab_store *st, struct slab_epoch *e,
                             struct slab_rec *r, bool gc, struct slab_loc *loc)
 {
-	uint32_t duid = 0, dgid = 0;
 	uint32_t lba = st->geo.lba_size, zone, zoff, zgen;
 	uint8_t *buf = zns_buf_alloc(SLAB_PAGE_SIZE);
 	int ret;
@@ -225,17 +219,15 @@ static int page_write_alone(struct slab_store *st, struct slab_epoch *e,
 	if (!buf)
 		return -ENOMEM;
 	memset(buf, 0, SLAB_PAGE_SIZE);
-	ret = slab_rec_encode(buf + SLAB_PAGE_HDR, SLAB_PAGE_SIZE - SLAB_PAGE_HDR, r,
-	                      duid, dgid);
+	ret =
+	    slab_rec_encode(buf + SLAB_PAGE_HDR, SLAB_PAGE_SIZE - SLAB_PAGE_HDR, r, 0, 0);
 	if (ret < 0)
 		goto out_free;
 	r->len = (uint32_t)ret;
 	struct slab_page_hdr h = {.epoch = slab_epoch_id(e->eslot, e->gen),
 	                          .used = (uint16_t)(SLAB_PAGE_HDR + r->len),
 	                          .nrec = 1,
-	                          .seq = atomic_fetch_add(&st->page_seq, 1),
-	                          .def_uid = duid,
-	                          .def_gid = dgid};
+	                          .seq = atomic_fetch_add(&st->page_seq, 1)};
 
 	slab_page_hdr_encode(buf, &h);
 	ret = slab_zone_write_page(st, e, buf, (h.used + lba - 1) / lba * lba, gc, &zone,
@@ -268,7 +260,7 @@ int slab_page_append(struct slab_store *st, struct slab_epoch *e, struct slab_re
 	uint32_t len = slab_rec_size(r, pg->def_uid, pg->def_gid);
 
 	if (pg->used + len > SLAB_PAGE_SIZE) {
-		if (wants_own_page(pg, r, len))
+		if (r->rtype == SLAB_REC_CHUNK && wants_own_page(pg, len))
 			return page_write_alone(st, e, r, gc, loc);
 		/* The open page goes first, whatever room it has left (the
 		 * ordering rule above): R is put after every record in it. */

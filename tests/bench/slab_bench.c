@@ -473,8 +473,8 @@ static void bench_space(void)
 			printf("  %4u B payload: ", lens[i]);
 		else
 			printf("  16..4000 B mixed: ");
-		printf("%.1f device B/object (%.3fx payload), record %.1f B live\n", dev_b,
-		       dev_b * 20000 / payload, rec_b);
+		printf("%.1f device B/object (%.3fx payload), record %.1f B live\n",
+		       dev_b, dev_b * 20000 / payload, rec_b);
 		slab_unmount(st);
 		rmdev(dev);
 	}

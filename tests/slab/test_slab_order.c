@@ -76,10 +76,11 @@ static size_t violations(const struct evs *e)
 
 			if (t >= x->seq || covered(e, t, x))
 				continue;
-			print_message("record seq %llu (type %u, write %zu, zone %u) is on the "
-			              "device without seq %llu\n",
-			              (unsigned long long)x->seq, x->rtype, x->w, x->zone,
-			              (unsigned long long)t);
+			print_message(
+			    "record seq %llu (type %u, write %zu, zone %u) is on the "
+			    "device without seq %llu\n",
+			    (unsigned long long)x->seq, x->rtype, x->w, x->zone,
+			    (unsigned long long)t);
 			bad++;
 			break;
 		}
@@ -112,13 +113,16 @@ static void log_read(const char *path, uint32_t ep, struct evs *out)
 				struct slab_rec x;
 
 				assert_int_equal(slab_rec_decode(p + po + o, ph.used - o,
-				                                 ph.def_uid, ph.def_gid, &x),
+				                                 ph.def_uid, ph.def_gid,
+				                                 &x),
 				                 0);
 				o += x.len;
-				if (x.rtype == SLAB_REC_EPOCH || x.rtype == SLAB_REC_DROP ||
+				if (x.rtype == SLAB_REC_EPOCH ||
+				    x.rtype == SLAB_REC_DROP ||
 				    slab_handle_epoch(x.handle) != ep)
 					continue;
-				ev_push(out, &(struct ev){i, rec.zone, flushes, x.seq, x.rtype});
+				ev_push(out, &(struct ev){i, rec.zone, flushes, x.seq,
+				                          x.rtype});
 				if (x.len > SLAB_PAGE_SIZE / 2)
 					out->big++;
 			}
@@ -328,12 +332,9 @@ static void test_mixed(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_checker),
-	    cmocka_unit_test(test_small_then_big),
-	    cmocka_unit_test(test_reput_big),
-	    cmocka_unit_test(test_fdata_run),
-	    cmocka_unit_test(test_zone_switch),
-	    cmocka_unit_test(test_mixed),
+	    cmocka_unit_test(test_checker),     cmocka_unit_test(test_small_then_big),
+	    cmocka_unit_test(test_reput_big),   cmocka_unit_test(test_fdata_run),
+	    cmocka_unit_test(test_zone_switch), cmocka_unit_test(test_mixed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
