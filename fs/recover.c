@@ -8,7 +8,11 @@
  * parents, links to their inodes and xattrs to their owners. What cannot
  * be attached — an orphan (unlinked while open), a name whose parent is
  * gone, the older of two equal names left by a crash inside a rename — is
- * freed, and counted in the log.
+ * freed, and counted in the log. A file that lost its name to a newer one
+ * but still has hard links keeps living under its first link, as
+ * promote_link() (ops.c) would have made it: a rename over a linked file
+ * puts the new name first and the promoted link after it, and a crash
+ * between the two puts leaves exactly that state.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -26,8 +30,9 @@ struct vec {
 struct rec {
 	struct tslab_fs *fs;
 	struct vec inodes, links, xattrs;
-	struct vec xowners; /* owner handle of xattrs[i], as a uintptr */
-	struct vec pending; /* struct pend, filled by the slab_mount callback */
+	struct vec xowners;  /* owner handle of xattrs[i], as a uintptr */
+	struct vec pending;  /* struct pend, filled by the slab_mount callback */
+	struct vec nameless; /* non-directory inodes that lost their name */
 	uint64_t bad;
 	uint64_t freed;
 	bool ro; /* read-only mount: detach what is unreachable, free nothing */
@@ -279,6 +284,23 @@ static void drop_loser(struct rec *r, struct tslab_dent *d)
 		free_tree(r, ip);
 }
 
+/* IP (not a directory) lost its name to a newer one: it lives on if a link
+ * names it (link_links), else it is freed after the links are attached. */
+static void name_lost(struct rec *r, struct tslab_inode *ip)
+{
+	ip->d.parent = 0;
+	if (vec_push(&r->nameless, ip))
+		free_tree(r, ip);
+}
+
+static bool is_nameless(struct rec *r, struct tslab_inode *ip)
+{
+	for (size_t i = 0; i < r->nameless.n; i++)
+		if (r->nameless.v[i] == ip)
+			return true;
+	return false;
+}
+
 static void link_inodes(struct rec *r)
 {
 	for (size_t i = 0; i < r->inodes.n; i++) {
@@ -288,10 +310,17 @@ static void link_inodes(struct rec *r)
 		if (!ip || ip->ino == SLAB_HANDLE_ROOT)
 			continue;
 		if (!attach(r, &ip->d, &loser)) {
+			struct tslab_inode *pip = tslab_inode_lookup(r->fs, ip->d.parent);
+			bool dup = pip && S_ISDIR(pip->mode) && pip->ext;
+
 			/* Orphan or older duplicate: parent 0 keeps free_tree
 			 * away from any directory's list. */
-			ip->d.parent = 0;
 			r->inodes.v[i] = NULL;
+			if (dup && !S_ISDIR(ip->mode)) {
+				name_lost(r, ip);
+				continue;
+			}
+			ip->d.parent = 0;
 			free_tree(r, ip);
 			continue;
 		}
@@ -300,7 +329,10 @@ static void link_inodes(struct rec *r)
 			for (size_t j = 0; j < r->inodes.n; j++)
 				if (r->inodes.v[j] == lost)
 					r->inodes.v[j] = NULL;
-			drop_loser(r, loser);
+			if (!loser->is_link && lost && !S_ISDIR(lost->mode))
+				name_lost(r, lost);
+			else
+				drop_loser(r, loser);
 		}
 		if (S_ISDIR(ip->mode)) {
 			struct tslab_inode *pip = tslab_inode_lookup(r->fs, ip->d.parent);
@@ -311,6 +343,31 @@ static void link_inodes(struct rec *r)
 	}
 }
 
+/* Link L (attached under its name) becomes the primary name of IP, which
+ * lost its own: in DRAM at once, on the device (inode put under the new
+ * name, link object freed) unless the mount is read-only. */
+static void promote(struct rec *r, struct tslab_epoch *ep, struct tslab_inode *ip,
+                    struct tslab_link *l)
+{
+	struct tslab_inode *dir = tslab_inode_lookup(r->fs, l->d.parent);
+
+	tslab_ns_remove(ep, dir->ext, &l->d);
+	tslab_dent_free_name(ep, &ip->d);
+	ip->d.name = l->d.name;
+	ip->d.name_len = l->d.name_len;
+	ip->d.parent = l->d.parent;
+	ip->d.hash = l->d.hash;
+	l->d.name = NULL;
+	tslab_ns_insert(ep, dir->ext, &ip->d);
+	if (!r->ro && tslab_data_load(r->fs, ep, ip) == 0 &&
+	    tslab_inode_put(r->fs, ip) == 0)
+		rec_free(r, l->h);
+	slab_arena_free(ep->arena, l, sizeof(*l));
+	tslab_log(LOG_INFO,
+	          "%s: object %#llx lost its name in a crash; kept under its link",
+	          r->fs->device, (unsigned long long)ip->ino);
+}
+
 static void link_links(struct rec *r)
 {
 	for (size_t i = 0; i < r->links.n; i++) {
@@ -319,13 +376,19 @@ static void link_links(struct rec *r)
 		struct tslab_epoch *ep = tslab_epoch_get(r->fs, tslab_epoch_of(l->h));
 		struct tslab_dent *loser;
 
-		if (!ip || S_ISDIR(ip->mode) || !ip->d.parent ||
+		bool promoting = ip && !ip->d.parent && is_nameless(r, ip);
+
+		if (!ip || S_ISDIR(ip->mode) || (!ip->d.parent && !promoting) ||
 		    tslab_epoch_of(ip->ino) != ep->id || !attach(r, &l->d, &loser)) {
 			rec_free(r, l->h);
 			continue;
 		}
 		if (loser)
 			drop_loser(r, loser);
+		if (promoting) {
+			promote(r, ep, ip, l);
+			continue;
+		}
 		if (!tslab_ext_get(ep, ip))
 			continue;
 		l->lnext = ip->ext->links;
@@ -454,6 +517,12 @@ int tslab_mount_store(struct tslab_fs *fs)
 	r.ro = fs->read_only;
 	link_inodes(&r);
 	link_links(&r);
+	for (size_t i = 0; i < r.nameless.n; i++) {
+		struct tslab_inode *ip = r.nameless.v[i];
+
+		if (!ip->d.parent)
+			free_tree(&r, ip);
+	}
 	link_xattrs(&r);
 	if (!r.ro)
 		drop_headless_epochs(&r);
@@ -471,6 +540,7 @@ free_vecs:
 		free(r.pending.v[i]);
 	free(r.pending.v);
 	free(r.inodes.v);
+	free(r.nameless.v);
 	free(r.links.v);
 	free(r.xattrs.v);
 	free(r.xowners.v);

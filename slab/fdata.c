@@ -484,6 +484,8 @@ int slab_fdata_write_run(struct slab_store *st, slab_handle_t h, uint64_t idx0,
 			goto unlock;
 		}
 	}
+	/* File data may go ahead of the open page's records (page.c,
+	 * ordering rule): the run is written at once. */
 	/* one page per chunk: a full FDATA record fills a page exactly */
 	for (uint32_t i = 0; i < n; i++) {
 		uint8_t *pg = buf + (size_t)i * SLAB_PAGE_SIZE;

@@ -7,6 +7,19 @@
  * location to (zone, zone offset) and counts it in the zone's live bytes.
  * All functions here run with the epoch lock held (for the root epoch this
  * also covers the drop table).
+ *
+ * Ordering rule: within one epoch, records reach the device in the order
+ * they were put, file data (CHUNK, FDATA) excepted. Every other record goes
+ * through the open page, pages are written in order under the epoch lock,
+ * and a page goes to a zone other than the epoch's previous one only after
+ * a flush covering the pages there (slab_zone_write_page). As the device
+ * keeps a prefix of each zone's writes, what it holds after a power cut is
+ * a prefix of the epoch's puts (plus what the journal made durable). A
+ * record that does not fit the open page therefore closes it, however much
+ * room is left: writing the record ahead of the page would let a power cut
+ * keep a later record without an earlier one (tests/crash/regress.py
+ * "rename-over-linked"). Only file data may go ahead (wants_own_page,
+ * slab_fdata_write_run). docs/design.md "Write ordering" gives the cost.
  */
 #include <errno.h>
 
@@ -190,24 +203,41 @@ static void page_added(struct slab_store *st, struct slab_epoch *e, uint32_t len
 }
 
 /*
- * A big record that does not fit the open page while that page still has
- * room worth keeping goes to a page of its own, written at once; the open
- * page stays open for the small records that follow. Without this a
- * 4,000-byte file (a 4,044-byte data chunk plus a small head record) takes
- * two pages: every chunk would close a page holding one head record.
+ * The exception to the ordering rule: a CHUNK or FDATA record that does
+ * not fit the open page while that page still has room worth keeping goes
+ * to a page of its own, written at once, and the open page stays open for
+ * the small records that follow. A chunk is invisible until its head (same
+ * sequence number, put after its chunks) is on the device too: recovery
+ * skips a version whose head is missing (mount.c rc_decide), and the head
+ * is put after every record the chunk overtook. An FDATA record is file
+ * data of an extents object, which may reach the device before metadata
+ * put earlier, as in a data=ordered file system (runs of full FDATA pages,
+ * slab_fdata_write_run, are written at once too); closing the open page
+ * for it instead left page tails that the space admission does not count,
+ * and a full device then refused an fsync (tests/fs/test_full.py). Without this a
+ * 4,000-byte file (a 4,044-byte chunk plus a small head record) would take two pages:
+ * every chunk would close a page holding one head record. For the same
+ * reason slab_obj_put() stores a version that would fit a page as a head
+ * plus one chunk when its record does not fit the open page
+ * (slab_page_spills): the chunk goes ahead, the small head follows the
+ * open page's records.
  */
 static bool wants_own_page(const struct slab_dpage *pg, uint32_t len)
 {
-	return pg->nrec > 0 && len > SLAB_PAGE_SIZE / 2 &&
-	       SLAB_PAGE_SIZE - pg->used >= SLAB_PAGE_SIZE / 8;
+	return pg->used + len > SLAB_PAGE_SIZE && len > SLAB_PAGE_SIZE / 2 &&
+	       pg->nrec > 0 && SLAB_PAGE_SIZE - pg->used >= SLAB_PAGE_SIZE / 8;
 }
 
-/* Write R alone in a page; counted live in its zone from here on. */
+bool slab_page_spills(struct slab_epoch *e, uint32_t chunk_len)
+{
+	tslab_mutex_assert_held(&e->lock);
+	return wants_own_page(&e->page, chunk_len);
+}
+
+/* Write chunk R alone in a page; counted live in its zone from here on. */
 static int page_write_alone(struct slab_store *st, struct slab_epoch *e,
                             struct slab_rec *r, bool gc, struct slab_loc *loc)
 {
-	bool obj = r->rtype == SLAB_REC_OBJ;
-	uint32_t duid = obj ? r->uid : 0, dgid = obj ? r->gid : 0;
 	uint32_t lba = st->geo.lba_size, zone, zoff, zgen;
 	uint8_t *buf = zns_buf_alloc(SLAB_PAGE_SIZE);
 	int ret;
@@ -215,17 +245,15 @@ static int page_write_alone(struct slab_store *st, struct slab_epoch *e,
 	if (!buf)
 		return -ENOMEM;
 	memset(buf, 0, SLAB_PAGE_SIZE);
-	ret = slab_rec_encode(buf + SLAB_PAGE_HDR, SLAB_PAGE_SIZE - SLAB_PAGE_HDR, r,
-	                      duid, dgid);
+	ret =
+	    slab_rec_encode(buf + SLAB_PAGE_HDR, SLAB_PAGE_SIZE - SLAB_PAGE_HDR, r, 0, 0);
 	if (ret < 0)
 		goto out_free;
 	r->len = (uint32_t)ret;
 	struct slab_page_hdr h = {.epoch = slab_epoch_id(e->eslot, e->gen),
 	                          .used = (uint16_t)(SLAB_PAGE_HDR + r->len),
 	                          .nrec = 1,
-	                          .seq = atomic_fetch_add(&st->page_seq, 1),
-	                          .def_uid = duid,
-	                          .def_gid = dgid};
+	                          .seq = atomic_fetch_add(&st->page_seq, 1)};
 
 	slab_page_hdr_encode(buf, &h);
 	ret = slab_zone_write_page(st, e, buf, (h.used + lba - 1) / lba * lba, r->len, gc,
@@ -257,8 +285,11 @@ int slab_page_append(struct slab_store *st, struct slab_epoch *e, struct slab_re
 	uint32_t len = slab_rec_size(r, pg->def_uid, pg->def_gid);
 
 	if (pg->used + len > SLAB_PAGE_SIZE) {
-		if (wants_own_page(pg, len))
+		if ((r->rtype == SLAB_REC_CHUNK || r->rtype == SLAB_REC_FDATA) &&
+		    wants_own_page(pg, len))
 			return page_write_alone(st, e, r, gc, loc);
+		/* The open page goes first, whatever room it has left (the
+		 * ordering rule above): R is put after every record in it. */
 		ret = slab_page_write(st, e, gc);
 		if (ret)
 			return ret;

@@ -479,6 +479,12 @@ struct slab_epoch {
 	uint64_t pages;
 	struct slab_dpage page;
 	uint32_t cur_zone; /* zone receiving its pages, SLAB_LOC_NONE if none */
+	/* Zone of its last page write (SLAB_LOC_NONE: none yet) and
+	 * st->flush_started right after that write: a page goes to another
+	 * zone only once a flush started later has completed (zone.c), so the
+	 * epoch's pages reach the device in order across zones. */
+	uint32_t wzone;
+	uint64_t wflush;
 	struct slab_ezone *ez;
 	uint32_t ez_n, ez_cap;
 	uint32_t next_efree; /* epoch free list link */
@@ -615,6 +621,10 @@ struct slab_store {
 	 * journaled delete and lose the page holding what replaced the
 	 * deleted record (tests/crash/regress.py "unlink-link"). */
 	atomic_bool pages_unflushed;
+	/* Device flushes: how many were started, and the highest number of one
+	 * that completed (slab_dev_flush). A write that completed before flush
+	 * number N started is durable once flush_done >= N. */
+	_Atomic uint64_t flush_started, flush_done;
 
 	/* counters */
 	_Atomic uint64_t c_objects, c_pages, c_jwrites, c_resets, c_gc_runs, c_gc_moved;
@@ -714,6 +724,11 @@ int slab_page_append_raw(struct slab_store *st, struct slab_epoch *e, const uint
                          struct slab_loc *loc, uint32_t *newlen);
 int slab_page_append(struct slab_store *st, struct slab_epoch *e, struct slab_rec *r,
                      bool gc, struct slab_loc *loc);
+/* Whether a version whose single record does not fit E's open page is
+ * better put as a head plus a chunk of CHUNK_LEN bytes: the chunk alone in
+ * a page written at once (it may go ahead, page.c), the head in the open
+ * page, instead of closing the open page early. */
+bool slab_page_spills(struct slab_epoch *e, uint32_t chunk_len);
 
 /* zone.c */
 /* Write a page of LEN bytes for epoch E to its zone (choosing one when

@@ -5,8 +5,10 @@
  * stay under so that everything admitted can always be written.
  *
  * Cost of a record: its length rounded the way the page packer spends a
- * page on it. A record of more than half a page may take a page of its own
- * (page.c wants_own_page), so it costs a page; a smaller one costs its share
+ * page on it. A record of more than half a page shares its page with at
+ * most small records, so it costs a page (plus a head record when its
+ * payload may be split off as a chunk, page.c slab_page_spills); a
+ * smaller one costs its share
  * of the page when pages hold only records of its size:
  * SLAB_PAGE_SIZE / floor(SLAB_REC_MAX / len). Page tails left by mixed
  * sizes and partial pages written at journal cycles are dead bytes that GC
@@ -49,8 +51,13 @@ uint64_t slab_obj_cost(uint64_t data_len, uint32_t name_len)
 {
 	uint64_t head = SLAB_REC_HDR + SLAB_REC_EXT_MAX + name_len;
 
-	if (data_len <= SLAB_CHUNK_MAX && head + data_len <= SLAB_REC_MAX)
+	if (data_len <= SLAB_CHUNK_MAX && head + data_len <= SLAB_REC_MAX) {
+		/* A chunk of more than half a page may be split off (store.c,
+		 * page.c slab_page_spills): a page for it and a head record. */
+		if (SLAB_REC_HDR + data_len > SLAB_PAGE_SIZE / 2)
+			return SLAB_PAGE_SIZE + slab_rec_cost((uint32_t)head + 8);
 		return slab_rec_cost((uint32_t)(head + data_len));
+	}
 	uint64_t full = data_len / SLAB_CHUNK_MAX, rest = data_len % SLAB_CHUNK_MAX;
 
 	return slab_rec_cost((uint32_t)head) +

@@ -170,7 +170,7 @@ int slab_epoch_init_slot(struct slab_store *st, uint32_t eslot)
 		return -ENOMEM;
 	pthread_mutex_init(&e->lock, NULL);
 	e->eslot = eslot;
-	e->cur_zone = SLAB_LOC_NONE;
+	e->cur_zone = e->wzone = SLAB_LOC_NONE;
 	e->state = EPOCH_FREE;
 	st->etab[eslot] = e;
 	if (eslot >= st->neslots)
@@ -190,7 +190,7 @@ static int epoch_setup(struct slab_epoch *e)
 	}
 	e->free_head = e->free_tail = 0;
 	e->objects = e->pages = 0;
-	e->cur_zone = SLAB_LOC_NONE;
+	e->cur_zone = e->wzone = SLAB_LOC_NONE;
 	e->journaled = false;
 	e->sealed = false;
 	return 0;
@@ -722,8 +722,14 @@ int slab_obj_put(struct slab_store *st, slab_handle_t h, const struct slab_obj *
 	r.data_len = (uint16_t)o->data_len;
 	r.data = o->data;
 	r.uid = ~o->attr.uid; /* worst case: uid/gid extension present */
-	bool single = o->data_len <= SLAB_CHUNK_MAX &&
-	              slab_rec_size(&r, o->attr.uid, o->attr.gid) <= SLAB_REC_MAX;
+	uint32_t rlen = slab_rec_size(&r, o->attr.uid, o->attr.gid);
+	bool single = o->data_len <= SLAB_CHUNK_MAX && rlen <= SLAB_REC_MAX;
+
+	/* A big version that does not fit the open page: head + one chunk
+	 * (page.c, slab_page_spills), so the open page stays open. */
+	if (single && e->page.used + rlen > SLAB_PAGE_SIZE &&
+	    slab_page_spills(e, SLAB_REC_HDR + (uint32_t)o->data_len))
+		single = false;
 
 	r.uid = o->attr.uid;
 	s->chunks = NULL;

@@ -308,6 +308,15 @@ int slab_zone_write_page(struct slab_store *st, struct slab_epoch *e, const uint
 		ret = zone_for_epoch(st, e, len, gc, &z);
 		if (ret)
 			return ret;
+		/* Zones are written independently: the epoch's last page in its
+		 * previous zone must be durable before a page of it lands in
+		 * another (page.c, ordering rule). */
+		if (e->wzone != SLAB_LOC_NONE && z != e->wzone &&
+		    atomic_load(&st->flush_done) <= e->wflush) {
+			ret = slab_dev_flush(st);
+			if (ret)
+				return ret;
+		}
 		struct slab_zone *zn = &st->zones[z];
 
 		pthread_mutex_lock(&zn->wlock);
@@ -337,6 +346,8 @@ int slab_zone_write_page(struct slab_store *st, struct slab_epoch *e, const uint
 			pthread_mutex_unlock(&zn->wlock);
 			atomic_fetch_add(&st->c_dev, len);
 			atomic_store(&st->pages_unflushed, true);
+			e->wzone = z;
+			e->wflush = atomic_load(&st->flush_started);
 			*zone = z;
 			*zoff = (uint32_t)off;
 			*zgen = gen;
@@ -535,8 +546,16 @@ int slab_dev_flush(struct slab_store *st)
 
 	if (r)
 		return r;
+	uint64_t n = atomic_fetch_add(&st->flush_started, 1) + 1;
+
 	r = zns_flush(st->dev);
 	io_exit(st);
+	if (!r) {
+		uint64_t d = atomic_load(&st->flush_done);
+
+		while (d < n && !atomic_compare_exchange_weak(&st->flush_done, &d, n))
+			;
+	}
 	return r;
 }
 

@@ -28,7 +28,9 @@
  *            cycles 1, 2, 10, 100, 1000 (about 0.06 s per cycle on an image
  *            in /dev/shm).
  *   space    device bytes per object (pages + journal) for 100, 512, 4000 B
- *            payloads with 8-byte names, 20,000 objects each.
+ *            payloads with 8-byte names, 20,000 objects each, and for
+ *            payloads uniform in 16..4000 B (fixed seed; "mixed"), where the
+ *            ratio is device bytes / payload bytes of the whole set.
  *   gc       write amplification (user + GC bytes) / user bytes for FIFO
  *            epoch drops and for 30 % random frees across epochs.
  */
@@ -224,10 +226,23 @@ static struct slab_store *mount(struct zns_dev *dev)
 	return st;
 }
 
+/* Payload length of object I of a "mixed" set: uniform in 16..4000. */
+static uint32_t mixed_len(long i)
+{
+	uint64_t x = (uint64_t)i * 0x9e3779b97f4a7c15ull + 12345;
+
+	x ^= x >> 31;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 29;
+	return 16 + (uint32_t)(x % (4000 - 16 + 1));
+}
+
+/* N objects of LEN payload bytes (LEN 0: mixed_len(i) for object I). */
 static int fill(struct slab_store *st, uint32_t ep, long n, uint32_t len,
                 slab_handle_t *hs)
 {
 	static uint8_t data[8192];
+	bool mixed = len == 0;
 	char name[16];
 	struct slab_obj o = {
 	    .kind = 1,
@@ -241,6 +256,10 @@ static int fill(struct slab_store *st, uint32_t ep, long n, uint32_t len,
 		slab_handle_t h;
 		int r;
 
+		if (mixed) {
+			o.data_len = o.attr.size = mixed_len(i);
+			len = (uint32_t)o.data_len;
+		}
 		snprintf(name, sizeof(name), "%08x", (unsigned)(i & 0xffffffff));
 		memset(data, (int)i, len);
 		r = slab_obj_alloc(st, ep, &h);
@@ -429,15 +448,18 @@ static void bench_memory(int cycles)
 
 static void bench_space(void)
 {
-	uint32_t lens[3] = {100, 512, 4000};
+	uint32_t lens[4] = {100, 512, 4000, 0};
 
 	printf("space (20,000 objects, 8-byte names, device bytes = pages + journal):\n");
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		struct zns_dev *dev = mkdev(16, 64ull << 20);
 		struct slab_store *st = mount(dev);
 		struct slab_counters c0, c1;
+		double payload = 0;
 		uint32_t ep;
 
+		for (long k = 0; k < 20000; k++)
+			payload += lens[i] ? lens[i] : mixed_len(k);
 		slab_epoch_create(st, &ep);
 		slab_counters_get(st, &c0);
 		fill(st, ep, 20000, lens[i], NULL);
@@ -447,9 +469,12 @@ static void bench_space(void)
 		    (double)(c1.device_bytes_written - c0.device_bytes_written) / 20000;
 		double rec_b = (double)(c1.bytes_live) / 20000;
 
-		printf("  %4u B payload: %.1f device B/object (%.3fx payload), record "
-		       "%.1f B live\n",
-		       lens[i], dev_b, dev_b / lens[i], rec_b);
+		if (lens[i])
+			printf("  %4u B payload: ", lens[i]);
+		else
+			printf("  16..4000 B mixed: ");
+		printf("%.1f device B/object (%.3fx payload), record %.1f B live\n",
+		       dev_b, dev_b * 20000 / payload, rec_b);
 		slab_unmount(st);
 		rmdev(dev);
 	}
