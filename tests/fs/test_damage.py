@@ -605,7 +605,7 @@ def campaign(env):
     for k in sorted(counts):
         print("| %s | %d |" % (k, counts[k]))
     for i, outcome, what, log in bad:
-        print("image %d: %s: %s\n%s" % (i, outcome, what, log[-1500:]))
+        print("image %d: %s: %s\n%s" % (i, outcome, what, log[-1500:] if outcome != "hang" else log[-12000:]))
     check(not [b for b in bad if b[1] in BAD],
           "%d images served wrong, missing or resurrected data, crashed or hung"
           % len([b for b in bad if b[1] in BAD]))
