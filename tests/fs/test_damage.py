@@ -337,6 +337,10 @@ class Daemon:
             except OSError as e:
                 comm, top = "?", [str(e)]
             lines.append("%s %s: %s" % (tid, comm, " < ".join(top)))
+        if shutil.which("fuser") and is_mounted(self.path):  # who holds the mount
+            r = subprocess.run(["fuser", "-vm", self.path], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, check=False)
+            lines += ["fuser: " + ln for ln in r.stdout.splitlines()]
         if shutil.which("gdb"):  # user-space stacks, when gdb is there
             r = subprocess.run(["gdb", "-p", str(self.proc.pid), "-batch", "-nx",
                                 "-ex", "thread apply all bt 12"],
@@ -349,10 +353,18 @@ class Daemon:
 
     def umount(self):
         """0 clean exit, 'crash', or 'hang'."""
+        # umount fails with EBUSY while anything briefly holds the mount
+        # (a path lookup in flight, as for tslabtest.Mount.umount): a
+        # daemon left idle by a failed umount is not a hang, try again.
         self.umount_rc = None
-        if is_mounted(self.path):
+        for _ in range(60):
+            if self.proc.poll() is not None or not is_mounted(self.path):
+                break
             self.umount_rc = subprocess.run(["umount", self.path], check=False,
                                             stderr=subprocess.DEVNULL).returncode
+            if self.umount_rc == 0:
+                break
+            time.sleep(0.5)
         try:
             rc = self.proc.wait(HANG_S)
         except subprocess.TimeoutExpired:
