@@ -84,9 +84,18 @@ void tslab_log(int prio, const char *fmt, ...)
 		return;
 	va_start(ap, fmt);
 	if (log_stderr) {
-		fputs("tslabfs: ", stderr);
-		vfprintf(stderr, fmt, ap);
-		fputc('\n', stderr);
+		/* One write(2) per line: threads log concurrently (the readahead
+		 * and transport lines come at the same moment), and stderr is
+		 * unbuffered, so separate stdio calls would interleave. */
+		char line[2048];
+		int n = snprintf(line, sizeof(line), "tslabfs: ");
+
+		n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+		if (n > (int)sizeof(line) - 2)
+			n = (int)sizeof(line) - 2;
+		line[n++] = '\n';
+		if (write(STDERR_FILENO, line, (size_t)n) < 0)
+			(void)0; /* nowhere left to report it */
 	} else {
 		vsyslog(prio, fmt, ap);
 	}

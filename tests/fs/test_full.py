@@ -92,11 +92,15 @@ def worker(root, seed, out):
         name = "s%06d" % seq
         seq += 1
         try:
-            with open(os.path.join(root, name), "wb") as f:
-                files[name] = b""
-                f.write(b"s")
-                f.flush()
-                files[name] = b"s"
+            # os.write, not a buffered file: a buffered write refused with
+            # ENOSPC is written again at close(), where it may succeed once
+            # another worker freed space, and the model would say empty
+            fd = os.open(os.path.join(root, name), os.O_CREAT | os.O_WRONLY, 0o644)
+            files[name] = b""
+            try:
+                files[name] = b"s"[:os.write(fd, b"s")]
+            finally:
+                os.close(fd)
         except OSError as e:
             if e.errno != errno.ENOSPC:
                 out.put(("error", "%s: small create: %s" % (root, e)))
