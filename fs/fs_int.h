@@ -364,6 +364,8 @@ void tslab_ns_remove(struct tslab_epoch *pep, struct tslab_ext *dir,
 int tslab_dent_set_name(struct tslab_epoch *ep, struct tslab_dent *d,
                         slab_handle_t parent, const char *name, size_t len);
 void tslab_dent_free_name(struct tslab_epoch *ep, struct tslab_dent *d);
+void tslab_dent_take_name(struct tslab_epoch *ep, struct tslab_inode *dir,
+                          struct tslab_dent *d, struct tslab_dent *from);
 
 struct tslab_inode *tslab_inode_new(struct tslab_epoch *ep, slab_handle_t h);
 void tslab_inode_free(struct tslab_epoch *ep, struct tslab_inode *ip);

@@ -332,6 +332,22 @@ int tslab_dent_set_name(struct tslab_epoch *ep, struct tslab_dent *d,
 	return 0;
 }
 
+/* D takes over the name of FROM, which leaves DIR's listing (DIR in EP, as
+ * both names are): a link's name becoming its inode's own. */
+void tslab_dent_take_name(struct tslab_epoch *ep, struct tslab_inode *dir,
+                          struct tslab_dent *d, struct tslab_dent *from)
+{
+	tslab_ns_remove(ep, dir->ext, from);
+	tslab_dent_free_name(ep, d);
+	d->name = from->name;
+	d->name_len = from->name_len;
+	d->parent = from->parent;
+	d->hash = from->hash;
+	from->name = NULL;
+	from->name_len = 0;
+	tslab_ns_insert(ep, dir->ext, d);
+}
+
 void tslab_dent_free_name(struct tslab_epoch *ep, struct tslab_dent *d)
 {
 	if (d->name)

@@ -666,14 +666,7 @@ static int promote_link(struct tslab_fs *fs, struct tslab_epoch *ep,
 		return err;
 	if (!ldir)
 		return -EIO;
-	tslab_ns_remove(ep, ldir->ext, &l->d);
-	tslab_dent_free_name(ep, &ip->d);
-	ip->d.name = l->d.name;
-	ip->d.name_len = l->d.name_len;
-	ip->d.parent = l->d.parent;
-	ip->d.hash = l->d.hash;
-	l->d.name = NULL;
-	tslab_ns_insert(ep, ldir->ext, &ip->d);
+	tslab_dent_take_name(ep, ldir, &ip->d, &l->d);
 	ip->ext->links = l->lnext;
 	ip->nlink--;
 	ip->ctime = tslab_now();

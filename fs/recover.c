@@ -351,14 +351,7 @@ static void promote(struct rec *r, struct tslab_epoch *ep, struct tslab_inode *i
 {
 	struct tslab_inode *dir = tslab_inode_lookup(r->fs, l->d.parent);
 
-	tslab_ns_remove(ep, dir->ext, &l->d);
-	tslab_dent_free_name(ep, &ip->d);
-	ip->d.name = l->d.name;
-	ip->d.name_len = l->d.name_len;
-	ip->d.parent = l->d.parent;
-	ip->d.hash = l->d.hash;
-	l->d.name = NULL;
-	tslab_ns_insert(ep, dir->ext, &ip->d);
+	tslab_dent_take_name(ep, dir, &ip->d, &l->d);
 	if (!r->ro && tslab_data_load(r->fs, ep, ip) == 0 &&
 	    tslab_inode_put(r->fs, ip) == 0)
 		rec_free(r, l->h);
