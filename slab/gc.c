@@ -168,9 +168,15 @@ static void gc_give_up(struct slab_store *st)
 /*
  * Collect victims until more than the reserve of zones is empty. Gives up
  * (until enough new dead space appears, see gc_needed()) when no victim
- * exists or four victims in a row did not add an empty zone: live data then
- * really fills the device.
+ * exists, when less than a zone of dead space is left in full zones (live
+ * data then really fills the device), or after GC_STALL_MAX victims in a
+ * row that did not add an empty zone. A victim 60-80 % live costs most of
+ * a destination zone, so on a device well below full several victims in a
+ * row may gain nothing in zone counts while the dead space still shrinks;
+ * giving up after four of them failed writes at 64 % live (test_gc_full,
+ * seen under CPU load).
  */
+#define GC_STALL_MAX 16u
 /*
  * Empty zones plus the empty zones user writes took so far: what a GC pass
  * has won back shows in it even when a writer it unblocked takes a freed
@@ -211,7 +217,9 @@ int slab_gc_pass(struct slab_store *st)
 		if (now > best) {
 			best = now;
 			stalled = 0;
-		} else if (++stalled >= 4 || atomic_load(&st->zones[v].live) != 0) {
+		} else if (atomic_load(&st->zones[v].live) != 0 ||
+		           slab_dead_bytes(st) < st->geo.zone_capacity ||
+		           ++stalled >= GC_STALL_MAX) {
 			gc_give_up(st);
 			break;
 		}
