@@ -144,6 +144,17 @@ static int pick_victim(struct slab_store *st, uint64_t *wp)
 	return best;
 }
 
+/* Victim V (picked, ZS_GC) is an ordinary full zone again; COPIED: a GC run
+ * went over it. */
+static void victim_release(struct slab_store *st, uint32_t v, bool copied)
+{
+	pthread_mutex_lock(&st->zlock);
+	st->zones[v].state = ZS_FULL;
+	pthread_mutex_unlock(&st->zlock);
+	if (copied)
+		atomic_fetch_add(&st->c_gc_runs, 1);
+}
+
 uint64_t slab_dead_bytes(struct slab_store *st)
 {
 	uint64_t dead = 0;
@@ -203,10 +214,7 @@ int slab_gc_pass(struct slab_store *st)
 			break;
 		}
 		ret = gc_zone(st, (uint32_t)v, wp);
-		pthread_mutex_lock(&st->zlock);
-		st->zones[v].state = ZS_FULL;
-		pthread_mutex_unlock(&st->zlock);
-		atomic_fetch_add(&st->c_gc_runs, 1);
+		victim_release(st, (uint32_t)v, true);
 		if (ret)
 			break;
 		ret = slab_sync_all(st, false);
@@ -244,16 +252,11 @@ int slab_gc_run(struct slab_store *st, uint32_t max_zones, uint32_t *done)
 		 * copies fill zones of their own, which must not qualify in
 		 * turn (a run ends). */
 		if (wp - atomic_load(&st->zones[v].live) < st->geo.zone_capacity / 8) {
-			pthread_mutex_lock(&st->zlock);
-			st->zones[v].state = ZS_FULL;
-			pthread_mutex_unlock(&st->zlock);
+			victim_release(st, (uint32_t)v, false);
 			break;
 		}
 		ret = gc_zone(st, (uint32_t)v, wp);
-		pthread_mutex_lock(&st->zlock);
-		st->zones[v].state = ZS_FULL;
-		pthread_mutex_unlock(&st->zlock);
-		atomic_fetch_add(&st->c_gc_runs, 1);
+		victim_release(st, (uint32_t)v, true);
 		if (!ret)
 			ret = slab_sync_all(st, false);
 		if (ret)
