@@ -296,6 +296,24 @@ def kill_live():
 atexit.register(kill_live)
 
 
+def umount_retry(path, proc=None):
+    """umount(8) PATH, again for up to 30 s while it fails: it fails with
+    EBUSY while anything briefly holds the mount (a path lookup in flight,
+    as for tslabtest.Mount.umount), and a daemon left idle by a failed
+    umount is not a hang. The last exit code; None if it was not mounted
+    (or PROC, its daemon, had exited)."""
+    rc = None
+    for _ in range(60):
+        if (proc is not None and proc.poll() is not None) or not is_mounted(path):
+            break
+        rc = subprocess.run(["umount", path], check=False,
+                            stderr=subprocess.DEVNULL).returncode
+        if rc == 0:
+            break
+        time.sleep(0.5)
+    return rc
+
+
 class Daemon:
     """tslabfs -f with a bounded wait; no Fail on a refused mount."""
 
@@ -353,18 +371,7 @@ class Daemon:
 
     def umount(self):
         """0 clean exit, 'crash', or 'hang'."""
-        # umount fails with EBUSY while anything briefly holds the mount
-        # (a path lookup in flight, as for tslabtest.Mount.umount): a
-        # daemon left idle by a failed umount is not a hang, try again.
-        self.umount_rc = None
-        for _ in range(60):
-            if self.proc.poll() is not None or not is_mounted(self.path):
-                break
-            self.umount_rc = subprocess.run(["umount", self.path], check=False,
-                                            stderr=subprocess.DEVNULL).returncode
-            if self.umount_rc == 0:
-                break
-            time.sleep(0.5)
+        self.umount_rc = umount_retry(self.path, self.proc)
         try:
             rc = self.proc.wait(HANG_S)
         except subprocess.TimeoutExpired:
@@ -813,12 +820,15 @@ def regressions(env):
               "mount.tslabfs with pass 2: %d\n%s%s" % (r.returncode, r.stdout, r.stderr))
         check("repaired" in r.stdout, "fsck did not run:\n" + r.stdout + r.stderr)
     finally:
+        # mount.tslabfs started the daemon: it is not in LIVE, so nothing
+        # else would take this mount down
+        umount_retry(mnt)
+        for _ in range(3000):
+            if not is_mounted(mnt):
+                break
+            time.sleep(0.02)
         if is_mounted(mnt):
-            subprocess.run(["umount", mnt], check=False)
-            for _ in range(3000):
-                if not is_mounted(mnt):
-                    break
-                time.sleep(0.02)
+            subprocess.run(["umount", "-l", mnt], check=False)
     print("regressions: PASS")
 
 

@@ -266,20 +266,25 @@ class Env:
 
 
 def run(main):
-    """Run main(env); print PASS/FAIL; exit 0/1."""
+    """Run main(env); print PASS/FAIL; exit 0/1. Whatever happens (a Fail,
+    any other exception, SIGTERM from a test timeout), every mount the test
+    made is taken down."""
     env = Env(sys.argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    ok = False
     try:
         main(env)
         bugs = env.bug_lines()
         if bugs:
             raise Fail("the daemon reported an internal error:\n" + "\n".join(bugs[:10]))
+        ok = True
     except Fail as e:
         print("FAIL:", e)
         for m in env.mounts:
             print("--- daemon log (%s) ---" % m.log)
             print(m.read_log())
+    finally:
         env.cleanup()
-        sys.exit(1)
-    env.cleanup()
-    print("PASS")
-    sys.exit(0)
+    if ok:
+        print("PASS")
+    sys.exit(0 if ok else 1)
